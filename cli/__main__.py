@@ -1,0 +1,3 @@
+from dissect.cli.main import cli
+
+cli(prog_name="dissect")

@@ -1,0 +1,135 @@
+"""The `dissect` command line: parse, call engine/ledger, print.
+
+Errors in the user's input (InputError from the engine, LedgerError from the
+ledger) print one line and exit with code 2, like click's own usage errors.
+The engine, which imports torch, is imported only by the commands that train.
+"""
+import sys
+
+import click
+
+from dissect import ledger
+from dissect.cli.output import FORMATS, emit
+
+DEFAULT_LEDGER = "ledger"
+
+
+class DissectGroup(click.Group):
+    def invoke(self, ctx):
+        from dissect.engine.errors import InputError
+
+        try:
+            return super().invoke(ctx)
+        except (InputError, ledger.LedgerError) as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=DissectGroup)
+@click.version_option(package_name="dissect")
+def cli():
+    """Train CLIP with online sample selection (DISSect and baselines) and
+    record every sample's score, history and selection in a DuckDB-readable ledger."""
+
+
+ledger_option = click.option("--ledger", "ledger_dir", default=DEFAULT_LEDGER, show_default=True,
+                             type=click.Path(file_okay=False), help="Ledger folder.")
+
+
+@cli.command("make-synthetic")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--n", default=2000, show_default=True, help="Train samples.")
+@click.option("--noise-ratio", default=0.4, show_default=True, help="Fraction of train pairs with noisy captions.")
+@click.option("--noise-type", type=click.Choice(["shuffle", "partial"]), default="shuffle", show_default=True,
+              help="shuffle: another sample's caption; partial: one attribute changed.")
+@click.option("--test-n", default=500, show_default=True, help="Clean test samples.")
+@click.option("--image-size", default=32, show_default=True, help="Image side in pixels.")
+@click.option("--seed", default=0, show_default=True)
+def make_synthetic(out, n, noise_ratio, noise_type, test_n, image_size, seed):
+    """Write a synthetic noisy image-text dataset: webdataset shards + samples.parquet."""
+    from dissect.engine import data
+
+    dataset = data.make_synthetic(out, n=n, test_n=test_n, noise_ratio=noise_ratio, noise_type=noise_type,
+                                  image_size=image_size, seed=seed)
+    noisy = sum(dataset.manifest["is_noisy"].to_pylist())
+    click.echo(f"wrote {dataset.n_samples} samples ({n} train, {noisy} noisy; {test_n} test) to {out}")
+
+
+@cli.command()
+@click.argument("data", type=click.Path())
+@click.option("--model", default="dissect-tiny", show_default=True,
+              help="dissect-tiny, dissect-small or any open_clip model name (RN50, ViT-B-32, ...).")
+@click.option("--strategy", default="dissect-warmup", show_default=True,
+              help="full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum.")
+@click.option("--ratio", default=0.3, show_default=True, type=float, help="Selection ratio r: k = floor(r * B).")
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--weight-decay", default=0.1, show_default=True)
+@click.option("--warmup-steps", default=50, show_default=True, help="Linear learning-rate warm-up steps.")
+@click.option("--logit-scale-lr-mult", default=1.0, show_default=True,
+              help="Learning-rate multiplier for the logit scale alone.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--eval-every", default=1, show_default=True, help="Retrieval eval on the test split every K epochs.")
+@ledger_option
+@click.option("--run", default=None, help="Run name [default: STRATEGY-rRATIO-sSEED].")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Checkpoint folder [default: LEDGER/checkpoints/RUN].")
+@click.option("--warmup-epochs", default=None, type=int,
+              help="dissect-warmup's T_w: random selection before, delta after [default: epochs // 4].")
+@click.option("--momentum", default=0.9, show_default=True, help="dissect-momentum's beta.")
+@click.option("--score-mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True,
+              help="Model mode of the no-grad scoring pass.")
+@click.option("--workers", default=2, show_default=True, help="DataLoader worker processes.")
+@click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
+@click.option("--resume", is_flag=True, help="Continue RUN from its last checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(data, ledger_dir, run, **options):
+    """Train a CLIP model on DATA, selecting samples online, into the ledger."""
+    from dissect.engine import train as engine_train
+
+    run = run or f"{options['strategy']}-r{options['ratio']}-s{options['seed']}"
+    record = engine_train.train(engine_train.TrainConfig(data=data, ledger=ledger_dir, run=run, **options))
+    click.echo(f"run {run} {record['status']}: ledger {ledger_dir}, checkpoint {record['config']['out']}")
+
+
+@cli.command()
+@click.argument("sql")
+@ledger_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def query(sql, ledger_dir, fmt):
+    """Run SQL against the ledger's views: scores, steps, evals, samples, runs."""
+    columns, rows = ledger.query(ledger_dir, sql)
+    emit(columns, rows, fmt)
+
+
+@cli.command()
+@ledger_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def runs(ledger_dir, fmt):
+    """List the runs in the ledger."""
+    columns, rows = ledger.named_query(ledger_dir, "runs_list")
+    emit(columns, rows, fmt, title=f"runs in {ledger_dir}")
+
+
+@cli.command()
+@click.option("--out", default="dissect-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the dataset and the ledger.")
+@click.option("--epochs", default=16, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace a demo ledger already in OUT.")
+def demo(out, epochs, overwrite):
+    """Generate a noisy dataset, train full, random, small-loss and dissect-warmup at r = 0.3, compare."""
+    from dissect.engine import demo as engine_demo
+
+    settings = engine_demo.DemoSettings(out=out, epochs=epochs, warmup_epochs=epochs // 2, overwrite=overwrite)
+    click.echo(f"dataset: {settings.n} train pairs, {settings.noise_ratio:.0%} with shuffled captions, "
+               f"{settings.test_n} clean test pairs; {epochs} epochs each, T_w = {settings.warmup_epochs}")
+    ledger_dir, run_names = engine_demo.run(
+        settings, on_run_start=lambda s: click.echo(f"training {s} ..."))
+    columns, rows = ledger.named_query(ledger_dir, "run_summary", [run_names])
+    emit(columns, rows, title="demo: R@sum on the clean test split; clean = share of selected pairs that are not noisy")
+    click.echo(f"ledger: {ledger_dir}   try: dissect query --ledger {ledger_dir} \"SELECT * FROM runs\"")
+
+
+if __name__ == "__main__":
+    cli()

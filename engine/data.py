@@ -1,0 +1,167 @@
+"""Datasets on disk and the loader that streams them into training.
+
+A dataset is a folder with webdataset tar shards in img2dataset's layout
+(KEY.png / KEY.txt / KEY.json) and a manifest `samples.parquet` that gives every
+sample a dense `sample_id` (0..N-1) next to the source's own `key`. Dense ids
+let the training state be plain tensors indexed by id.
+"""
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+import webdataset as wds
+
+from dissect.engine import synthetic
+from dissect.engine.errors import InputError
+
+MANIFEST = "samples.parquet"
+SHARD_SIZE = 1000
+
+
+class DatasetError(InputError):
+    pass
+
+
+@dataclass
+class Dataset:
+    root: Path
+    name: str
+    manifest: pa.Table
+    fingerprint: str
+
+    @property
+    def n_samples(self) -> int:
+        return self.manifest.num_rows
+
+    def split(self, split: str) -> pa.Table:
+        return self.manifest.filter(pc.equal(self.manifest["split"], split))
+
+    def shard_urls(self, split: str) -> list[str]:
+        shards = sorted(set(self.split(split)["shard"].to_pylist()))
+        return [str(self.root / s) for s in shards]
+
+    def key_to_id(self, split: str) -> dict[str, int]:
+        part = self.split(split)
+        return dict(zip(part["key"].to_pylist(), part["sample_id"].to_pylist()))
+
+
+def open_dataset(path: str | os.PathLike) -> Dataset:
+    root = Path(path)
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise DatasetError(f"no dataset at {root}: expected {MANIFEST} there (make one with `dissect make-synthetic`)")
+    manifest = pq.read_table(manifest_path)
+    if manifest.num_rows == 0 or pc.sum(pc.equal(manifest["split"], "train")).as_py() in (None, 0):
+        raise DatasetError(f"dataset at {root} has no train samples")
+    fingerprint = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+    return Dataset(root.resolve(), f"{root.resolve().name}-{fingerprint[:8]}", manifest, fingerprint)
+
+
+# --- writing ---------------------------------------------------------------
+
+def make_synthetic(out, *, n: int, test_n: int, noise_ratio: float, noise_type: str,
+                   image_size: int = 32, seed: int = 0, shard_size: int = SHARD_SIZE) -> Dataset:
+    """Write the synthetic benchmark to OUT (shards + manifest), all or nothing."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise DatasetError(f"{out} exists and is not empty: choose a new folder")
+    if n < 1:
+        raise DatasetError("--n must be at least 1")
+    if not 0 <= noise_ratio < 1:
+        raise DatasetError(f"--noise-ratio {noise_ratio} is outside [0, 1)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        rows = _write_shards(
+            staging,
+            synthetic.generate(n, test_n, noise_ratio, noise_type, image_size, seed),
+            shard_size,
+        )
+        pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), staging / MANIFEST)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return open_dataset(out)
+
+
+MANIFEST_SCHEMA = pa.schema([
+    ("sample_id", pa.int64()),
+    ("key", pa.string()),
+    ("caption", pa.string()),
+    ("split", pa.string()),
+    ("is_noisy", pa.bool_()),
+    ("shard", pa.string()),
+])
+
+
+def _write_shards(root: Path, samples, shard_size: int) -> list[dict]:
+    """Write (split, index, png, caption, is_noisy, meta) tuples as img2dataset-style shards."""
+    rows, writer, current = [], None, None
+    counts: dict[str, int] = {}
+    for split, index, png, text, is_noisy, meta in samples:
+        k = counts.get(split, 0)
+        counts[split] = k + 1
+        shard_name = f"{split}/{k // shard_size:05d}.tar"
+        if shard_name != current:
+            if writer:
+                writer.close()
+            (root / split).mkdir(exist_ok=True)
+            writer, current = wds.TarWriter(str(root / shard_name)), shard_name
+        key = f"{k // shard_size:05d}{k % shard_size:04d}"
+        writer.write({"__key__": key, "png": png, "txt": text, "json": meta.encode()})
+        rows.append(dict(sample_id=index, key=key, caption=text, split=split, is_noisy=is_noisy, shard=shard_name))
+    if writer:
+        writer.close()
+    return rows
+
+
+# --- reading ---------------------------------------------------------------
+
+def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: int,
+           shuffle: bool, seed: int = 0, epoch: int = 0, workers: int = 0) -> torch.utils.data.DataLoader:
+    """Batches of (sample_id, image, tokens) from the split's shards.
+
+    The order is a function of (seed, epoch): shards and samples are shuffled by
+    webdataset's deterministic shuffle, and worker RNGs come from a generator
+    seeded the same way, so a resumed epoch sees exactly the batches it would have.
+    """
+    ids = dataset.key_to_id(split)
+
+    def to_sample(sample):
+        key, image, text = sample
+        return ids[key], transform(image), tokenizer(text)[0]
+
+    stage_seed = seed * 1_000_003
+    urls = dataset.shard_urls(split)
+    stages = [wds.SimpleShardList(urls)]
+    if shuffle:
+        stages.append(wds.detshuffle(len(urls), len(urls), seed=stage_seed, epoch=epoch - 1))
+    stages += [wds.split_by_node, wds.split_by_worker, wds.tarfile_to_samples()]
+    if shuffle:
+        stages.append(wds.detshuffle(2000, 500, seed=stage_seed + 1, epoch=epoch - 1))
+    stages += [
+        wds.decode("pil"),
+        wds.to_tuple("__key__", "png;jpg;jpeg;webp", "txt"),
+        wds.map(to_sample),
+        wds.batched(batch_size, partial=True, collation_fn=_collate),
+    ]
+    generator = torch.Generator().manual_seed(stage_seed + epoch)
+    return torch.utils.data.DataLoader(
+        wds.DataPipeline(*stages), batch_size=None, num_workers=workers, generator=generator,
+        persistent_workers=False,
+    )
+
+
+def _collate(samples):
+    ids, images, tokens = zip(*samples)
+    return torch.tensor(ids, dtype=torch.long), torch.stack(images), torch.stack(tokens)

@@ -1,0 +1,321 @@
+"""The training loop: score the batch, let the strategy pick, train on the picks.
+
+One step (DESIGN.md): a no-grad forward of the whole batch gives every sample's
+CLIPScore and InfoNCE loss; the strategy picks k = floor(r * B); a forward and
+backward on those k with open_clip's ClipLoss; AdamW, cosine schedule, logit
+scale clamped to ln(100). Every step's scores and decisions go to the ledger
+writer, which writes them in the background.
+"""
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss
+from open_clip_train.scheduler import cosine_lr
+from tqdm import tqdm
+
+from dissect import ledger
+from dissect.engine import data, evaluate, models, strategies
+from dissect.engine.errors import InputError
+
+MAX_LOGIT_SCALE = math.log(100)
+CLIPSCORE_WEIGHT = 100.0
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    ledger: str
+    run: str
+    model: str = "dissect-tiny"
+    strategy: str = "dissect-warmup"
+    ratio: float = 0.3
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    logit_scale_lr_mult: float = 1.0
+    seed: int = 0
+    eval_every: int = 1
+    out: str | None = None
+    warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
+    momentum: float = 0.9              # dissect-momentum's beta
+    score_mode: str = "eval"           # model mode of the scoring pass
+    workers: int = 0
+    device: str | None = None
+    resume: bool = False
+    quiet: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def resolved(self) -> "TrainConfig":
+        out = self.out or str(Path(self.ledger) / "checkpoints" / self.run)
+        warmup = self.warmup_epochs if self.warmup_epochs is not None else max(1, self.epochs // 4)
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        ratio = 1.0 if self.strategy == "full" else self.ratio  # full trains on every sample
+        return TrainConfig(**{**asdict(self), "out": out, "warmup_epochs": warmup, "device": device, "ratio": ratio})
+
+
+def validate(cfg: TrainConfig) -> data.Dataset:
+    """Every check that can fail on the user's input, before anything is written."""
+    if cfg.strategy not in strategies.REGISTRY:
+        raise strategies.UnknownStrategy(
+            f"unknown strategy {cfg.strategy!r}: choose one of {', '.join(strategies.REGISTRY)}")
+    models.check_model_name(cfg.model)
+    if not 0 < cfg.ratio <= 1:
+        raise InputError(f"--ratio {cfg.ratio} is outside (0, 1]: give the fraction of each batch to train on")
+    for name in ("epochs", "batch_size", "eval_every"):
+        if getattr(cfg, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+    if cfg.strategy == "dissect-warmup" and not 1 <= cfg.warmup_epochs < cfg.epochs:
+        raise InputError(f"--warmup-epochs {cfg.warmup_epochs} must be at least 1 and below --epochs {cfg.epochs}")
+    if not 0 <= cfg.momentum < 1:
+        raise InputError(f"--momentum {cfg.momentum} is outside [0, 1)")
+    if cfg.score_mode not in ("eval", "train"):
+        raise InputError(f"--score-mode {cfg.score_mode!r}: use eval or train")
+    if not cfg.run or "/" in cfg.run or cfg.run.startswith("."):
+        raise InputError(f"--run {cfg.run!r} is not a usable run name: use letters, digits, '-' and '_'")
+    dataset = data.open_dataset(cfg.data)
+    record = ledger.read_run(cfg.ledger, cfg.run)
+    checkpoint = Path(cfg.out) / CHECKPOINT
+    if cfg.resume:
+        if record is None or not checkpoint.exists():
+            raise InputError(f"nothing to resume: run {cfg.run!r} has no checkpoint at {checkpoint}")
+        if record["dataset_fingerprint"] != dataset.fingerprint:
+            raise InputError(f"run {cfg.run!r} was trained on another dataset (fingerprint "
+                             f"{record['dataset_fingerprint'][:12]}, {cfg.data} has {dataset.fingerprint[:12]})")
+    elif record is not None:
+        raise InputError(f"run {cfg.run!r} is already in {cfg.ledger}: pick another --run or pass --resume")
+    return dataset
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, logit_scale_lr_mult: float):
+    """open_clip_train's split: no weight decay on gains, biases and the logit scale."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad or name == "logit_scale":
+            continue
+        exclude = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name
+        (no_decay if exclude else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
+        {"params": [model.logit_scale], "weight_decay": 0.0, "lr_scale": logit_scale_lr_mult},
+    ]
+
+
+def per_sample_scores(loss_fn: ClipLoss, image_features, text_features, logit_scale):
+    """CLIPScore = 100 * max(cos, 0) and the per-sample InfoNCE loss (mean of both directions)."""
+    logits_per_image, logits_per_text = loss_fn.get_logits(image_features, text_features, logit_scale)
+    labels = torch.arange(image_features.shape[0], device=image_features.device)
+    loss = (F.cross_entropy(logits_per_image, labels, reduction="none")
+            + F.cross_entropy(logits_per_text, labels, reduction="none")) / 2
+    clipscore = CLIPSCORE_WEIGHT * (image_features * text_features).sum(-1).clamp(min=0)
+    return clipscore.float(), loss.float()
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for dist in ("dissect", "torch", "open_clip_torch", "webdataset", "duckdb", "pyarrow"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, dataset: data.Dataset):
+        self.cfg = cfg
+        self.dataset = dataset
+        self.device = torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        bundle = models.create(cfg.model, device=cfg.device)
+        self.model, self.preprocess_train, self.preprocess_val = bundle.model, bundle.preprocess_train, bundle.preprocess_val
+        self.tokenizer = bundle.tokenizer
+        self.strategy = strategies.create(
+            cfg.strategy, n_samples=int(dataset.manifest["sample_id"].to_numpy().max()) + 1, ratio=cfg.ratio,
+            seed=cfg.seed, warmup_epochs=cfg.warmup_epochs, momentum=cfg.momentum)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+        n_train = dataset.split("train").num_rows
+        self.steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.schedule = cosine_lr(self.optimizer, cfg.lr, cfg.warmup_steps, self.total_steps)
+        self.loss_fn = ClipLoss()
+        self.has_test = dataset.split("test").num_rows > 0
+        self.epoch = 0
+        self.step = 0
+
+    # --- checkpoints ----------------------------------------------------------
+
+    def checkpoint_state(self) -> dict:
+        return {
+            "state_dict": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "epoch": self.epoch,   # epochs completed; the ledger holds exactly these
+            "step": self.step,
+            "run": self.cfg.run,
+            "model": self.cfg.model,
+            "dataset_fingerprint": self.dataset.fingerprint,
+        }
+
+    def save_checkpoint(self) -> None:
+        path = Path(self.cfg.out) / CHECKPOINT
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(self.checkpoint_state(), tmp)
+        tmp.replace(path)
+
+    def load_checkpoint(self) -> None:
+        state = torch.load(Path(self.cfg.out) / CHECKPOINT, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_state_dict(state["strategy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.epoch, self.step = state["epoch"], state["step"]
+
+    # --- one step -------------------------------------------------------------
+
+    @torch.inference_mode()
+    def score(self, images, tokens):
+        if self.cfg.score_mode == "eval":
+            self.model.eval()
+        image_features, text_features, logit_scale = self.model(images, tokens)
+        self.model.train()
+        return per_sample_scores(self.loss_fn, image_features, text_features, logit_scale)
+
+    def train_on(self, images, tokens):
+        self.model.train()
+        image_features, text_features, logit_scale = self.model(images, tokens)
+        loss = self.loss_fn(image_features, text_features, logit_scale)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        return loss.detach(), image_features.detach(), text_features.detach(), logit_scale.detach()
+
+    def set_lr(self) -> float:
+        lr = self.schedule(min(self.step, self.total_steps - 1))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        return lr
+
+    def run_epoch(self, writer: ledger.LedgerWriter) -> None:
+        cfg, epoch = self.cfg, self.epoch
+        batches = data.loader(self.dataset, "train", transform=self.preprocess_train, tokenizer=self.tokenizer,
+                              batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
+                              workers=cfg.workers)
+        partition = {"run": cfg.run, "epoch": epoch}
+        progress = tqdm(batches, total=self.steps_per_epoch, desc=f"{cfg.run} epoch {epoch + 1}/{cfg.epochs}",
+                        unit="batch", disable=cfg.quiet, leave=False)
+        t_start = time.perf_counter()
+        for ids, images, tokens in progress:
+            t_data = time.perf_counter() - t_start
+            images, tokens = images.to(self.device, non_blocking=True), tokens.to(self.device, non_blocking=True)
+            lr = self.set_lr()
+            t0 = time.perf_counter()
+            if self.strategy.scores_batch:
+                clipscore, loss = (t.cpu() for t in self.score(images, tokens))
+                selection = self.strategy.select(ids, clipscore, loss, epoch)
+                chosen = selection.selected.nonzero().squeeze(1).to(self.device)
+                t1 = time.perf_counter()
+                train_loss, *_ = self.train_on(images[chosen], tokens[chosen])
+            else:
+                t1 = t0
+                train_loss, image_features, text_features, logit_scale = self.train_on(images, tokens)
+                clipscore, loss = (t.cpu() for t in per_sample_scores(
+                    self.loss_fn, image_features, text_features, logit_scale))
+                selection = self.strategy.select(ids, clipscore, loss, epoch)
+            t2 = time.perf_counter()
+            hist = selection.hist if selection.hist is not None else torch.full_like(clipscore, float("nan"))
+            writer.add("scores", partition, {
+                "step": torch.full_like(ids, self.step).numpy(),
+                "sample_id": ids.numpy(),
+                "clipscore": clipscore.numpy(),
+                "hist": hist.numpy(),
+                "delta": (hist - clipscore).numpy(),
+                "loss": loss.numpy(),
+                "selected": selection.selected.numpy(),
+            })
+            writer.add("steps", partition, {
+                "step": [self.step], "batch_size": [len(ids)], "n_selected": [int(selection.selected.sum())],
+                "lr": [lr], "loss": [float(train_loss)], "logit_scale": [float(self.model.logit_scale.detach().exp())],
+                "t_data": [t_data], "t_score": [t1 - t0], "t_train": [t2 - t1],
+            })
+            self.step += 1
+            progress.set_postfix(loss=f"{float(train_loss):.3f}")
+            t_start = time.perf_counter()
+        progress.close()
+
+    def evaluate(self, writer: ledger.LedgerWriter) -> dict[str, float]:
+        batches = data.loader(self.dataset, "test", transform=self.preprocess_val, tokenizer=self.tokenizer,
+                              batch_size=256, shuffle=False, workers=self.cfg.workers)
+        image_features, text_features, _ = evaluate.encode(self.model, batches, self.device)
+        metrics = evaluate.retrieval_metrics(image_features, text_features, torch.arange(len(text_features)))
+        writer.add("evals", {"run": self.cfg.run, "epoch": self.epoch}, {
+            "step": [self.step] * len(metrics), "metric": list(metrics), "value": list(metrics.values())})
+        return metrics
+
+
+def run_record(cfg: TrainConfig, dataset: data.Dataset, status: str, start: str, end: str | None) -> dict:
+    return {
+        "name": cfg.run, "strategy": cfg.strategy, "ratio": cfg.ratio, "model": cfg.model,
+        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
+        "dataset": dataset.name, "dataset_path": str(dataset.root), "dataset_fingerprint": dataset.fingerprint,
+        "world_size": 1, "start": start, "end": end, "status": status,
+        "config": asdict(cfg), "versions": versions(),
+    }
+
+
+def train(cfg: TrainConfig, on_epoch_end=None) -> dict:
+    """Train one run into the ledger; returns its run record. `on_epoch_end(trainer)` runs after each checkpoint."""
+    cfg = cfg.resolved()
+    dataset = validate(cfg)
+    trainer = Trainer(cfg, dataset)
+    if cfg.resume:
+        trainer.load_checkpoint()
+        ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
+        start = ledger.read_run(cfg.ledger, cfg.run)["start"]
+    else:
+        start = _now()
+    ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest)
+    ledger.write_run(cfg.ledger, run_record(cfg, dataset, "running", start, None))
+    status = "failed"
+    try:
+        with ledger.LedgerWriter(cfg.ledger) as writer:
+            while trainer.epoch < cfg.epochs:
+                trainer.run_epoch(writer)
+                last = trainer.epoch + 1 == cfg.epochs
+                if trainer.has_test and ((trainer.epoch + 1) % cfg.eval_every == 0 or last):
+                    trainer.evaluate(writer)
+                writer.flush()
+                trainer.epoch += 1
+                trainer.save_checkpoint()
+                if on_epoch_end:
+                    on_epoch_end(trainer)
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        record = run_record(cfg, dataset, status, start, _now())
+        ledger.write_run(cfg.ledger, record)
+    return record

@@ -1,0 +1,31 @@
+"""The score ledger: hive-partitioned Parquet that DuckDB reads as tables.
+
+Usable without torch: `from dissect.ledger import query` needs duckdb and pyarrow.
+"""
+from dissect.ledger.schema import TABLES
+from dissect.ledger.store import (
+    LedgerError,
+    add_samples,
+    connect,
+    drop_epochs,
+    named_query,
+    query,
+    query_arrow,
+    read_run,
+    write_run,
+)
+from dissect.ledger.writer import LedgerWriter
+
+__all__ = [
+    "TABLES",
+    "LedgerError",
+    "LedgerWriter",
+    "add_samples",
+    "connect",
+    "drop_epochs",
+    "named_query",
+    "query",
+    "query_arrow",
+    "read_run",
+    "write_run",
+]

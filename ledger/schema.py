@@ -1,0 +1,112 @@
+"""The ledger's tables: one place that names every column and its type.
+
+Files hold the data columns; the partition columns (run, epoch, dataset) live
+in the hive path (`scores/run=R/epoch=E/part-*.parquet`) and come back as
+columns when DuckDB reads the glob.
+"""
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    partitions: tuple[tuple[str, str], ...]  # (column, DuckDB type), outermost first
+    columns: pa.Schema
+
+    @property
+    def glob(self) -> str:
+        return "/".join([self.name, *("*" for _ in self.partitions), "*.parquet"])
+
+    def partition_dir(self, **values) -> str:
+        return "/".join([self.name, *(f"{col}={values[col]}" for col, _ in self.partitions)])
+
+
+SCORES = Table(
+    "scores",
+    (("run", "VARCHAR"), ("epoch", "INTEGER")),
+    pa.schema([
+        ("step", pa.int64()),
+        ("sample_id", pa.int64()),
+        ("clipscore", pa.float32()),
+        ("hist", pa.float32()),
+        ("delta", pa.float32()),
+        ("loss", pa.float32()),
+        ("selected", pa.bool_()),
+    ]),
+)
+
+STEPS = Table(
+    "steps",
+    (("run", "VARCHAR"), ("epoch", "INTEGER")),
+    pa.schema([
+        ("step", pa.int64()),
+        ("batch_size", pa.int32()),
+        ("n_selected", pa.int32()),
+        ("lr", pa.float64()),
+        ("loss", pa.float32()),
+        ("logit_scale", pa.float32()),
+        ("t_data", pa.float64()),
+        ("t_score", pa.float64()),
+        ("t_train", pa.float64()),
+    ]),
+)
+
+EVALS = Table(
+    "evals",
+    (("run", "VARCHAR"), ("epoch", "INTEGER")),
+    pa.schema([
+        ("step", pa.int64()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+    ]),
+)
+
+SAMPLES = Table(
+    "samples",
+    (("dataset", "VARCHAR"),),
+    pa.schema([
+        ("sample_id", pa.int64()),
+        ("key", pa.string()),
+        ("caption", pa.string()),
+        ("split", pa.string()),
+        ("is_noisy", pa.bool_()),
+        ("shard", pa.string()),
+    ]),
+)
+
+TABLES = {t.name: t for t in (SCORES, STEPS, EVALS, SAMPLES)}
+
+# Columns of the `runs` view, read from runs/<run>.json; the record holds more
+# (every flag under `config`, package versions under `versions`).
+RUN_COLUMNS = (
+    ("name", "VARCHAR"),
+    ("strategy", "VARCHAR"),
+    ("ratio", "DOUBLE"),
+    ("model", "VARCHAR"),
+    ("epochs", "INTEGER"),
+    ("batch_size", "INTEGER"),
+    ("seed", "BIGINT"),
+    ("dataset", "VARCHAR"),
+    ("dataset_path", "VARCHAR"),
+    ("dataset_fingerprint", "VARCHAR"),
+    ("world_size", "INTEGER"),
+    ("start", "TIMESTAMP"),
+    ("end", "TIMESTAMP"),
+    ("status", "VARCHAR"),
+)
+
+_DUCKDB_TYPES = {
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.float32(): "FLOAT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.string(): "VARCHAR",
+}
+
+
+def duckdb_columns(table: Table) -> list[tuple[str, str]]:
+    """Every column of a table as the view shows it: partitions first."""
+    return [*table.partitions, *((f.name, _DUCKDB_TYPES[f.type]) for f in table.columns)]

@@ -1,0 +1,156 @@
+"""Read side of the ledger: a DuckDB connection with one view per table.
+
+A ledger is a folder of Parquet parts and JSON run records (see schema.py).
+Nothing here imports torch: analysing a ledger needs duckdb and pyarrow only.
+"""
+import glob as globlib
+import json
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from dissect.ledger.schema import RUN_COLUMNS, TABLES, duckdb_columns
+
+
+class LedgerError(Exception):
+    """A ledger that cannot serve the request; the message says what to do."""
+
+
+def sql_text(name: str) -> str:
+    return resources.files("dissect.ledger").joinpath("sql", name).read_text()
+
+
+def _quote(path: str) -> str:
+    return path.replace("'", "''")
+
+
+def _has_files(pattern: str) -> bool:
+    return next(globlib.iglob(pattern), None) is not None
+
+
+def _typed_nulls(columns) -> str:
+    return ", ".join(f'CAST(NULL AS {typ}) AS "{col}"' for col, typ in columns)
+
+
+def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the views scores, steps, evals, samples, runs."""
+    root = Path(root)
+    if must_exist and not root.is_dir():
+        raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
+    con = duckdb.connect()
+    for table in TABLES.values():
+        columns = duckdb_columns(table)
+        pattern = str(root / table.glob)
+        if _has_files(pattern):
+            hive_types = ", ".join(f"'{col}': {typ}" for col, typ in table.partitions)
+            sql = sql_text("parquet_view.sql").format(
+                name=table.name,
+                columns=", ".join(f'"{col}"' for col, _ in columns),
+                glob=_quote(pattern),
+                hive_types=hive_types,
+            )
+        else:
+            sql = sql_text("empty_view.sql").format(name=table.name, typed_nulls=_typed_nulls(columns))
+        con.execute(sql)
+    runs_glob = str(root / "runs" / "*.json")
+    if _has_files(runs_glob):
+        columns = ", ".join(f'CAST("{col}" AS {typ}) AS "{col}"' for col, typ in RUN_COLUMNS)
+        con.execute(sql_text("runs_view.sql").format(columns=columns, glob=_quote(runs_glob)))
+    else:
+        empty = [*RUN_COLUMNS, ("config", "JSON"), ("versions", "JSON")]
+        con.execute(sql_text("empty_view.sql").format(name="runs", typed_nulls=_typed_nulls(empty)))
+    return con
+
+
+def query(root, sql: str, params=None) -> tuple[list[str], list[tuple]]:
+    """Run one SQL statement against the ledger's views: (column names, rows)."""
+    con = connect(root)
+    try:
+        cur = con.execute(sql, params or [])
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()
+    except duckdb.Error as e:
+        raise LedgerError(str(e).splitlines()[0]) from e
+    finally:
+        con.close()
+
+
+def query_arrow(root, sql: str, params=None):
+    """The same as query, as a pyarrow Table (for csv/json/parquet output)."""
+    con = connect(root)
+    try:
+        return con.execute(sql, params or []).fetch_arrow_table()
+    except duckdb.Error as e:
+        raise LedgerError(str(e).splitlines()[0]) from e
+    finally:
+        con.close()
+
+
+def named_query(root, name: str, params=None) -> tuple[list[str], list[tuple]]:
+    """Run one of the package's .sql files (ledger/sql/NAME.sql)."""
+    return query(root, sql_text(f"{name}.sql"), params)
+
+
+# --- run records -----------------------------------------------------------
+
+def run_record_path(root, run: str) -> Path:
+    return Path(root) / "runs" / f"{run}.json"
+
+
+def read_run(root, run: str) -> dict | None:
+    path = run_record_path(root, run)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def write_run(root, record: dict) -> None:
+    """Write runs/<name>.json atomically, so a reader never sees half a record."""
+    path = run_record_path(root, record["name"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def drop_epochs(root, run: str, from_epoch: int) -> None:
+    """Remove every partition of `run` at epoch >= from_epoch (a resumed run rewrites them)."""
+    for table in TABLES.values():
+        if ("epoch", "INTEGER") not in table.partitions:
+            continue
+        run_dir = Path(root) / table.name / f"run={run}"
+        for epoch_dir in run_dir.glob("epoch=*"):
+            if int(epoch_dir.name.split("=", 1)[1]) >= from_epoch:
+                shutil.rmtree(epoch_dir)
+
+
+# --- the samples table -------------------------------------------------------
+
+def dataset_fingerprint_in_ledger(root, dataset: str) -> str | None:
+    marker = Path(root) / TABLES["samples"].partition_dir(dataset=dataset) / "_fingerprint"
+    return marker.read_text().strip() if marker.exists() else None
+
+
+def add_samples(root, dataset: str, fingerprint: str, manifest) -> None:
+    """Copy a dataset's manifest into samples/dataset=NAME once; refuse another dataset under the same name."""
+    known = dataset_fingerprint_in_ledger(root, dataset)
+    if known == fingerprint:
+        return
+    if known is not None:
+        raise LedgerError(
+            f"ledger already holds a different dataset named {dataset!r} (fingerprint {known[:12]}, "
+            f"this one {fingerprint[:12]}): use another --ledger"
+        )
+    import pyarrow.parquet as pq
+
+    part_dir = Path(root) / TABLES["samples"].partition_dir(dataset=dataset)
+    part_dir.mkdir(parents=True, exist_ok=True)
+    columns = TABLES["samples"].columns
+    tmp = part_dir / ".part-0.parquet.tmp"
+    pq.write_table(manifest.select(columns.names).cast(columns), tmp)
+    os.replace(tmp, part_dir / "part-0.parquet")
+    (part_dir / "_fingerprint").write_text(fingerprint)

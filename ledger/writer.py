@@ -1,0 +1,118 @@
+"""Write side of the ledger: a background thread that turns rows into Parquet parts.
+
+The training loop hands over numpy columns and never waits on disk. Rows are
+buffered per partition and written as one part when the loop calls flush()
+(at the end of an epoch) or when a buffer grows past `max_rows`. Each part is
+written under a hidden temporary name and renamed into place, so a reader, or a
+crash, never sees half a file.
+"""
+import os
+import queue
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dissect.ledger.schema import TABLES
+
+_FLUSH = object()
+_STOP = object()
+
+
+class LedgerWriter:
+    def __init__(self, root, *, rank: int = 0, max_rows: int = 2_000_000):
+        self.root = Path(root)
+        self.rank = rank
+        self.max_rows = max_rows
+        self._queue: queue.Queue = queue.Queue(maxsize=256)
+        self._buffers: dict[tuple, list[dict]] = defaultdict(list)
+        self._rows: dict[tuple, int] = defaultdict(int)
+        self._parts_written: dict[str, int] = defaultdict(int)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    # --- called from the training loop ---------------------------------------
+
+    def add(self, table: str, partition: dict, columns: dict[str, np.ndarray]) -> None:
+        """Queue rows for `table` in `partition` (e.g. run=..., epoch=...)."""
+        self._raise_if_failed()
+        key = (table, tuple(sorted(partition.items())))
+        self._queue.put((key, columns))
+
+    def flush(self) -> None:
+        """Block until every queued row is in a Parquet part on disk."""
+        self._raise_if_failed()
+        done = threading.Event()
+        self._queue.put((_FLUSH, done))
+        done.wait()
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put((_STOP, None))
+            self._thread.join()
+        self._raise_if_failed()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            # Leave unflushed rows unwritten: a resumed run rewrites that epoch.
+            self._queue.put((_STOP, None))
+            self._thread.join()
+
+    # --- the writer thread ---------------------------------------------------
+
+    def _raise_if_failed(self):
+        if self._error is not None:
+            raise RuntimeError(f"ledger writer failed: {self._error}") from self._error
+
+    def _run(self):
+        while True:
+            key, payload = self._queue.get()
+            if key is _STOP:
+                return
+            try:
+                if key is _FLUSH:
+                    if self._error is None:
+                        for buffered in list(self._buffers):
+                            self._write_part(buffered)
+                    payload.set()
+                    continue
+                if self._error is None:
+                    self._buffers[key].append(payload)
+                    self._rows[key] += len(next(iter(payload.values())))
+                    if self._rows[key] >= self.max_rows:
+                        self._write_part(key)
+            except BaseException as e:  # surfaced to the training loop on its next call
+                self._error = e
+                if key is _FLUSH:
+                    payload.set()
+
+    def _write_part(self, key):
+        table_name, partition = key
+        chunks = self._buffers.pop(key)
+        self._rows.pop(key)
+        table = TABLES[table_name]
+        schema = table.columns
+        arrays = [
+            pa.array(np.concatenate([np.asarray(c[f.name]) for c in chunks]), type=f.type, from_pandas=True)
+            for f in schema
+        ]
+        part_dir = self.root / table.partition_dir(**dict(partition))
+        part_dir.mkdir(parents=True, exist_ok=True)
+        n = self._parts_written[str(part_dir)]
+        self._parts_written[str(part_dir)] += 1
+        final = part_dir / f"part-{self.rank}-{n:05d}.parquet"
+        if final.exists():
+            raise FileExistsError(f"{final} already exists: two writers of one run and rank?")
+        tmp = part_dir / f".{final.name}.tmp"
+        pq.write_table(pa.Table.from_arrays(arrays, schema=schema), tmp)
+        os.replace(tmp, final)

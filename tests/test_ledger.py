@@ -1,0 +1,86 @@
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from dissect import ledger
+
+
+def score_rows(ids, epoch, step):
+    n = len(ids)
+    hist = np.where(np.arange(n) % 2 == 0, np.nan, 10.0).astype(np.float32)
+    clipscore = np.linspace(0, 20, n, dtype=np.float32)
+    return {
+        "step": np.full(n, step), "sample_id": np.asarray(ids), "clipscore": clipscore, "hist": hist,
+        "delta": hist - clipscore, "loss": np.ones(n, dtype=np.float32), "selected": np.arange(n) < 3,
+    }
+
+
+def test_writer_round_trip_through_duckdb(tmp_path):
+    with ledger.LedgerWriter(tmp_path) as writer:
+        for epoch in range(2):
+            for step, ids in enumerate([range(0, 6), range(6, 10)]):
+                writer.add("scores", {"run": "r1", "epoch": epoch}, score_rows(list(ids), epoch, step))
+            writer.flush()
+            assert len(list(tmp_path.glob(f"scores/run=r1/epoch={epoch}/part-0-*.parquet"))) == 1
+    cols, rows = ledger.query(tmp_path, "SELECT run, epoch, count(*), count(hist), sum(selected::int) "
+                                        "FROM scores GROUP BY ALL ORDER BY epoch")
+    assert cols == ["run", "epoch", "count_star()", "count(hist)", "sum(CAST(selected AS INTEGER))"]
+    assert rows == [("r1", 0, 10, 5, 6), ("r1", 1, 10, 5, 6)]   # NaN history is stored as NULL
+    _, rows = ledger.query(tmp_path, "SELECT count(*) FROM scores WHERE abs(delta - (hist - clipscore)) > 1e-5")
+    assert rows == [(0,)]
+    _, typed = ledger.query(tmp_path, "SELECT typeof(sample_id), typeof(clipscore), typeof(epoch) FROM scores LIMIT 1")
+    assert typed == [("BIGINT", "FLOAT", "INTEGER")]
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_views_of_an_empty_ledger_have_columns_and_no_rows(tmp_path):
+    for table in ("scores", "steps", "evals", "samples", "runs"):
+        cols, rows = ledger.query(tmp_path, f"SELECT * FROM {table}")
+        assert rows == [] and cols
+    cols, _ = ledger.query(tmp_path, "SELECT * FROM scores")
+    assert cols == ["run", "epoch", "step", "sample_id", "clipscore", "hist", "delta", "loss", "selected"]
+
+
+def test_missing_ledger_and_bad_sql_are_ledger_errors(tmp_path):
+    with pytest.raises(ledger.LedgerError, match="no ledger at"):
+        ledger.query(tmp_path / "nope", "SELECT 1")
+    with pytest.raises(ledger.LedgerError):
+        ledger.query(tmp_path, "SELECT * FROM no_such_table")
+
+
+def test_run_records_drop_epochs_and_samples(tmp_path):
+    record = {"name": "r1", "strategy": "random", "ratio": 0.3, "model": "m", "epochs": 3, "batch_size": 8,
+              "seed": 0, "dataset": "d", "dataset_path": "/x", "dataset_fingerprint": "f" * 64,
+              "world_size": 1, "start": "2026-01-01T00:00:00+00:00", "end": None, "status": "running",
+              "config": {"lr": 0.1}, "versions": {"torch": "x"}}
+    ledger.write_run(tmp_path, record)
+    assert ledger.read_run(tmp_path, "r1") == record
+    _, rows = ledger.query(tmp_path, "SELECT name, ratio, status, \"end\", config.lr FROM runs")
+    assert rows == [("r1", 0.3, "running", None, 0.1)]
+
+    with ledger.LedgerWriter(tmp_path) as writer:
+        for epoch in range(3):
+            writer.add("scores", {"run": "r1", "epoch": epoch}, score_rows([0, 1, 2], epoch, epoch))
+            writer.add("evals", {"run": "r1", "epoch": epoch}, {"step": [epoch], "metric": ["rsum"], "value": [1.0]})
+        writer.flush()
+    ledger.drop_epochs(tmp_path, "r1", 1)
+    _, rows = ledger.query(tmp_path, "SELECT DISTINCT epoch FROM scores UNION ALL SELECT DISTINCT epoch FROM evals")
+    assert rows == [(0,), (0,)]
+
+    manifest = pa.table({"sample_id": [0, 1], "key": ["a", "b"], "caption": ["x", "y"], "split": ["train", "test"],
+                         "is_noisy": [True, False], "shard": ["s.tar", "s.tar"]})
+    ledger.add_samples(tmp_path, "d", "f" * 64, manifest)
+    ledger.add_samples(tmp_path, "d", "f" * 64, manifest)   # the same dataset again: nothing to do
+    with pytest.raises(ledger.LedgerError, match="different dataset"):
+        ledger.add_samples(tmp_path, "d", "e" * 64, manifest)
+    _, rows = ledger.query(tmp_path, "SELECT dataset, count(*), sum(is_noisy::int) FROM samples GROUP BY ALL")
+    assert rows == [("d", 2, 1)]
+
+
+def test_writer_error_surfaces_in_the_training_loop(tmp_path):
+    writer = ledger.LedgerWriter(tmp_path)
+    writer.add("scores", {"run": "r", "epoch": 0}, {"step": [0]})   # missing columns
+    with pytest.raises(RuntimeError, match="ledger writer failed"):
+        writer.flush()
+    assert not list(tmp_path.rglob("*.parquet"))

@@ -1,0 +1,114 @@
+import math
+
+import pytest
+import torch
+
+from dissect.engine import strategies
+
+
+def make(name, n=10, ratio=0.3, warmup_epochs=2, momentum=0.9, seed=0):
+    return strategies.create(name, n_samples=n, ratio=ratio, seed=seed,
+                             warmup_epochs=warmup_epochs, momentum=momentum)
+
+
+def chosen(selection):
+    return set(selection.selected.nonzero().squeeze(1).tolist())
+
+
+IDS = torch.arange(10)
+SCORES = torch.tensor([5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0, 4.0, 6.0, 0.0])
+LOSSES = torch.tensor([0.5, 2.0, 0.1, 1.5, 0.3, 1.8, 0.2, 1.0, 0.4, 3.0])
+
+
+@pytest.mark.parametrize("ratio,batch,k", [(0.3, 10, 3), (0.5, 7, 3), (0.3, 128, 38), (1.0, 5, 5), (0.01, 10, 1)])
+def test_budget_is_floor_of_ratio_times_batch(ratio, batch, k):
+    assert strategies.budget(ratio, batch) == k
+
+
+def test_unknown_strategy_and_bad_ratio_are_refused():
+    with pytest.raises(strategies.UnknownStrategy, match="choose one of"):
+        make("nope")
+    with pytest.raises(ValueError, match="outside"):
+        make("random", ratio=1.5)
+    with pytest.raises(ValueError, match="outside"):
+        make("random", ratio=0.0)
+
+
+def test_full_selects_every_sample_and_keeps_no_history():
+    s = make("full").select(IDS, SCORES, LOSSES, epoch=0)
+    assert s.selected.all() and s.hist is None
+
+
+def test_loss_and_score_strategies_pick_hand_computed_samples():
+    assert chosen(make("small-loss").select(IDS, SCORES, LOSSES, 0)) == {2, 6, 4}
+    assert chosen(make("big-loss").select(IDS, SCORES, LOSSES, 0)) == {9, 1, 5}
+    assert chosen(make("clipscore").select(IDS, SCORES, LOSSES, 0)) == {2, 6, 4}
+
+
+def test_random_picks_k_reproducibly_by_seed():
+    a = [chosen(make("random", seed=7).select(IDS, SCORES, LOSSES, 0)) for _ in range(2)]
+    assert a[0] == a[1] and len(a[0]) == 3
+    s = make("random", seed=7)
+    picks = [chosen(s.select(IDS, SCORES, LOSSES, 0)) for _ in range(20)]
+    assert len({frozenset(p) for p in picks}) > 1  # the generator advances
+
+
+def test_warmup_overwrites_history_during_warmup_then_takes_top_delta():
+    s = make("dissect-warmup", warmup_epochs=2)
+    first = s.select(IDS, SCORES, LOSSES, epoch=0)
+    assert torch.isnan(first.hist).all()            # a first visit has no history
+    assert len(chosen(first)) == 3                  # random at rate r
+    second = s.select(IDS, SCORES + 1, LOSSES, epoch=1)
+    assert torch.equal(second.hist, SCORES)         # hist = score at the last warm-up visit
+    assert torch.equal(s.hist, SCORES + 1)
+    # After warm-up: delta = hist - curr = (SCORES + 1) - curr; curr drops most for ids 9, 3, 5.
+    curr = SCORES + 1 - torch.tensor([0.0, 0.1, 0.2, 3.0, 0.3, 2.0, 0.4, 0.5, 0.6, 4.0])
+    after = s.select(IDS, curr, LOSSES, epoch=2)
+    assert chosen(after) == {9, 3, 5}
+    assert torch.equal(after.hist, SCORES + 1)
+    assert torch.equal(s.hist, SCORES + 1)          # frozen after warm-up
+    # Samples visited in other batches keep their own history.
+    s.select(torch.tensor([0, 1]), torch.tensor([100.0, 100.0]), LOSSES[:2], epoch=3)
+    assert s.hist[0] == SCORES[0] + 1
+
+
+def test_momentum_takes_delta_before_updating_history():
+    s = make("dissect-momentum", momentum=0.9)
+    s.select(IDS, SCORES, LOSSES, epoch=0)           # first visit: hist starts at the score
+    assert torch.equal(s.hist, SCORES)
+    curr = SCORES - torch.tensor([0.0, 5.0, 0.0, 0.0, 4.0, 0.0, 0.0, 6.0, 0.0, 0.0])
+    sel = s.select(IDS, curr, LOSSES, epoch=1)
+    assert torch.equal(sel.hist, SCORES)             # delta used the hist from before the update
+    assert chosen(sel) == {7, 1, 4}
+    assert torch.allclose(s.hist, 0.9 * SCORES + 0.1 * curr)
+
+
+def test_first_visits_get_their_share_of_the_budget_at_random():
+    s = make("dissect-momentum", n=20, ratio=0.5)
+    s.select(torch.arange(5), SCORES[:5], LOSSES[:5], epoch=0)   # ids 0..4 now have history
+    ids = torch.arange(10)                                     # 5 seen before, 5 new
+    curr = torch.tensor([5.0, 0.0, 9.0, 3.0, 7.0, 1, 1, 1, 1, 1])  # delta of 0..4: 0, 1, 0, 0, 0
+    sel = s.select(ids, curr, LOSSES, epoch=1)
+    picked = chosen(sel)
+    k = 5
+    assert len(picked) == k
+    old, new = picked & set(range(5)), picked & set(range(5, 10))
+    assert len(new) == round(k * 5 / 10) and 1 in old   # the largest delta among the seen ones
+    assert len(old) == k - len(new)
+
+
+def test_state_dict_round_trip_continues_identically():
+    a = make("dissect-momentum")
+    a.select(IDS, SCORES, LOSSES, 0)
+    b = make("dissect-momentum", seed=99)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.hist, b.hist)
+    assert chosen(a.select(IDS, SCORES * 0.5, LOSSES, 1)) == chosen(b.select(IDS, SCORES * 0.5, LOSSES, 1))
+    r1, r2 = make("random"), make("random", seed=5)
+    r2.load_state_dict(r1.state_dict())
+    assert chosen(r1.select(IDS, SCORES, LOSSES, 0)) == chosen(r2.select(IDS, SCORES, LOSSES, 0))
+
+
+def test_history_state_is_a_tensor_of_size_n():
+    s = make("dissect-warmup", n=1000)
+    assert s.hist.shape == (1000,) and math.isnan(s.hist[999])
