@@ -116,7 +116,7 @@ def _write_shards(root: Path, samples, shard_size: int) -> list[dict]:
             if writer:
                 writer.close()
             (root / split).mkdir(exist_ok=True)
-            writer, current = wds.TarWriter(str(root / shard_name)), shard_name
+            writer, current = wds.TarWriter(str(root / shard_name), mtime=0), shard_name  # reproducible bytes
         key = f"{k // shard_size:05d}{k % shard_size:04d}"
         writer.write({"__key__": key, "png": png, "txt": text, "json": meta.encode()})
         rows.append(dict(sample_id=index, key=key, caption=text, split=split, is_noisy=is_noisy, shard=shard_name))
@@ -148,7 +148,7 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
         stages.append(wds.detshuffle(len(urls), len(urls), seed=stage_seed, epoch=epoch - 1))
     stages += [wds.split_by_node, wds.split_by_worker, wds.tarfile_to_samples()]
     if shuffle:
-        stages.append(wds.detshuffle(2000, 500, seed=stage_seed + 1, epoch=epoch - 1))
+        stages.append(wds.detshuffle(1000, 256, seed=stage_seed + 1, epoch=epoch - 1))
     stages += [
         wds.decode("pil"),
         wds.to_tuple("__key__", "png;jpg;jpeg;webp", "txt"),

@@ -148,7 +148,8 @@ class Trainer:
             cfg.strategy, n_samples=int(dataset.manifest["sample_id"].to_numpy().max()) + 1, ratio=cfg.ratio,
             seed=cfg.seed, warmup_epochs=cfg.warmup_epochs, momentum=cfg.momentum)
         self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
+            fused=True)
         n_train = dataset.split("train").num_rows
         self.steps_per_epoch = math.ceil(n_train / cfg.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.epochs

@@ -1,0 +1,45 @@
+"""Step time of every strategy at r = 0.3, as a ratio to `full`, in one run.
+
+    .venv/bin/python benchmarks/step_time.py [--epochs 3] [--n 2560] [--batch-size 128] [--model dissect-tiny]
+
+Online selection pays one no-grad forward of the whole batch plus a forward and
+backward of r * B samples. Counting a forward as 1 and forward + backward as 3,
+its floor is (1 + 3r) / 3 of a full step; the table prints it beside what was
+measured. Steps of the first epoch (start-up) are left out.
+"""
+import argparse
+import tempfile
+from pathlib import Path
+
+from dissect import ledger
+from dissect.cli.output import emit
+from dissect.engine import data, strategies, train
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--n", type=int, default=2560)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--ratio", type=float, default=0.3)
+    parser.add_argument("--model", default="dissect-tiny")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="0 keeps data loading off the cores the step is timed on")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = Path(tmp) / "data"
+        data.make_synthetic(dataset, n=args.n, test_n=0, noise_ratio=0.4, noise_type="shuffle", seed=0)
+        for strategy in strategies.REGISTRY:
+            train.train(train.TrainConfig(
+                data=str(dataset), ledger=str(Path(tmp) / "ledger"), run=strategy, strategy=strategy,
+                ratio=args.ratio, epochs=args.epochs, batch_size=args.batch_size, model=args.model,
+                warmup_epochs=1, workers=args.workers, quiet=True))
+        columns, rows = ledger.named_query(Path(tmp) / "ledger", "step_time", ["full"])
+    floor = (1 + 3 * args.ratio) / 3
+    emit(columns, rows, title=f"step time at r = {args.ratio}, {args.model}, batch {args.batch_size}; "
+                              f"floor (1 + 3r) / 3 = {floor:.3f}")
+
+
+if __name__ == "__main__":
+    main()
