@@ -14,7 +14,7 @@ $(BIN)/dissect: pyproject.toml
 install: $(BIN)/dissect
 
 demo: install
-	$(BIN)/dissect demo
+	$(BIN)/dissect demo --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q

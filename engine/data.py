@@ -20,6 +20,7 @@ import webdataset as wds
 
 from dissect.engine import synthetic
 from dissect.engine.errors import InputError
+from dissect.ledger.schema import SAMPLES
 
 MANIFEST = "samples.parquet"
 SHARD_SIZE = 1000
@@ -94,14 +95,8 @@ def make_synthetic(out, *, n: int, test_n: int, noise_ratio: float, noise_type: 
     return open_dataset(out)
 
 
-MANIFEST_SCHEMA = pa.schema([
-    ("sample_id", pa.int64()),
-    ("key", pa.string()),
-    ("caption", pa.string()),
-    ("split", pa.string()),
-    ("is_noisy", pa.bool_()),
-    ("shard", pa.string()),
-])
+# The manifest has the columns of the ledger's `samples` table, which copies it.
+MANIFEST_SCHEMA = SAMPLES.columns
 
 
 def _write_shards(root: Path, samples, shard_size: int) -> list[dict]:
@@ -119,7 +114,8 @@ def _write_shards(root: Path, samples, shard_size: int) -> list[dict]:
             writer, current = wds.TarWriter(str(root / shard_name), mtime=0), shard_name  # reproducible bytes
         key = f"{k // shard_size:05d}{k % shard_size:04d}"
         writer.write({"__key__": key, "png": png, "txt": text, "json": meta.encode()})
-        rows.append(dict(sample_id=index, key=key, caption=text, split=split, is_noisy=is_noisy, shard=shard_name))
+        rows.append(dict(sample_id=index, key=key, caption=text, split=split, is_noisy=is_noisy,
+                         shard=shard_name, label=None))
     if writer:
         writer.close()
     return rows

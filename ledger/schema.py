@@ -73,10 +73,23 @@ SAMPLES = Table(
         ("split", pa.string()),
         ("is_noisy", pa.bool_()),
         ("shard", pa.string()),
+        ("label", pa.int64()),
     ]),
 )
 
-TABLES = {t.name: t for t in (SCORES, STEPS, EVALS, SAMPLES)}
+# CLIPScores of every sample under a reference model (`dissect score`).
+ORACLE = Table(
+    "oracle",
+    (("name", "VARCHAR"),),
+    pa.schema([
+        ("dataset", pa.string()),
+        ("sample_id", pa.int64()),
+        ("clipscore", pa.float32()),
+        ("loss", pa.float32()),
+    ]),
+)
+
+TABLES = {t.name: t for t in (SCORES, STEPS, EVALS, SAMPLES, ORACLE)}
 
 # Columns of the `runs` view, read from runs/<run>.json; the record holds more
 # (every flag under `config`, package versions under `versions`).
