@@ -36,7 +36,8 @@ def _typed_nulls(columns) -> str:
 
 
 def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the views scores, steps, evals, samples, runs."""
+    """An in-memory DuckDB with the views scores, steps, evals, samples, oracle, runs,
+    and the macros of sql/macros.sql."""
     root = Path(root)
     if must_exist and not root.is_dir():
         raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
@@ -62,6 +63,7 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckD
     else:
         empty = [*RUN_COLUMNS, ("config", "JSON"), ("versions", "JSON")]
         con.execute(sql_text("empty_view.sql").format(name="runs", typed_nulls=_typed_nulls(empty)))
+    con.execute(sql_text("macros.sql"))
     return con
 
 

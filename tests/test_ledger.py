@@ -69,7 +69,7 @@ def test_run_records_drop_epochs_and_samples(tmp_path):
     assert rows == [(0,), (0,)]
 
     manifest = pa.table({"sample_id": [0, 1], "key": ["a", "b"], "caption": ["x", "y"], "split": ["train", "test"],
-                         "is_noisy": [True, False], "shard": ["s.tar", "s.tar"]})
+                         "is_noisy": [True, False], "shard": ["s.tar", "s.tar"], "label": [None, None]})
     ledger.add_samples(tmp_path, "d", "f" * 64, manifest)
     ledger.add_samples(tmp_path, "d", "f" * 64, manifest)   # the same dataset again: nothing to do
     with pytest.raises(ledger.LedgerError, match="different dataset"):

@@ -1,6 +1,6 @@
 -- Figure 2: final zero-shot retrieval (R@sum on the test split) of each method at
 -- each selection ratio, mean and standard deviation over seeds.
--- $runs: the runs to compare.
+-- Variables (SET VARIABLE name = value in the duckdb shell): runs: the runs to compare.
 SELECT r.strategy,
        r.ratio,
        avg(f.value) AS rsum_mean,
@@ -8,6 +8,6 @@ SELECT r.strategy,
        count(*) AS seeds
 FROM final_metric('rsum') f
 JOIN runs r ON r.name = f.run
-WHERE list_contains($runs, f.run)
+WHERE list_contains(getvariable('runs'), f.run)
 GROUP BY ALL
 ORDER BY r.strategy, r.ratio;

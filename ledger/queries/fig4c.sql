@@ -1,18 +1,18 @@
 -- Figure 4c: the oracle's CLIPScore of the samples a run selected in its last epoch,
 -- against the oracle's CLIPScore of all train samples; the oracle's median splits
 -- clean (above) from noisy (below). Needs an oracle.
--- $run: the run; $oracle: the oracle name; bins of 2 points.
+-- Variables (SET VARIABLE name = value in the duckdb shell): run: the run; oracle: the oracle name; bins of 2 points.
 WITH oracle_scores AS (
     SELECT o.sample_id, o.clipscore
     FROM oracle o
     JOIN runs r ON r.dataset = o.dataset
     JOIN samples m ON m.dataset = o.dataset AND m.sample_id = o.sample_id
-    WHERE r.name = $run AND o.name = $oracle AND m.split = 'train'
+    WHERE r.name = getvariable('run') AND o.name = getvariable('oracle') AND m.split = 'train'
 ),
 picked AS (
     SELECT sample_id
     FROM scores
-    WHERE run = $run AND selected AND epoch = (SELECT max(epoch) FROM scores WHERE run = $run)
+    WHERE run = getvariable('run') AND selected AND epoch = (SELECT max(epoch) FROM scores WHERE run = getvariable('run'))
 )
 SELECT subset,
        floor(clipscore / 2) * 2 AS bin,

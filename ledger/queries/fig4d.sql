@@ -1,15 +1,15 @@
 -- Figure 4d: TP accuracy of each run, the fraction of its selected samples that are
--- clean (oracle's top half, or the ground truth when $oracle is NULL), over all
+-- clean (oracle's top half, or the ground truth when oracle is NULL), over all
 -- epochs and in the last epoch, with the AUROC of delta and of the CLIPScore for
 -- clean vs noisy in the last epoch (paper TP accuracy: 65 % at r = 0.3, 61 % at r = 0.5).
--- $runs: the runs to compare (one dataset); $run: the run whose dataset defines the split;
--- $oracle: oracle name, or NULL for the ground truth.
+-- Variables (SET VARIABLE name = value in the duckdb shell): runs: the runs to compare (one dataset); run: the run whose dataset defines the split;
+--   oracle: oracle name, or NULL for the ground truth.
 WITH joined AS (
     SELECT s.run, s.epoch, s.selected, s.delta, s.clipscore, c.is_clean,
            s.epoch = max(s.epoch) OVER (PARTITION BY s.run) AS last_epoch
     FROM scores s
-    JOIN clean_split($run, $oracle) c ON c.sample_id = s.sample_id
-    WHERE list_contains($runs, s.run)
+    JOIN clean_split(getvariable('run'), getvariable('oracle')) c ON c.sample_id = s.sample_id
+    WHERE list_contains(getvariable('runs'), s.run)
 ),
 last AS (
     SELECT * FROM joined WHERE last_epoch

@@ -1,19 +1,19 @@
--- Table 1: final zero-shot retrieval of each method at each selection ratio,
--- mean and standard deviation over seeds (image->text TR@K, text->image IR@K, R@sum).
--- $runs: the runs to tabulate.
+-- Table 1: final zero-shot retrieval of each method at each selection ratio as
+-- "mean ± std" over seeds (image->text tr_r1/5/10, text->image ir_r1/5/10, rsum),
+-- one column per ratio.
+-- Variables (SET VARIABLE name = value in the duckdb shell): runs: the runs to tabulate.
 WITH final AS (
-    SELECT e.run, e.metric, arg_max(e.value, e.step) AS value
-    FROM evals e
-    WHERE list_contains($runs, e.run)
+    SELECT run, metric, arg_max(value, step) AS value
+    FROM evals
+    WHERE list_contains(getvariable('runs'), run)
+    GROUP BY ALL
+),
+cells AS (
+    SELECT f.metric, r.strategy, 'r=' || r.ratio AS ratio,
+           printf('%.1f ± %.1f (n=%d)', avg(f.value), coalesce(stddev_samp(f.value), 0), count(*)) AS cell
+    FROM final f
+    JOIN runs r ON r.name = f.run
     GROUP BY ALL
 )
-SELECT r.strategy,
-       r.ratio,
-       f.metric,
-       avg(f.value) AS mean,
-       coalesce(stddev_samp(f.value), 0) AS std,
-       count(*) AS seeds
-FROM final f
-JOIN runs r ON r.name = f.run
-GROUP BY ALL
-ORDER BY r.ratio, r.strategy, f.metric;
+PIVOT cells ON ratio USING any_value(cell) GROUP BY metric, strategy
+ORDER BY list_position(['rsum', 'tr_r1', 'tr_r5', 'tr_r10', 'ir_r1', 'ir_r5', 'ir_r10'], metric), strategy;

@@ -1,12 +1,12 @@
 -- Table 6: wall-clock seconds each run needs to first reach the best R@sum of
 -- the random-selection run and of the run itself, counting the compute and data
 -- time of its steps (steps.t_data + t_score + t_train) up to that evaluation.
--- $run: the selection run (DISSect); $random: a random-selection run; $runs: the runs to time.
+-- Variables (SET VARIABLE name = value in the duckdb shell): run: the selection run (DISSect); random: a random-selection run; runs: the runs to time.
 WITH clock AS (
     SELECT run, step,
            sum(t_data + t_score + t_train) OVER (PARTITION BY run ORDER BY step) AS seconds
     FROM steps
-    WHERE list_contains($runs, run)
+    WHERE list_contains(getvariable('runs'), run)
 ),
 curve AS (
     SELECT e.run, e.step, e.value AS rsum, c.seconds
@@ -15,8 +15,8 @@ curve AS (
     WHERE e.metric = 'rsum'
 ),
 targets AS (
-    SELECT (SELECT max(value) FROM evals WHERE run = $random AND metric = 'rsum') AS random_best,
-           (SELECT max(value) FROM evals WHERE run = $run AND metric = 'rsum') AS run_best
+    SELECT (SELECT max(value) FROM evals WHERE run = getvariable('random') AND metric = 'rsum') AS random_best,
+           (SELECT max(value) FROM evals WHERE run = getvariable('run') AND metric = 'rsum') AS run_best
 )
 SELECT r.name AS run, r.strategy, r.ratio,
        min(c.seconds) FILTER (WHERE c.rsum >= t.random_best) AS seconds_to_random_best,

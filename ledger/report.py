@@ -1,0 +1,240 @@
+"""`dissect report`: each figure and table of the paper is one SQL file in
+queries/, run over the ledger, printed as a table and drawn with matplotlib.
+
+A figure's SQL reads DuckDB variables (getvariable('run'), 'runs', 'oracle',
+'epochs', 'full', 'random'), so the same file runs in the duckdb shell after
+`SET VARIABLE run = '...'`. `resolve` turns the user's flags into them and
+checks, before any query runs, that the ledger has what the figure needs.
+"""
+import html
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from dissect.ledger.store import LedgerError, connect
+
+
+@dataclass(frozen=True)
+class Analysis:
+    key: str          # what --figure / --table takes
+    title: str
+    meaning: str      # one line for the index page
+    kind: str         # how it is drawn: line, hist, bar, table
+    needs_split: bool = False
+    needs_oracle: bool = False
+    x: str = ""
+    y: str = ""
+    hue: str = ""
+    facet: str = ""
+
+    @property
+    def sql_file(self) -> str:
+        return f"{'table' if self.key.startswith('table') else 'fig'}{self.key.removeprefix('table')}.sql"
+
+    def sql(self) -> str:
+        return resources.files("dissect.ledger").joinpath("queries", self.sql_file).read_text()
+
+
+ANALYSES = {a.key: a for a in (
+    Analysis("2", "Retrieval vs selection ratio, every method",
+             "Final R@sum of each strategy at each ratio (mean and std over seeds).",
+             "line", x="ratio", y="rsum_mean", hue="strategy"),
+    Analysis("3a", "CLIPScore histograms, clean vs noisy",
+             "How the clean and the noisy pairs' CLIPScores overlap more as training memorises.",
+             "hist", needs_split=True, hue="is_clean", facet="epoch"),
+    Analysis("3b", "Mean CLIPScore per epoch, clean vs noisy",
+             "Clean pairs are learned first; noisy pairs catch up as they are memorised.",
+             "line", needs_split=True, x="epoch", y="mean_clipscore", hue="is_clean"),
+    Analysis("3c", "Mean CLIPScore minus the epoch mean, clean vs noisy",
+             "The same with the drift of the whole distribution removed: the gap that closes.",
+             "line", needs_split=True, x="epoch", y="mean_centred_clipscore", hue="is_clean"),
+    Analysis("4a", "CLIPScore of the selected samples vs all, per stage",
+             "Which part of the score distribution the strategy trains on, early to late.",
+             "hist", hue="subset", facet="epoch"),
+    Analysis("4b", "Final CLIPScore distribution, clean vs noisy, per run",
+             "The clean-minus-noisy gap of the final model (paper: 0.65 full data, 2.14 DISSect).",
+             "hist", needs_split=True, hue="is_clean", facet="run"),
+    Analysis("4c", "Oracle CLIPScore of the selected samples vs all",
+             "Where the last epoch's picks sit in the oracle's score distribution; its median splits clean from noisy.",
+             "hist", needs_split=True, needs_oracle=True, hue="subset"),
+    Analysis("4d", "TP accuracy of each run",
+             "Fraction of the selected samples that are clean, and AUROC of delta and CLIPScore for clean vs noisy.",
+             "bar", needs_split=True, x="run", y="tp_accuracy"),
+    Analysis("5a", "Retrieval vs iterations, run vs full data",
+             "Acceleration: steps full data needs to reach the target R@sum over the steps the run needs.",
+             "line", x="iterations", y="rsum", hue="run"),
+    Analysis("5b", "Retrieval vs selection ratio, run's strategy vs random",
+             "Final R@sum of the strategy and of random selection at each ratio.",
+             "line", x="ratio", y="rsum_mean", hue="strategy"),
+    Analysis("table1", "Table 1: retrieval grid, methods x ratios",
+             "Final TR@K, IR@K and R@sum per strategy and ratio, mean and std over seeds.", "table"),
+    Analysis("table6", "Table 6: wall-clock to reach a target R@sum",
+             "Seconds of steps each run needs to reach the random run's best and the run's own best.", "table"),
+)}
+FIGURES = [k for k in ANALYSES if not k.startswith("table")]
+TABLES = [k.removeprefix("table") for k in ANALYSES if k.startswith("table")]
+
+
+@dataclass
+class Request:
+    ledger: str
+    run: str
+    vs: tuple[str, ...] = ()
+    oracle: str | None = None
+    truth: bool = False
+    epochs: tuple[int, ...] = ()
+
+
+@dataclass
+class Result:
+    analysis: Analysis
+    run: str
+    columns: list[str]
+    rows: list[tuple]
+    params: dict
+
+    @property
+    def note(self) -> str:
+        """The one number a figure is about, where it has one."""
+        first = dict(zip(self.columns, self.rows[0])) if self.rows else {}
+        if "acceleration" in first and first["acceleration"] is not None:
+            return f"acceleration {first['acceleration']:.2f}x at R@sum {first['target_rsum']:.1f}"
+        if "clean_minus_noisy" in first:
+            gaps = {r[self.columns.index("run")]: r[self.columns.index("clean_minus_noisy")] for r in self.rows}
+            return "clean - noisy mean: " + ", ".join(f"{k} {v:.2f}" for k, v in gaps.items() if v is not None)
+        return ""
+
+
+def _one(con, sql, params=()):
+    row = con.execute(sql, list(params)).fetchone()
+    return row[0] if row else None
+
+
+def resolve(con, analysis: Analysis, req: Request) -> dict:
+    """The query's parameters from the user's flags, or a LedgerError saying what is missing."""
+    where = f"ledger {req.ledger}"
+    run = con.execute("SELECT name, dataset, strategy, epochs FROM runs WHERE name = ?", [req.run]).fetchone()
+    if run is None:
+        raise LedgerError(f"run {req.run!r} is not in {where}: `dissect runs --ledger {req.ledger}` lists them")
+    _, dataset, _, _ = run
+    for other in req.vs:
+        other_dataset = _one(con, "SELECT dataset FROM runs WHERE name = ?", [other])
+        if other_dataset is None:
+            raise LedgerError(f"--vs run {other!r} is not in {where}")
+        if other_dataset != dataset:
+            raise LedgerError(f"--vs run {other!r} trained on {other_dataset}, run {req.run!r} on {dataset}: "
+                              "compare runs of one dataset")
+    runs = [req.run, *req.vs] if req.vs else [
+        name for (name,) in con.execute("SELECT name FROM runs WHERE dataset = ? ORDER BY start", [dataset]).fetchall()]
+    params = {"run": req.run, "runs": runs}
+
+    if analysis.needs_oracle and not req.oracle:
+        raise LedgerError(f"figure {analysis.key} needs an oracle: score one with `dissect score DATA --ckpt CKPT "
+                          f"--model M --name NAME --ledger {req.ledger}` and pass --oracle NAME")
+    if analysis.needs_split:
+        if req.oracle and not req.truth:
+            oracle_dataset = _one(con, "SELECT any_value(dataset) FROM oracle WHERE name = ?", [req.oracle])
+            if oracle_dataset is None:
+                raise LedgerError(f"oracle {req.oracle!r} is not in {where}: make it with `dissect score DATA "
+                                  f"--ckpt CKPT --model M --name {req.oracle} --ledger {req.ledger}`")
+            if oracle_dataset != dataset:
+                raise LedgerError(f"oracle {req.oracle!r} scored {oracle_dataset}, run {req.run!r} trained on {dataset}")
+            params["oracle"] = req.oracle
+        else:
+            flagged = _one(con, "SELECT count(is_noisy) FROM samples WHERE dataset = ?", [dataset])
+            if not flagged:
+                raise LedgerError(f"{dataset} has no ground-truth noise flags: pass --oracle NAME "
+                                  f"(make one with `dissect score`)")
+            params["oracle"] = None
+
+    if analysis.key in ("3a", "4a"):
+        last = _one(con, "SELECT max(epoch) FROM scores WHERE run = ?", [req.run])
+        if last is None:
+            raise LedgerError(f"run {req.run!r} has no scores in {where}")
+        default = [last // 4, last] if analysis.key == "3a" else sorted({0, last // 2, last})
+        params["epochs"] = list(req.epochs) or default
+    if analysis.key == "5a":
+        params["full"] = _pick_run(con, req, runs, "full", "5a")
+    if analysis.key == "table6":
+        params["random"] = _pick_run(con, req, runs, "random", "table 6")
+    if analysis.key in ("2", "5b", "5a", "table1", "table6"):
+        has_evals = _one(con, "SELECT count(*) FROM evals WHERE run = ?", [req.run])
+        if not has_evals:
+            raise LedgerError(f"{analysis.title.split(':')[0]} needs retrieval evals and run {req.run!r} has none: "
+                              "train with a test split and --eval-every")
+    used = set(re.findall(r"getvariable\('([a-z_]+)'\)", analysis.sql()))
+    return {k: v for k, v in params.items() if k in used}
+
+
+def _pick_run(con, req: Request, runs: list[str], strategy: str, what: str) -> str:
+    name = _one(con, "SELECT name FROM runs WHERE list_contains(?, name) AND strategy = ? AND name <> ? "
+                     "ORDER BY start LIMIT 1", [runs, strategy, req.run])
+    if name is None:
+        raise LedgerError(f"{what} needs a {strategy} run on the same dataset: train one with "
+                          f"--strategy {strategy} and pass it with --vs")
+    return name
+
+
+def run_analysis(key: str, req: Request) -> Result:
+    if key not in ANALYSES:
+        raise LedgerError(f"unknown analysis {key!r}: figures {', '.join(FIGURES)}; tables {', '.join(TABLES)}")
+    analysis = ANALYSES[key]
+    con = connect(req.ledger)
+    try:
+        params = resolve(con, analysis, req)
+        for name, value in params.items():
+            con.execute(f"SET VARIABLE \"{name}\" = ?", [value])
+        cur = con.execute(analysis.sql())
+        columns = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    finally:
+        con.close()
+    if not rows:
+        raise LedgerError(f"{analysis.title} has no data for run {req.run!r} in ledger {req.ledger}")
+    return Result(analysis, req.run, columns, rows, params)
+
+
+def report_all(req: Request, out: Path, draw) -> list[tuple[Analysis, str | None]]:
+    """Every analysis the ledger has data for into OUT, plus index.html; returns (analysis, skip reason)."""
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    for key, analysis in ANALYSES.items():
+        try:
+            result = run_analysis(key, req)
+        except LedgerError as e:
+            done.append((analysis, str(e)))
+            continue
+        draw(result, out / f"{analysis.sql_file.removesuffix('.sql')}.png")
+        write_csv(result, out / f"{analysis.sql_file.removesuffix('.sql')}.csv")
+        done.append((analysis, None))
+    (out / "index.html").write_text(index_html(req, done))
+    return done
+
+
+def write_csv(result: Result, path: Path) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+
+
+def index_html(req: Request, done) -> str:
+    parts = [f"<!doctype html><meta charset='utf-8'><title>dissect report: {html.escape(req.run)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}img{max-width:100%}"
+             "pre{background:#f4f4f4;padding:8px;overflow-x:auto}</style>",
+             f"<h1>dissect report for run {html.escape(req.run)}</h1>",
+             f"<p>Ledger <code>{html.escape(str(req.ledger))}</code>. Each section is one SQL file of "
+             "<code>dissect/ledger/queries/</code>, run over the ledger.</p>"]
+    for analysis, skipped in done:
+        stem = analysis.sql_file.removesuffix(".sql")
+        parts.append(f"<h2>{html.escape(analysis.title)}</h2><p>{html.escape(analysis.meaning)}</p>")
+        if skipped:
+            parts.append(f"<p><em>Not drawn: {html.escape(skipped)}</em></p>")
+            continue
+        parts.append(f"<img src='{stem}.png' alt='{html.escape(analysis.title)}'>"
+                     f"<p><a href='{stem}.csv'>{stem}.csv</a></p>"
+                     f"<details><summary>{analysis.sql_file}</summary><pre>{html.escape(analysis.sql())}</pre></details>")
+    return "\n".join(parts)
