@@ -9,6 +9,7 @@ import sys
 import click
 
 from dissect import ledger
+from dissect.ledger import report
 from dissect.cli.output import FORMATS, emit
 
 DEFAULT_LEDGER = "ledger"
@@ -110,6 +111,99 @@ def runs(ledger_dir, fmt):
     """List the runs in the ledger."""
     columns, rows = ledger.named_query(ledger_dir, "runs_list")
     emit(columns, rows, fmt, title=f"runs in {ledger_dir}")
+
+
+@cli.command()
+@click.argument("data", type=click.Path())
+@click.option("--ckpt", required=True, type=click.Path(), help="An open_clip checkpoint (ours or the user's).")
+@click.option("--model", default="dissect-tiny", show_default=True, help="The checkpoint's open_clip model name.")
+@click.option("--name", required=True, help="Name of this oracle in the ledger's `oracle` table.")
+@ledger_option
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--workers", default=2, show_default=True)
+@click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
+@click.option("--replace", is_flag=True, help="Replace an oracle of the same name.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def score(data, ckpt, model, name, ledger_dir, batch_size, workers, device, replace, quiet):
+    """Score every sample of DATA with a checkpoint into the ledger's `oracle` table."""
+    from dissect.engine import scoring
+
+    n = scoring.score(data, checkpoint=ckpt, model_name=model, name=name, ledger_dir=ledger_dir,
+                      batch_size=batch_size, replace=replace, workers=workers, device=device, quiet=quiet)
+    click.echo(f"scored {n} samples as oracle {name!r} in {ledger_dir}")
+
+
+@cli.command("eval")
+@click.option("--ckpt", required=True, type=click.Path(), help="An open_clip checkpoint.")
+@click.option("--model", default="dissect-tiny", show_default=True, help="The checkpoint's open_clip model name.")
+@click.option("--data", "data_path", required=True, type=click.Path(), help="Test dataset.")
+@click.option("--split", default=None, help="Split to evaluate [default: test where there is one].")
+@click.option("--ledger", "ledger_dir", default=None, type=click.Path(file_okay=False),
+              help="With --run: add the metrics to the run's evals.")
+@click.option("--run", default=None, help="Run whose evals get the metrics.")
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--workers", default=0, show_default=True)
+@click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt):
+    """Zero-shot retrieval R@1/5/10 both ways and R@sum (and classification accuracy
+    where the data has labels and class names) of a checkpoint on DATA."""
+    from pathlib import Path
+
+    from dissect.engine import scoring
+
+    if (ledger_dir is None) != (run is None):
+        raise click.UsageError("--ledger and --run go together")
+    metrics = scoring.evaluate_checkpoint(data_path, checkpoint=ckpt, model_name=model, split=split,
+                                          batch_size=batch_size, workers=workers, device=device)
+    if run:
+        scoring.record_eval(ledger_dir, run, ckpt, metrics, prefix=f"{Path(data_path).resolve().name}/")
+    emit(["metric", "value"], [(k, round(v, 2)) for k, v in metrics.items()], fmt,
+         title=f"zero-shot metrics on {Path(data_path).name}")
+
+
+@cli.command("report")
+@click.option("--figure", type=click.Choice(report.FIGURES), help="A figure of the paper.")
+@click.option("--table", type=click.Choice(report.TABLES), help="A table of the paper.")
+@click.option("--all", "all_", is_flag=True, help="Every figure and table the ledger has data for, into --out DIR.")
+@ledger_option
+@click.option("--run", required=True, help="The run the analysis is about.")
+@click.option("--vs", multiple=True, help="Runs to compare with (repeatable) [default: every run on the dataset].")
+@click.option("--oracle", default=None, help="Split clean/noisy by this oracle's top 50%% of CLIPScore.")
+@click.option("--truth", is_flag=True, help="Split clean/noisy by the dataset's is_noisy flags [default where present].")
+@click.option("--epochs", default=None, help="Epochs to show in 3a / 4a, comma separated (from 0).")
+@click.option("--out", default=None, type=click.Path(), help="PNG to draw (figure/table) or folder (--all).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, out, fmt):
+    """Reproduce a figure or table of the paper from the ledger: its SQL file
+    (dissect/ledger/queries), a rich table and a matplotlib PNG."""
+    from pathlib import Path
+
+    from dissect.ledger import figures
+
+    if sum(map(bool, (figure, table, all_))) != 1:
+        raise click.UsageError("give exactly one of --figure F, --table T, --all")
+    if oracle and truth:
+        raise click.UsageError("--oracle and --truth exclude each other")
+    try:
+        epoch_list = tuple(int(e) for e in epochs.split(",")) if epochs else ()
+    except ValueError:
+        raise click.BadParameter(f"{epochs!r} is not a comma-separated list of epochs", param_hint="--epochs")
+    req = report.Request(ledger=ledger_dir, run=run, vs=vs, oracle=oracle, truth=truth, epochs=epoch_list)
+    if all_:
+        folder = Path(out or "report")
+        done = report.report_all(req, folder, figures.draw)
+        for analysis, skipped in done:
+            click.echo(f"{analysis.key:>7}  {'skipped: ' + skipped if skipped else 'written'}")
+        click.echo(f"report: {folder / 'index.html'}")
+        return
+    key = figure or f"table{table}"
+    result = report.run_analysis(key, req)
+    emit(result.columns, result.rows, fmt, title=f"{result.analysis.title} ({run}) {result.note}")
+    if out:
+        figures.draw(result, Path(out))
+    sql_path = Path(report.__file__).parent / "queries" / result.analysis.sql_file
+    click.echo(f"sql: {sql_path}" + (f"   png: {out}" if out else ""), err=True)
 
 
 @cli.command()

@@ -23,6 +23,7 @@ from dissect.engine.errors import InputError
 from dissect.ledger.schema import SAMPLES
 
 MANIFEST = "samples.parquet"
+CLASSNAMES = "classnames.txt"
 SHARD_SIZE = 1000
 
 
@@ -48,18 +49,31 @@ class Dataset:
         shards = sorted(set(self.split(split)["shard"].to_pylist()))
         return [str(self.root / s) for s in shards]
 
+    @property
+    def classnames(self) -> list[str]:
+        """Class names for zero-shot classification, one per line of classnames.txt (label order)."""
+        path = self.root / CLASSNAMES
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+    def labels(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """The class label of each sample id, or None where the samples have none."""
+        labels = self.manifest["label"].take(pa.array(ids.numpy()))  # dense ids are row numbers
+        return None if labels.null_count else torch.from_numpy(labels.to_numpy())
+
     def key_to_id(self, split: str) -> dict[str, int]:
         part = self.split(split)
         return dict(zip(part["key"].to_pylist(), part["sample_id"].to_pylist()))
 
 
-def open_dataset(path: str | os.PathLike) -> Dataset:
+def open_dataset(path: str | os.PathLike, require_train: bool = True) -> Dataset:
     root = Path(path)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise DatasetError(f"no dataset at {root}: expected {MANIFEST} there (make one with `dissect make-synthetic`)")
     manifest = pq.read_table(manifest_path)
-    if manifest.num_rows == 0 or pc.sum(pc.equal(manifest["split"], "train")).as_py() in (None, 0):
+    if manifest.num_rows == 0:
+        raise DatasetError(f"dataset at {root} has no samples")
+    if require_train and not pc.sum(pc.equal(manifest["split"], "train")).as_py():
         raise DatasetError(f"dataset at {root} has no train samples")
     fingerprint = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
     return Dataset(root.resolve(), f"{root.resolve().name}-{fingerprint[:8]}", manifest, fingerprint)
@@ -70,40 +84,44 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
 def make_synthetic(out, *, n: int, test_n: int, noise_ratio: float, noise_type: str,
                    image_size: int = 32, seed: int = 0, shard_size: int = SHARD_SIZE) -> Dataset:
     """Write the synthetic benchmark to OUT (shards + manifest), all or nothing."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise DatasetError(f"{out} exists and is not empty: choose a new folder")
     if n < 1:
         raise DatasetError("--n must be at least 1")
     if not 0 <= noise_ratio < 1:
         raise DatasetError(f"--noise-ratio {noise_ratio} is outside [0, 1)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        rows = _write_shards(
-            staging,
-            synthetic.generate(n, test_n, noise_ratio, noise_type, image_size, seed),
-            shard_size,
-        )
-        pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), staging / MANIFEST)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return open_dataset(out)
+    return write_dataset(out, synthetic.generate(n, test_n, noise_ratio, noise_type, image_size, seed), shard_size)
 
 
 # The manifest has the columns of the ledger's `samples` table, which copies it.
 MANIFEST_SCHEMA = SAMPLES.columns
 
 
+def write_dataset(out, samples, shard_size: int = SHARD_SIZE, classnames: list[str] | None = None) -> "Dataset":
+    """Write (split, index, image bytes, caption, is_noisy, meta json, label) tuples to OUT as
+    shards + manifest (+ classnames.txt), all or nothing: OUT appears only when complete."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise DatasetError(f"{out} exists and is not empty: choose a new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        rows = _write_shards(staging, samples, shard_size)
+        pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), staging / MANIFEST)
+        if classnames:
+            (staging / CLASSNAMES).write_text("\n".join(classnames) + "\n")
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return open_dataset(out, require_train=False)
+
+
 def _write_shards(root: Path, samples, shard_size: int) -> list[dict]:
-    """Write (split, index, png, caption, is_noisy, meta) tuples as img2dataset-style shards."""
+    """Write sample tuples as img2dataset-style shards; returns the manifest rows."""
     rows, writer, current = [], None, None
     counts: dict[str, int] = {}
-    for split, index, png, text, is_noisy, meta in samples:
+    for split, index, png, text, is_noisy, meta, label in samples:
         k = counts.get(split, 0)
         counts[split] = k + 1
         shard_name = f"{split}/{k // shard_size:05d}.tar"
@@ -115,7 +133,7 @@ def _write_shards(root: Path, samples, shard_size: int) -> list[dict]:
         key = f"{k // shard_size:05d}{k % shard_size:04d}"
         writer.write({"__key__": key, "png": png, "txt": text, "json": meta.encode()})
         rows.append(dict(sample_id=index, key=key, caption=text, split=split, is_noisy=is_noisy,
-                         shard=shard_name, label=None))
+                         shard=shard_name, label=label))
     if writer:
         writer.close()
     return rows
@@ -123,9 +141,19 @@ def _write_shards(root: Path, samples, shard_size: int) -> list[dict]:
 
 # --- reading ---------------------------------------------------------------
 
+def captions(text: str) -> list[str]:
+    """A sample's captions: one per line of its .txt (several for COCO-style test sets)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: int,
-           shuffle: bool, seed: int = 0, epoch: int = 0, workers: int = 0) -> torch.utils.data.DataLoader:
+           shuffle: bool, seed: int = 0, epoch: int = 0, workers: int = 0,
+           all_captions: bool = False) -> torch.utils.data.DataLoader:
     """Batches of (sample_id, image, tokens) from the split's shards.
+
+    Training takes a sample's first caption. With all_captions (retrieval eval)
+    a batch is (sample_id, image, tokens, owner): every caption of every image,
+    owner[j] being the batch row of caption j's image.
 
     The order is a function of (seed, epoch): shards and samples are shuffled by
     webdataset's deterministic shuffle, and worker RNGs come from a generator
@@ -135,7 +163,9 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
 
     def to_sample(sample):
         key, image, text = sample
-        return ids[key], transform(image), tokenizer(text)[0]
+        texts = captions(text)
+        tokens = tokenizer(texts) if all_captions else tokenizer(texts[:1])[0]
+        return ids[key], transform(image), tokens
 
     stage_seed = seed * 1_000_003
     urls = dataset.shard_urls(split)
@@ -149,7 +179,7 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
         wds.decode("pil"),
         wds.to_tuple("__key__", "png;jpg;jpeg;webp", "txt"),
         wds.map(to_sample),
-        wds.batched(batch_size, partial=True, collation_fn=_collate),
+        wds.batched(batch_size, partial=True, collation_fn=_collate_all if all_captions else _collate),
     ]
     generator = torch.Generator().manual_seed(stage_seed + epoch)
     return torch.utils.data.DataLoader(
@@ -161,3 +191,9 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
 def _collate(samples):
     ids, images, tokens = zip(*samples)
     return torch.tensor(ids, dtype=torch.long), torch.stack(images), torch.stack(tokens)
+
+
+def _collate_all(samples):
+    ids, images, tokens = zip(*samples)
+    owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor([len(t) for t in tokens]))
+    return torch.tensor(ids, dtype=torch.long), torch.stack(images), torch.cat(tokens), owner

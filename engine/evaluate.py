@@ -1,25 +1,33 @@
-"""Zero-shot retrieval: Recall@K both ways, the CLIP_benchmark convention.
+"""Zero-shot evaluation: retrieval Recall@K both ways (the CLIP_benchmark convention)
+and, where the data has labels and class names, zero-shot classification.
 
 With several captions per image, an image query is a hit if any of its captions
 is in the top K; a caption query is a hit if its image is in the top K.
 """
 import torch
+from open_clip import SIMPLE_IMAGENET_TEMPLATES, build_zero_shot_classifier
+
+from dissect.engine import data
 
 RECALL_KS = (1, 5, 10)
 
 
 @torch.inference_mode()
 def encode(model, batches, device="cpu"):
-    """Normalised (image features, text features, sample ids) of every batch."""
+    """Normalised image and text features of batches from data.loader(all_captions=True):
+    (image features, text features, text_to_image, sample ids)."""
     was_training = model.training
     model.eval()
-    images, texts, ids = [], [], []
-    for batch_ids, image, tokens in batches:
+    images, texts, owners, ids = [], [], [], []
+    seen = 0
+    for batch_ids, image, tokens, owner in batches:
         images.append(model.encode_image(image.to(device), normalize=True).float().cpu())
         texts.append(model.encode_text(tokens.to(device), normalize=True).float().cpu())
+        owners.append(owner + seen)
         ids.append(batch_ids)
+        seen += len(batch_ids)
     model.train(was_training)
-    return torch.cat(images), torch.cat(texts), torch.cat(ids)
+    return torch.cat(images), torch.cat(texts), torch.cat(owners), torch.cat(ids)
 
 
 def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
@@ -30,23 +38,46 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
     """
     similarity = text_features @ image_features.T  # [texts, images]
     n_images = image_features.shape[0]
-    metrics = {}
-    # text -> image: rank of the caption's own image among all images.
+    # text -> image: how many images score above the caption's own image.
     own = similarity.gather(1, text_to_image[:, None])
-    ir_rank = (similarity > own).sum(1)
+    image_rank = (similarity > own).sum(1)
     # image -> text: the best rank among the image's own captions.
-    caption_rank_per_image = _best_caption_rank(similarity, text_to_image, n_images)
+    order = similarity.T.argsort(dim=1, descending=True)
+    is_own = text_to_image[order] == torch.arange(n_images)[:, None]
+    caption_rank = is_own.float().argmax(dim=1)
+    metrics = {}
     for k in RECALL_KS:
-        metrics[f"tr_r{k}"] = 100.0 * (caption_rank_per_image < k).float().mean().item()
-        metrics[f"ir_r{k}"] = 100.0 * (ir_rank < k).float().mean().item()
+        metrics[f"tr_r{k}"] = 100.0 * (caption_rank < k).float().mean().item()
+        metrics[f"ir_r{k}"] = 100.0 * (image_rank < k).float().mean().item()
     metrics["rsum"] = sum(metrics[f"{d}_r{k}"] for d in ("tr", "ir") for k in RECALL_KS)
     return metrics
 
 
-def _best_caption_rank(similarity, text_to_image, n_images):
-    """For each image, the rank of its best-ranked own caption among all captions."""
-    by_image = similarity.T  # [images, texts]
-    order = by_image.argsort(dim=1, descending=True)
-    ranked_owner = text_to_image[order]  # owner image of each ranked caption
-    is_own = ranked_owner == torch.arange(n_images)[:, None]
-    return is_own.float().argmax(dim=1)
+@torch.inference_mode()
+def zero_shot_metrics(model, tokenizer, classnames: list[str], image_features: torch.Tensor,
+                      labels: torch.Tensor, device="cpu") -> dict[str, float]:
+    """Top-1 (and top-5 with five or more classes) accuracy, in percent, of open_clip's
+    zero-shot classifier built from the class names with its simple ImageNet templates."""
+    classifier = build_zero_shot_classifier(model, tokenizer, classnames, SIMPLE_IMAGENET_TEMPLATES,
+                                            device=device).float().cpu()
+    return classification_metrics(image_features @ classifier, labels)
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    ks = [k for k in (1, 5) if k <= logits.shape[1]]
+    top = logits.topk(max(ks), dim=1).indices
+    return {f"zeroshot_top{k}": 100.0 * (top[:, :k] == labels[:, None]).any(1).float().mean().item() for k in ks}
+
+
+def evaluate_dataset(model, tokenizer, transform, dataset, split: str, *, batch_size: int = 256,
+                     workers: int = 0, device="cpu") -> dict[str, float]:
+    """Every zero-shot metric the split supports: retrieval always, classification
+    where the samples have labels and the dataset has class names."""
+    batches = data.loader(dataset, split, transform=transform, tokenizer=tokenizer, batch_size=batch_size,
+                          shuffle=False, workers=workers, all_captions=True)
+    image_features, text_features, text_to_image, ids = encode(model, batches, device)
+    metrics = retrieval_metrics(image_features, text_features, text_to_image)
+    labels = dataset.labels(ids)
+    if dataset.classnames and labels is not None:
+        metrics.update(zero_shot_metrics(model, tokenizer, dataset.classnames, image_features, labels, device))
+    return metrics

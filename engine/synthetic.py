@@ -134,7 +134,7 @@ def png_bytes(img: Image.Image) -> bytes:
 
 
 def generate(n: int, test_n: int, noise_ratio: float, noise_type: str, image_size: int, seed: int):
-    """Yield (split, index, png, caption, is_noisy, scene-json) for every sample, train first.
+    """Yield (split, index, png, caption, is_noisy, scene json, label=None) for every sample, train first.
 
     Three independent streams of the seed: scenes and pixels, caption templates,
     noise. Changing the noise ratio therefore keeps every image and true caption.
@@ -161,4 +161,4 @@ def generate(n: int, test_n: int, noise_ratio: float, noise_type: str, image_siz
     for i in range(total):
         img = render(scenes[i], image_size, np.random.default_rng([seed, 3, i]))
         meta = {"objects": [o.__dict__ for o in scenes[i]], "true_caption": captions[i]}
-        yield ("train" if i < n else "test"), i, png_bytes(img), shown[i], bool(noisy[i]), json.dumps(meta)
+        yield ("train" if i < n else "test"), i, png_bytes(img), shown[i], bool(noisy[i]), json.dumps(meta), None

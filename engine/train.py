@@ -15,17 +15,16 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 from open_clip_train.scheduler import cosine_lr
 from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine import data, evaluate, models, strategies
+from dissect.engine.scores import per_sample_scores
 from dissect.engine.errors import InputError
 
 MAX_LOGIT_SCALE = math.log(100)
-CLIPSCORE_WEIGHT = 100.0
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -109,16 +108,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float, logit_scale_lr_mul
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
         {"params": [model.logit_scale], "weight_decay": 0.0, "lr_scale": logit_scale_lr_mult},
     ]
-
-
-def per_sample_scores(loss_fn: ClipLoss, image_features, text_features, logit_scale):
-    """CLIPScore = 100 * max(cos, 0) and the per-sample InfoNCE loss (mean of both directions)."""
-    logits_per_image, logits_per_text = loss_fn.get_logits(image_features, text_features, logit_scale)
-    labels = torch.arange(image_features.shape[0], device=image_features.device)
-    loss = (F.cross_entropy(logits_per_image, labels, reduction="none")
-            + F.cross_entropy(logits_per_text, labels, reduction="none")) / 2
-    clipscore = CLIPSCORE_WEIGHT * (image_features * text_features).sum(-1).clamp(min=0)
-    return clipscore.float(), loss.float()
 
 
 def versions() -> dict:
@@ -267,10 +256,8 @@ class Trainer:
         progress.close()
 
     def evaluate(self, writer: ledger.LedgerWriter) -> dict[str, float]:
-        batches = data.loader(self.dataset, "test", transform=self.preprocess_val, tokenizer=self.tokenizer,
-                              batch_size=256, shuffle=False, workers=self.cfg.workers)
-        image_features, text_features, _ = evaluate.encode(self.model, batches, self.device)
-        metrics = evaluate.retrieval_metrics(image_features, text_features, torch.arange(len(text_features)))
+        metrics = evaluate.evaluate_dataset(self.model, self.tokenizer, self.preprocess_val, self.dataset, "test",
+                                            workers=self.cfg.workers, device=self.device)
         writer.add("evals", {"run": self.cfg.run, "epoch": self.epoch}, {
             "step": [self.step] * len(metrics), "metric": list(metrics), "value": list(metrics.values())})
         return metrics

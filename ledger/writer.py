@@ -30,7 +30,7 @@ class LedgerWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=256)
         self._buffers: dict[tuple, list[dict]] = defaultdict(list)
         self._rows: dict[tuple, int] = defaultdict(int)
-        self._parts_written: dict[str, int] = defaultdict(int)
+        self._next_part: dict[str, int] = defaultdict(int)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
@@ -52,7 +52,9 @@ class LedgerWriter:
         self._raise_if_failed()
 
     def close(self) -> None:
+        """Write what is still buffered, then stop the thread."""
         if self._thread.is_alive():
+            self.flush()
             self._queue.put((_STOP, None))
             self._thread.join()
         self._raise_if_failed()
@@ -108,11 +110,12 @@ class LedgerWriter:
         ]
         part_dir = self.root / table.partition_dir(**dict(partition))
         part_dir.mkdir(parents=True, exist_ok=True)
-        n = self._parts_written[str(part_dir)]
-        self._parts_written[str(part_dir)] += 1
+        # The next free part number: another writer (a later `dissect eval`) may have added parts here.
+        n = self._next_part[str(part_dir)]
+        while (part_dir / f"part-{self.rank}-{n:05d}.parquet").exists():
+            n += 1
+        self._next_part[str(part_dir)] = n + 1
         final = part_dir / f"part-{self.rank}-{n:05d}.parquet"
-        if final.exists():
-            raise FileExistsError(f"{final} already exists: two writers of one run and rank?")
         tmp = part_dir / f".{final.name}.tmp"
         pq.write_table(pa.Table.from_arrays(arrays, schema=schema), tmp)
         os.replace(tmp, final)

@@ -1,4 +1,8 @@
+import numpy as np
+import pyarrow as pa
 import pytest
+
+from dissect import ledger
 
 from dissect.engine import data
 
@@ -9,3 +13,71 @@ def tiny_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "tiny"
     data.make_synthetic(out, n=100, test_n=30, noise_ratio=0.25, noise_type="shuffle", seed=3, shard_size=40)
     return out
+
+
+# --- a hand-built ledger whose analyses have known answers (test_report.py) ---
+
+N = 8
+NOISY = {6, 7}          # ids 0-5 clean, 6-7 noisy
+
+
+def run_record(name, strategy, ratio=0.3, seed=0, dataset="d"):
+    return {"name": name, "strategy": strategy, "ratio": ratio, "model": "m", "epochs": 2, "batch_size": N,
+            "seed": seed, "dataset": dataset, "dataset_path": "/d", "dataset_fingerprint": "f" * 64,
+            "world_size": 1, "start": f"2026-01-01T00:00:0{len(name) % 10}+00:00",
+            "end": "2026-01-01T01:00:00+00:00", "status": "completed", "config": {}, "versions": {}}
+
+
+def add_scores(writer, run, epoch, clipscore, delta, selected):
+    clipscore = np.asarray(clipscore, dtype=np.float32)
+    delta = np.asarray(delta, dtype=np.float32)
+    writer.add("scores", {"run": run, "epoch": epoch}, {
+        "step": np.full(N, epoch), "sample_id": np.arange(N), "clipscore": clipscore, "hist": delta + clipscore,
+        "delta": delta, "loss": np.ones(N, dtype=np.float32), "selected": np.isin(np.arange(N), selected)})
+
+
+def add_curve(writer, run, points, seconds_per_step=1.0):
+    """points: (step, rsum) evals; every step before the last one takes seconds_per_step."""
+    last = max(s for s, _ in points)
+    writer.add("steps", {"run": run, "epoch": 0}, {
+        "step": np.arange(last), "batch_size": np.full(last, N), "n_selected": np.full(last, 2),
+        "lr": np.full(last, 1e-3), "loss": np.ones(last, dtype=np.float32),
+        "logit_scale": np.full(last, 14.0, dtype=np.float32), "t_data": np.zeros(last),
+        "t_score": np.zeros(last), "t_train": np.full(last, seconds_per_step)})
+    for step, rsum in points:
+        writer.add("evals", {"run": run, "epoch": 0}, {"step": [step], "metric": ["rsum"], "value": [rsum]})
+
+
+@pytest.fixture(scope="session")
+def hand_ledger(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hand")
+    ledger.add_samples(root, "d", "f" * 64, pa.table({
+        "sample_id": list(range(N + 2)), "key": [str(i) for i in range(N + 2)], "caption": ["c"] * (N + 2),
+        "split": ["train"] * N + ["test"] * 2, "is_noisy": [i in NOISY for i in range(N)] + [False, False],
+        "shard": ["s"] * (N + 2), "label": [None] * (N + 2)}))
+    ledger.add_samples(root, "other", "e" * 64, pa.table({
+        "sample_id": [0], "key": ["0"], "caption": ["c"], "split": ["train"], "is_noisy": [False],
+        "shard": ["s"], "label": [None]}))
+    clean = np.array([i not in NOISY for i in range(N)])
+    with ledger.LedgerWriter(root) as writer:
+        for name, strategy, ratio, seed in [("dis", "dissect-warmup", 0.3, 0), ("perfect", "dissect-warmup", 0.3, 1),
+                                            ("reversed", "dissect-warmup", 0.5, 0), ("flat", "random", 0.3, 0),
+                                            ("full", "full", 1.0, 0)]:
+            ledger.write_run(root, run_record(name, strategy, ratio, seed))
+        # dis: picks 0, 1, 2 (clean) and 6 (noisy): TP accuracy 0.75 in both epochs.
+        # epoch 0: clean score 10, noisy 20, mean 12.5; epoch 1: all 30.
+        add_scores(writer, "dis", 0, np.where(clean, 10.0, 20.0), np.zeros(N), [0, 1, 2, 6])
+        add_scores(writer, "dis", 1, np.full(N, 30.0), np.zeros(N), [0, 1, 2, 6])
+        add_scores(writer, "perfect", 1, np.arange(N), np.where(clean, 10.0, 0.0) + np.arange(N), [0, 1])
+        add_scores(writer, "reversed", 1, np.arange(N), np.where(clean, 0.0, 10.0) + np.arange(N), [6, 7])
+        add_scores(writer, "flat", 1, np.full(N, 5.0), np.ones(N), [0, 7])
+        # dis reaches R@sum 100 at step 100, full only at step 200: acceleration 2.
+        add_curve(writer, "dis", [(50, 60.0), (100, 100.0)], seconds_per_step=1.0)
+        add_curve(writer, "full", [(100, 80.0), (200, 100.0), (300, 120.0)], seconds_per_step=2.0)
+        add_curve(writer, "flat", [(100, 70.0), (200, 90.0)], seconds_per_step=1.0)
+        add_curve(writer, "perfect", [(100, 110.0)], seconds_per_step=1.0)
+        # an oracle that scores ids 4-7 above 0-3: clean by oracle = {4, 5, 6, 7}
+        writer.add("oracle", {"name": "o"}, {"dataset": ["d"] * N, "sample_id": np.arange(N),
+                                             "clipscore": np.arange(N, dtype=np.float32) * 10,
+                                             "loss": np.ones(N, dtype=np.float32)})
+    return root

@@ -1,0 +1,107 @@
+"""Every analysis query on small hand-built ledgers whose answers are known."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import N
+from dissect.cli.main import cli
+from dissect.ledger import report
+
+def analyse(root, key, run="dis", **kw):
+    result = report.run_analysis(key, report.Request(ledger=str(root), run=run, **kw))
+    return [dict(zip(result.columns, row)) for row in result.rows], result
+
+
+def test_tp_accuracy_is_exactly_three_quarters(hand_ledger):
+    rows, _ = analyse(hand_ledger, "4d", vs=("perfect",))
+    dis = next(r for r in rows if r["run"] == "dis")
+    assert dis["tp_accuracy"] == 0.75 and dis["tp_accuracy_last_epoch"] == 0.75
+
+
+def test_auroc_of_delta_one_half_zero(hand_ledger):
+    rows, _ = analyse(hand_ledger, "4d", vs=("perfect", "reversed", "flat"))
+    auroc = {r["run"]: r["auroc_delta"] for r in rows}
+    assert auroc["perfect"] == 1.0 and auroc["reversed"] == 0.0 and auroc["flat"] == 0.5
+
+
+def test_oracle_split_is_its_top_half(hand_ledger):
+    rows, _ = analyse(hand_ledger, "4d", vs=("perfect",), oracle="o")
+    dis = next(r for r in rows if r["run"] == "dis")
+    assert dis["tp_accuracy"] == 0.25          # of 0, 1, 2, 6 only 6 is in the oracle's top half
+    rows, _ = analyse(hand_ledger, "4c", oracle="o")
+    assert {r["oracle_median"] for r in rows} == {35.0}
+    assert sum(r["n"] for r in rows if r["subset"] == "selected") == 4
+    assert sum(r["n"] for r in rows if r["subset"] == "all") == N
+
+
+def test_centred_mean_is_zero_and_split_by_cleanliness(hand_ledger):
+    rows, _ = analyse(hand_ledger, "3c")
+    for epoch in (0, 1):
+        part = [r for r in rows if r["epoch"] == epoch]
+        assert sum(r["mean_centred_clipscore"] * r["n"] for r in part) == pytest.approx(0.0)
+    by = {(r["epoch"], r["is_clean"]): r["mean_centred_clipscore"] for r in rows}
+    assert by[(0, True)] == pytest.approx(-2.5) and by[(0, False)] == pytest.approx(7.5)
+    rows, _ = analyse(hand_ledger, "3b")
+    assert {(r["epoch"], r["is_clean"]): r["mean_clipscore"] for r in rows}[(0, False)] == 20.0
+
+
+def test_acceleration_is_exactly_two(hand_ledger):
+    rows, result = analyse(hand_ledger, "5a", vs=("full",))
+    assert {r["acceleration"] for r in rows} == {2.0}
+    assert {r["target_rsum"] for r in rows} == {100.0}
+    assert "acceleration 2.00x" in result.note
+
+
+def test_table6_seconds_to_targets(hand_ledger):
+    rows, _ = analyse(hand_ledger, "table6", vs=("flat", "full"))
+    by = {r["run"]: r for r in rows}
+    # random (flat) best 90: dis never reaches 90 before step 100 -> at step 100 (100 s); full at 200 steps x 2 s
+    assert by["dis"]["seconds_to_random_best"] == 100.0 and by["dis"]["seconds_to_run_best"] == 100.0
+    assert by["full"]["seconds_to_random_best"] == 400.0 and by["full"]["seconds_to_run_best"] == 400.0
+    assert by["flat"]["seconds_to_run_best"] is None
+
+
+def test_table1_and_figure2_mean_and_std_over_seeds(hand_ledger):
+    rows, _ = analyse(hand_ledger, "2", vs=("perfect", "full"))
+    by = {(r["strategy"], r["ratio"]): r for r in rows}
+    warm = by[("dissect-warmup", 0.3)]
+    assert warm["rsum_mean"] == 105.0 and warm["seeds"] == 2
+    assert warm["rsum_std"] == pytest.approx(np.std([100, 110], ddof=1))
+    rows, _ = analyse(hand_ledger, "table1", vs=("perfect", "full"))
+    assert rows[0]["metric"] == "rsum" and rows[0]["r=0.3"] == "105.0 ± 7.1 (n=2)"
+
+
+def test_histograms_and_stages(hand_ledger):
+    rows, _ = analyse(hand_ledger, "3a", epochs=(0,))
+    assert {(r["is_clean"], r["bin"], r["n"]) for r in rows} == {(True, 10.0, 6), (False, 20.0, 2)}
+    rows, _ = analyse(hand_ledger, "4a", epochs=(1,))
+    assert {(r["subset"], r["n"]) for r in rows} == {("all", 8), ("selected", 4)}
+    rows, result = analyse(hand_ledger, "4b", vs=("perfect",))
+    assert {r["clean_minus_noisy"] for r in rows if r["run"] == "dis"} == {0.0}
+    assert "clean - noisy mean" in result.note
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--figure", "3c", "--run", "nope"], "run 'nope' is not in"),
+    (["--figure", "4c", "--run", "dis"], "figure 4c needs an oracle"),
+    (["--figure", "4d", "--run", "dis", "--oracle", "missing"], "oracle 'missing' is not in"),
+    (["--figure", "5a", "--run", "perfect", "--vs", "flat"], "needs a full run"),
+    (["--figure", "3c", "--run", "dis", "--oracle", "o", "--truth"], "exclude each other"),
+])
+def test_report_refuses_what_the_ledger_cannot_answer(hand_ledger, args, message):
+    result = CliRunner().invoke(cli, ["report", "--ledger", str(hand_ledger), *args])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_report_cli_prints_and_draws(hand_ledger, tmp_path):
+    result = CliRunner().invoke(cli, ["report", "--figure", "4d", "--ledger", str(hand_ledger), "--run", "dis",
+                                      "--vs", "perfect", "--format", "csv", "--out", str(tmp_path / "f.png")])
+    assert result.exit_code == 0, result.output
+    assert "dis,dissect-warmup,0.3,0.75,0.75" in result.output
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    result = CliRunner().invoke(cli, ["report", "--all", "--ledger", str(hand_ledger), "--run", "dis",
+                                      "--oracle", "o", "--out", str(tmp_path / "all")])
+    assert result.exit_code == 0, result.output
+    index = (tmp_path / "all" / "index.html").read_text()
+    assert "fig3c.png" in index and "table1.png" in index and "fig4c.png" in index
+    assert len(list((tmp_path / "all").glob("*.png"))) == 12

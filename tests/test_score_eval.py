@@ -1,0 +1,122 @@
+"""`dissect score` and `dissect eval`, and the retrieval convention on hand-made features."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from dissect import ledger
+from dissect.cli.main import cli
+from dissect.engine import data, evaluate, models, synthetic
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_dataset, tmp_path_factory):
+    ledger_dir = tmp_path_factory.mktemp("ledger")
+    result = run_cli("train", tiny_dataset, "--strategy", "random", "--epochs", 1, "--batch-size", 50,
+                     "--ledger", ledger_dir, "--run", "r", "--workers", 0, "--quiet")
+    assert result.exit_code == 0, result.output
+    return ledger_dir, ledger_dir / "checkpoints" / "r" / "checkpoint.pt"
+
+
+def test_five_captions_per_image_follow_the_clip_benchmark_convention():
+    e = torch.eye(3)
+    images = e
+    own_caption = e[0]
+    misleading = e[1]
+    near_image_2 = F.normalize(e[2] + 0.1 * e[1], dim=0)
+    texts = torch.stack([own_caption] + [misleading] * 4 + [near_image_2] * 5 + [e[2]] * 5)
+    owner = torch.tensor([0] * 5 + [1] * 5 + [2] * 5)
+    m = evaluate.retrieval_metrics(images, texts, owner)
+    # image 0: one of its five captions ranks first -> hit; image 1: its best caption ranks 5th;
+    # image 2: its own captions rank first.
+    assert m["tr_r1"] == pytest.approx(200 / 3) and m["tr_r5"] == 100.0 and m["tr_r10"] == 100.0
+    # captions: only image 0's first and image 2's five find their image first.
+    assert m["ir_r1"] == pytest.approx(40.0) and m["ir_r5"] == 100.0
+    assert m["rsum"] == pytest.approx(200 / 3 + 100 + 100 + 40 + 100 + 100)
+
+
+def test_zero_shot_accuracy_on_known_logits():
+    logits = torch.tensor([[0.9, 0.1, 0.0, 0.0, 0.0, 0.0],
+                           [0.1, 0.9, 0.0, 0.0, 0.0, 0.0],
+                           [0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+                           [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]])
+    m = evaluate.classification_metrics(logits, torch.tensor([0, 0, 4, 5]))
+    assert m == {"zeroshot_top1": 25.0, "zeroshot_top5": 75.0}
+
+
+def test_multi_caption_dataset_through_the_loader(tmp_path):
+    def samples():
+        for split, i, png, caption, noisy, meta, label in synthetic.generate(0, 6, 0.0, "shuffle", 32, 0):
+            yield split, i, png, "\n".join(f"{caption} ({k})" for k in range(5)), noisy, meta, i % 3
+    dataset = data.write_dataset(tmp_path / "multi", samples(), classnames=["zero", "one", "two"])
+    bundle = models.create("dissect-tiny")
+    batches = data.loader(dataset, "test", transform=bundle.preprocess_val, tokenizer=bundle.tokenizer,
+                          batch_size=4, shuffle=False, all_captions=True)
+    images, texts, owner, ids = evaluate.encode(bundle.model, batches)
+    assert images.shape[0] == 6 and texts.shape[0] == 30
+    assert owner.tolist() == [i for i in range(6) for _ in range(5)]
+    metrics = evaluate.evaluate_dataset(bundle.model, bundle.tokenizer, bundle.preprocess_val, dataset, "test")
+    assert set(metrics) == {"tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "rsum",
+                            "zeroshot_top1"}   # three classes: no top-5
+
+
+def test_eval_prints_metrics_and_records_them(checkpoint, tiny_dataset):
+    ledger_dir, ckpt = checkpoint
+    result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--format", "json")
+    assert result.exit_code == 0, result.output
+    metrics = {r["metric"]: r["value"] for r in json.loads(result.output)}
+    assert set(metrics) == {"tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "rsum"}
+    assert metrics["tr_r10"] >= metrics["tr_r5"] >= metrics["tr_r1"] >= 0
+    result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--ledger", ledger_dir, "--run", "r")
+    assert result.exit_code == 0, result.output
+    _, rows = ledger.query(ledger_dir, "SELECT epoch, metric FROM evals WHERE metric LIKE 'tiny/%' ORDER BY metric")
+    assert [m for _, m in rows][:2] == ["tiny/ir_r1", "tiny/ir_r10"] and {e for e, _ in rows} == {0}
+    # the training eval at the same epoch is still there
+    _, rows = ledger.query(ledger_dir, "SELECT count(*) FROM evals WHERE metric = 'rsum'")
+    assert rows == [(1,)]
+
+
+def test_score_writes_every_sample_and_refuses_a_second_time(checkpoint, tiny_dataset):
+    ledger_dir, ckpt = checkpoint
+    result = run_cli("score", tiny_dataset, "--ckpt", ckpt, "--name", "o", "--ledger", ledger_dir,
+                     "--workers", 0, "--quiet")
+    assert result.exit_code == 0, result.output
+    query = "SELECT name, count(*), count(DISTINCT sample_id), min(clipscore) >= 0, max(clipscore) <= 100 FROM oracle GROUP BY name"
+    assert ledger.query(ledger_dir, query)[1] == [("o", 130, 130, True, True)]
+    before = sorted(p.stat().st_mtime_ns for p in (ledger_dir / "oracle").rglob("*.parquet"))
+    result = run_cli("score", tiny_dataset, "--ckpt", ckpt, "--name", "o", "--ledger", ledger_dir, "--quiet")
+    assert result.exit_code == 2 and "already in" in result.output
+    assert sorted(p.stat().st_mtime_ns for p in (ledger_dir / "oracle").rglob("*.parquet")) == before
+    result = run_cli("score", tiny_dataset, "--ckpt", ckpt, "--name", "o", "--ledger", ledger_dir,
+                     "--replace", "--workers", 0, "--quiet")
+    assert result.exit_code == 0
+    assert ledger.query(ledger_dir, query)[1] == [("o", 130, 130, True, True)]
+    assert not [p for p in ledger_dir.iterdir() if p.name.startswith(".")]
+    result = run_cli("report", "--figure", "4c", "--ledger", ledger_dir, "--run", "r", "--oracle", "o")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "dissect-small"], "does not fit model dissect-small"),
+    (["--model", "NoNet"], "unknown model 'NoNet'"),
+])
+def test_score_refuses_a_checkpoint_of_another_architecture(checkpoint, tiny_dataset, args, message):
+    ledger_dir, ckpt = checkpoint
+    result = run_cli("score", tiny_dataset, "--ckpt", ckpt, "--name", "x", "--ledger", ledger_dir, "--quiet", *args)
+    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+    result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_missing_checkpoint_and_unknown_run(checkpoint, tiny_dataset, tmp_path):
+    ledger_dir, ckpt = checkpoint
+    result = run_cli("eval", "--ckpt", tmp_path / "none.pt", "--data", tiny_dataset)
+    assert result.exit_code == 2 and "no checkpoint at" in result.output
+    result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--ledger", ledger_dir, "--run", "nope")
+    assert result.exit_code == 2 and "run 'nope' is not in" in result.output
