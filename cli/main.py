@@ -5,6 +5,7 @@ ledger) print one line and exit with code 2, like click's own usage errors.
 The engine, which imports torch, is imported only by the commands that train.
 """
 import sys
+from pathlib import Path
 
 import click
 
@@ -148,8 +149,6 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, workers, device, repl
 def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt):
     """Zero-shot retrieval R@1/5/10 both ways and R@sum (and classification accuracy
     where the data has labels and class names) of a checkpoint on DATA."""
-    from pathlib import Path
-
     from dissect.engine import scoring
 
     if (ledger_dir is None) != (run is None):
@@ -177,8 +176,6 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
 def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, out, fmt):
     """Reproduce a figure or table of the paper from the ledger: its SQL file
     (dissect/ledger/queries), a rich table and a matplotlib PNG."""
-    from pathlib import Path
-
     from dissect.ledger import figures
 
     if sum(map(bool, (figure, table, all_))) != 1:
@@ -210,19 +207,28 @@ def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, out
 @click.option("--out", default="dissect-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the dataset and the ledger.")
 @click.option("--epochs", default=16, show_default=True)
+@click.option("--n", default=2000, show_default=True, help="Train pairs.")
+@click.option("--test-n", default=500, show_default=True, help="Clean test pairs.")
 @click.option("--overwrite", is_flag=True, help="Replace a demo ledger already in OUT.")
-def demo(out, epochs, overwrite):
-    """Generate a noisy dataset, train full, random, small-loss and dissect-warmup at r = 0.3, compare."""
+def demo(out, epochs, n, test_n, overwrite):
+    """Generate a noisy dataset, train full, random, small-loss and dissect-warmup at r = 0.3,
+    compare them, and write the paper's figures and tables from the ledger."""
     from dissect.engine import demo as engine_demo
 
-    settings = engine_demo.DemoSettings(out=out, epochs=epochs, warmup_epochs=epochs // 2, overwrite=overwrite)
+    settings = engine_demo.DemoSettings(out=out, epochs=epochs, warmup_epochs=max(1, epochs // 2), n=n,
+                                        test_n=test_n, overwrite=overwrite)
     click.echo(f"dataset: {settings.n} train pairs, {settings.noise_ratio:.0%} with shuffled captions, "
                f"{settings.test_n} clean test pairs; {epochs} epochs each, T_w = {settings.warmup_epochs}")
     ledger_dir, run_names = engine_demo.run(
         settings, on_run_start=lambda s: click.echo(f"training {s} ..."))
     columns, rows = ledger.named_query(ledger_dir, "run_summary", [run_names])
     emit(columns, rows, title="demo: R@sum on the clean test split; clean = share of selected pairs that are not noisy")
+    from dissect.ledger import figures
+
+    report_dir = Path(out) / "report"
+    report.report_all(report.Request(ledger=str(ledger_dir), run="dissect-warmup"), report_dir, figures.draw)
     click.echo(f"ledger: {ledger_dir}   try: dissect query --ledger {ledger_dir} \"SELECT * FROM runs\"")
+    click.echo(f"report: {report_dir / 'index.html'}   (figures 2-5 and tables 1 and 6 of the paper, from the ledger)")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ class Dataset:
     def labels(self, ids: torch.Tensor) -> torch.Tensor | None:
         """The class label of each sample id, or None where the samples have none."""
         labels = self.manifest["label"].take(pa.array(ids.numpy()))  # dense ids are row numbers
-        return None if labels.null_count else torch.from_numpy(labels.to_numpy())
+        return None if labels.null_count else torch.tensor(labels.to_numpy())
 
     def key_to_id(self, split: str) -> dict[str, int]:
         part = self.split(split)

@@ -148,12 +148,13 @@ def resolve(con, analysis: Analysis, req: Request) -> dict:
                                   f"(make one with `dissect score`)")
             params["oracle"] = None
 
-    if analysis.key in ("3a", "4a"):
-        last = _one(con, "SELECT max(epoch) FROM scores WHERE run = ?", [req.run])
+    if analysis.key in ("3a", "4a", "4b", "4c", "4d"):
+        last = _one(con, "SELECT max(epoch) FROM scores WHERE run = ?", [req.run])  # read off the hive paths
         if last is None:
             raise LedgerError(f"run {req.run!r} has no scores in {where}")
         default = [last // 4, last] if analysis.key == "3a" else sorted({0, last // 2, last})
         params["epochs"] = list(req.epochs) or default
+        params["epoch"] = req.epochs[-1] if req.epochs else last
     if analysis.key == "5a":
         params["full"] = _pick_run(con, req, runs, "full", "5a")
     if analysis.key == "table6":

@@ -1,13 +1,13 @@
--- Figure 4b: CLIPScore distribution at each run's last epoch, clean vs noisy, and
--- the gap between the clean and the noisy mean (paper: 0.65 for full data, 2.14 for DISSect).
+-- Figure 4b: CLIPScore distribution of each run at one epoch (by default the run's
+-- last), clean vs noisy, and the gap between the clean and the noisy mean
+-- (paper: 0.65 for full data, 2.14 for DISSect).
 -- Variables (SET VARIABLE name = value in the duckdb shell): runs: the runs to compare (one dataset); run: the run whose dataset defines the split;
---   oracle: oracle name, or NULL for the ground truth.
+--   oracle: oracle name, or NULL for the ground truth; epoch: the epoch to compare at.
 WITH last AS (
     SELECT s.run, s.clipscore, c.is_clean
     FROM scores s
-    JOIN (SELECT run, max(epoch) AS epoch FROM scores WHERE list_contains(getvariable('runs'), run) GROUP BY run) e
-        ON e.run = s.run AND e.epoch = s.epoch
     JOIN clean_split(getvariable('run'), getvariable('oracle')) c ON c.sample_id = s.sample_id
+    WHERE list_contains(getvariable('runs'), s.run) AND s.epoch = getvariable('epoch')
 ),
 means AS (
     SELECT run,

@@ -1,7 +1,8 @@
--- Figure 4c: the oracle's CLIPScore of the samples a run selected in its last epoch,
+-- Figure 4c: the oracle's CLIPScore of the samples a run selected at one epoch (the last by default),
 -- against the oracle's CLIPScore of all train samples; the oracle's median splits
 -- clean (above) from noisy (below). Needs an oracle.
--- Variables (SET VARIABLE name = value in the duckdb shell): run: the run; oracle: the oracle name; bins of 2 points.
+-- Variables (SET VARIABLE name = value in the duckdb shell): run: the run; oracle: the oracle name;
+--   epoch: the epoch whose picks are shown; bins of 2 points.
 WITH oracle_scores AS (
     SELECT o.sample_id, o.clipscore
     FROM oracle o
@@ -12,7 +13,7 @@ WITH oracle_scores AS (
 picked AS (
     SELECT sample_id
     FROM scores
-    WHERE run = getvariable('run') AND selected AND epoch = (SELECT max(epoch) FROM scores WHERE run = getvariable('run'))
+    WHERE run = getvariable('run') AND selected AND epoch = getvariable('epoch')
 )
 SELECT subset,
        floor(clipscore / 2) * 2 AS bin,

@@ -1,22 +1,29 @@
 -- Figure 4d: TP accuracy of each run, the fraction of its selected samples that are
 -- clean (oracle's top half, or the ground truth when oracle is NULL), over all
--- epochs and in the last epoch, with the AUROC of delta and of the CLIPScore for
--- clean vs noisy in the last epoch (paper TP accuracy: 65 % at r = 0.3, 61 % at r = 0.5).
+-- epochs and at one epoch (by default the run's last), with the AUROC of delta and
+-- of the CLIPScore for clean vs noisy at that epoch (paper TP accuracy: 65 % at
+-- r = 0.3, 61 % at r = 0.5).
 -- Variables (SET VARIABLE name = value in the duckdb shell): runs: the runs to compare (one dataset); run: the run whose dataset defines the split;
---   oracle: oracle name, or NULL for the ground truth.
-WITH joined AS (
-    SELECT s.run, s.epoch, s.selected, s.delta, s.clipscore, c.is_clean,
-           s.epoch = max(s.epoch) OVER (PARTITION BY s.run) AS last_epoch
+--   oracle: oracle name, or NULL for the ground truth; epoch: the epoch of the last-epoch columns.
+WITH split AS (
+    SELECT * FROM clean_split(getvariable('run'), getvariable('oracle'))
+),
+picks AS (
+    SELECT s.run, avg(c.is_clean::DOUBLE) AS tp_accuracy
     FROM scores s
-    JOIN clean_split(getvariable('run'), getvariable('oracle')) c ON c.sample_id = s.sample_id
-    WHERE list_contains(getvariable('runs'), s.run)
+    JOIN split c ON c.sample_id = s.sample_id
+    WHERE list_contains(getvariable('runs'), s.run) AND s.selected
+    GROUP BY s.run
 ),
 last AS (
-    SELECT * FROM joined WHERE last_epoch
+    SELECT s.run, s.selected, s.delta, s.clipscore, c.is_clean
+    FROM scores s
+    JOIN split c ON c.sample_id = s.sample_id
+    WHERE list_contains(getvariable('runs'), s.run) AND s.epoch = getvariable('epoch')
 ),
 clipscore_auroc AS (
-    SELECT run, auroc(r, is_clean) AS auroc_clipscore
-    FROM (SELECT run, is_clean, mid_rank(clipscore, run) AS r FROM last)
+    SELECT run, auroc(r, is_clean) AS auroc_clipscore, tp_accuracy(selected, is_clean) AS tp_accuracy_last_epoch
+    FROM (SELECT run, is_clean, selected, mid_rank(clipscore, run) AS r FROM last)
     GROUP BY run
 ),
 delta_auroc AS (
@@ -25,13 +32,10 @@ delta_auroc AS (
     GROUP BY run
 )
 SELECT r.name AS run, r.strategy, r.ratio,
-       t.tp_accuracy, t.tp_accuracy_last_epoch,
+       p.tp_accuracy, c.tp_accuracy_last_epoch,
        d.auroc_delta, c.auroc_clipscore
 FROM runs r
-JOIN (SELECT run,
-             tp_accuracy(selected, is_clean) AS tp_accuracy,
-             tp_accuracy(selected AND last_epoch, is_clean) AS tp_accuracy_last_epoch
-      FROM joined GROUP BY run) t ON t.run = r.name
+JOIN picks p ON p.run = r.name
 JOIN clipscore_auroc c ON c.run = r.name
 LEFT JOIN delta_auroc d ON d.run = r.name
 ORDER BY r.strategy, r.ratio, r.name;

@@ -1,0 +1,113 @@
+"""Write a CC3M-sized ledger through the real writer, then time every figure query.
+
+    .venv/bin/python benchmarks/ledger_scale.py [--samples 3000000] [--epochs 40] [--out DIR] [--keep]
+
+One dissect-warmup run of SAMPLES x EPOCHS score rows (written in steps of
+--batch-size rows, as training writes them), its steps and evals, the samples
+table with ground-truth noise flags, an oracle, and small full and random runs
+(steps and evals only) that figures 2, 5a and tables 1 and 6 compare against.
+Prints rows/s written and the seconds of each analysis of `dissect report`.
+"""
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from dissect import ledger
+from dissect.cli.output import emit
+from dissect.ledger import report
+
+
+def record(name, strategy, ratio, epochs, batch_size):
+    return {"name": name, "strategy": strategy, "ratio": ratio, "model": "RN50", "epochs": epochs,
+            "batch_size": batch_size, "seed": 0, "dataset": "scale", "dataset_path": "/scale",
+            "dataset_fingerprint": "0" * 64, "world_size": 1, "start": "2026-01-01T00:00:00+00:00",
+            "end": "2026-01-02T00:00:00+00:00", "status": "completed", "config": {}, "versions": {}}
+
+
+def write_curve(writer, run, epochs, steps_per_epoch, batch_size, ratio, rng, gain):
+    for epoch in range(epochs):
+        step0 = epoch * steps_per_epoch
+        writer.add("steps", {"run": run, "epoch": epoch}, {
+            "step": np.arange(step0, step0 + steps_per_epoch), "batch_size": np.full(steps_per_epoch, batch_size),
+            "n_selected": np.full(steps_per_epoch, int(ratio * batch_size)), "lr": np.full(steps_per_epoch, 5e-4),
+            "loss": rng.random(steps_per_epoch, dtype=np.float32), "logit_scale": np.full(steps_per_epoch, 50.0),
+            "t_data": np.full(steps_per_epoch, 0.01), "t_score": np.full(steps_per_epoch, 0.05),
+            "t_train": np.full(steps_per_epoch, 0.15 * ratio)})
+        writer.add("evals", {"run": run, "epoch": epoch}, {
+            "step": [step0 + steps_per_epoch], "metric": ["rsum"], "value": [gain * 300 * (1 - np.exp(-epoch / 8))]})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=3_000_000)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--out", type=Path, default=None, help="ledger folder [default: a temporary one]")
+    parser.add_argument("--keep", action="store_true", help="keep the ledger")
+    args = parser.parse_args()
+    root = args.out or Path(tempfile.mkdtemp(prefix="dissect-scale-"))
+    n, epochs, batch = args.samples, args.epochs, args.batch_size
+    rng = np.random.default_rng(0)
+    noisy = rng.random(n) < 0.3
+    ledger.add_samples(root, "scale", "0" * 64, pa.table({
+        "sample_id": np.arange(n), "key": pa.array(np.arange(n).astype(str)), "caption": pa.nulls(n, pa.string()),
+        "split": pa.array(["train"] * n), "is_noisy": noisy, "shard": pa.nulls(n, pa.string()),
+        "label": pa.nulls(n, pa.int64())}))
+    for name, strategy, ratio in [("dissect", "dissect-warmup", 0.3), ("full", "full", 1.0), ("random", "random", 0.3)]:
+        ledger.write_run(root, record(name, strategy, ratio, epochs, batch))
+
+    steps_per_epoch = -(-n // batch)
+    k = int(0.3 * batch)
+    hist = np.full(n, np.nan, dtype=np.float32)
+    base = np.where(noisy, 20.0, 30.0).astype(np.float32)
+    rows = 0
+    start = time.perf_counter()
+    with ledger.LedgerWriter(root) as writer:
+        for epoch in range(epochs):
+            order = rng.permutation(n)
+            clipscore = base + epoch * np.where(noisy, 0.8, 0.3).astype(np.float32) \
+                + rng.normal(0, 4, n).astype(np.float32)
+            for s in range(steps_per_epoch):
+                ids = order[s * batch:(s + 1) * batch]
+                selected = np.zeros(len(ids), dtype=bool)
+                selected[rng.choice(len(ids), size=min(k, len(ids)), replace=False)] = True
+                h = hist[ids]
+                writer.add("scores", {"run": "dissect", "epoch": epoch}, {
+                    "step": np.full(len(ids), epoch * steps_per_epoch + s), "sample_id": ids,
+                    "clipscore": clipscore[ids], "hist": h, "delta": h - clipscore[ids],
+                    "loss": rng.random(len(ids), dtype=np.float32), "selected": selected})
+            if epoch < epochs // 4:
+                hist = clipscore.copy()
+            writer.flush()
+            rows += n
+        write_curve(writer, "dissect", epochs, steps_per_epoch, batch, 0.3, rng, 1.05)
+        write_curve(writer, "full", epochs, steps_per_epoch, batch, 1.0, rng, 1.0)
+        write_curve(writer, "random", epochs, steps_per_epoch, batch, 0.3, rng, 0.95)
+        writer.add("oracle", {"name": "oracle"}, {
+            "dataset": pa.array(["scale"] * n), "sample_id": np.arange(n),
+            "clipscore": (base + rng.normal(0, 3, n)).astype(np.float32), "loss": rng.random(n, dtype=np.float32)})
+    write_s = time.perf_counter() - start
+    size_gb = sum(p.stat().st_size for p in root.rglob("*.parquet")) / 1e9
+
+    timings = []
+    for key in report.ANALYSES:
+        req = report.Request(ledger=str(root), run="dissect", oracle="oracle" if key == "4c" else None)
+        t0 = time.perf_counter()
+        result = report.run_analysis(key, req)
+        timings.append((key, round(time.perf_counter() - t0, 2), len(result.rows)))
+    emit(["analysis", "seconds", "rows"], timings,
+         title=f"{n:,} samples x {epochs} epochs = {rows:,} score rows, {size_gb:.1f} GB: "
+               f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s)")
+    if not args.keep:
+        shutil.rmtree(root)
+    else:
+        print(f"ledger kept at {root}")
+
+
+if __name__ == "__main__":
+    main()
