@@ -9,7 +9,7 @@ writer, which writes them in the background.
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -52,7 +52,6 @@ class TrainConfig:
     device: str | None = None
     resume: bool = False
     quiet: bool = False
-    extra: dict = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
         out = self.out or str(Path(self.ledger) / "checkpoints" / self.run)

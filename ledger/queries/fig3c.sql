@@ -1,16 +1,20 @@
 -- Figure 3c: mean CLIPScore per epoch minus the epoch's mean over all samples,
 -- clean vs noisy: the drift of the whole distribution taken out.
 -- Variables (SET VARIABLE name = value in the duckdb shell): run: the run; oracle: oracle name, or NULL for the ground truth.
-WITH centred_scores AS (
-    SELECT epoch, sample_id, centred(clipscore, run, epoch) AS centred_clipscore
-    FROM scores
-    WHERE run = getvariable('run')
+WITH by_class AS (
+    SELECT s.epoch,
+           is_clean(b.bits, s.sample_id) AS is_clean,
+           avg(s.clipscore) AS mean_clipscore,
+           count(*) AS n
+    FROM scores s,
+         (SELECT clean_bits(getvariable('run'), getvariable('oracle')) AS bits) b
+    WHERE s.run = getvariable('run')
+    GROUP BY ALL
 )
-SELECT s.epoch,
-       c.is_clean,
-       avg(s.centred_clipscore) AS mean_centred_clipscore,
-       count(*) AS n
-FROM centred_scores s
-JOIN clean_split(getvariable('run'), getvariable('oracle')) c USING (sample_id)
-GROUP BY ALL
-ORDER BY s.epoch, c.is_clean;
+SELECT epoch,
+       is_clean,
+       mean_clipscore - sum(mean_clipscore * n) OVER (PARTITION BY epoch) / sum(n) OVER (PARTITION BY epoch)
+           AS mean_centred_clipscore,
+       n
+FROM by_class
+ORDER BY ALL;

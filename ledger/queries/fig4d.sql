@@ -9,9 +9,9 @@ WITH split AS (
     SELECT * FROM clean_split(getvariable('run'), getvariable('oracle'))
 ),
 picks AS (
-    SELECT s.run, avg(c.is_clean::DOUBLE) AS tp_accuracy
-    FROM scores s
-    JOIN split c ON c.sample_id = s.sample_id
+    SELECT s.run, avg(is_clean(b.bits, s.sample_id)::DOUBLE) AS tp_accuracy
+    FROM scores s,
+         (SELECT clean_bits(getvariable('run'), getvariable('oracle')) AS bits) b
     WHERE list_contains(getvariable('runs'), s.run) AND s.selected
     GROUP BY s.run
 ),

@@ -18,6 +18,20 @@ CREATE OR REPLACE MACRO clean_split(run_name, oracle_name) AS TABLE
     JOIN samples m ON m.dataset = o.dataset AND m.sample_id = o.sample_id
     WHERE r.name = run_name AND o.name = oracle_name AND m.split = 'train';
 
+-- The same split as a bitmap over the dataset's dense sample ids (bit i: sample i is
+-- clean). Looking a sample up in it is far cheaper than joining clean_split to every
+-- epoch's rows of a large run. Samples outside the split (the test split) read as 0.
+CREATE OR REPLACE MACRO clean_bits(run_name, oracle_name) AS (
+    SELECT string_agg(CASE WHEN c.is_clean THEN '1' ELSE '0' END, '' ORDER BY m.sample_id)::BIT
+    FROM samples m
+    JOIN runs r ON r.dataset = m.dataset
+    LEFT JOIN clean_split(run_name, oracle_name) c ON c.sample_id = m.sample_id
+    WHERE r.name = run_name
+);
+
+CREATE OR REPLACE MACRO is_clean(bits, id) AS
+    get_bit(bits, id::INTEGER) = 1;
+
 -- TP accuracy: the fraction of the selected samples that are clean.
 CREATE OR REPLACE MACRO tp_accuracy(selected, is_clean) AS
     avg(is_clean::DOUBLE) FILTER (WHERE selected);
