@@ -4,6 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import N
+from dissect import ledger
 from dissect.cli.main import cli
 from dissect.ledger import report
 
@@ -105,3 +106,10 @@ def test_report_cli_prints_and_draws(hand_ledger, tmp_path):
     index = (tmp_path / "all" / "index.html").read_text()
     assert "fig3c.png" in index and "table1.png" in index and "fig4c.png" in index
     assert len(list((tmp_path / "all").glob("*.png"))) == 12
+
+
+def test_centred_macro_takes_out_the_run_epoch_mean(hand_ledger):
+    _, rows = ledger.query(hand_ledger, "SELECT run, epoch, sum(c), max(abs(c)) FROM (SELECT run, epoch, "
+                                        "centred(clipscore, run, epoch) AS c FROM scores) GROUP BY ALL ORDER BY ALL")
+    assert all(abs(total) < 1e-4 for _, _, total, _ in rows)
+    assert ("dis", 0, 0.0, 7.5) in [(r, e, round(t, 4), m) for r, e, t, m in rows]
