@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dissect import ledger
 from dissect.cli.output import emit
-from dissect.engine import data, strategies, train
+from dissect.engine import strategies, synthetic, train
 
 
 def main():
@@ -29,7 +29,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "data"
-        data.make_synthetic(dataset, n=args.n, test_n=0, noise_ratio=0.4, noise_type="shuffle", seed=0)
+        synthetic.make_synthetic(dataset, n=args.n, test_n=0, noise_ratio=0.4, noise_type="shuffle", seed=0)
         for strategy in strategies.REGISTRY:
             train.train(train.TrainConfig(
                 data=str(dataset), ledger=str(Path(tmp) / "ledger"), run=strategy, strategy=strategy,

@@ -49,12 +49,36 @@ ledger_option = click.option("--ledger", "ledger_dir", default=DEFAULT_LEDGER, s
 @click.option("--seed", default=0, show_default=True)
 def make_synthetic(out, n, noise_ratio, noise_type, test_n, image_size, seed):
     """Write a synthetic noisy image-text dataset: webdataset shards + samples.parquet."""
-    from dissect.engine import data
+    from dissect.engine import synthetic
 
-    dataset = data.make_synthetic(out, n=n, test_n=test_n, noise_ratio=noise_ratio, noise_type=noise_type,
+    dataset = synthetic.make_synthetic(out, n=n, test_n=test_n, noise_ratio=noise_ratio, noise_type=noise_type,
                                   image_size=image_size, seed=seed)
     noisy = sum(dataset.manifest["is_noisy"].to_pylist())
     click.echo(f"wrote {dataset.n_samples} samples ({n} train, {noisy} noisy; {test_n} test) to {out}")
+
+
+def csv_options(f):
+    """open_clip's CSV flags, with its defaults."""
+    f = click.option("--csv-separator", default="\t", show_default="tab", help="CSV/TSV field separator.")(f)
+    f = click.option("--csv-caption-key", default="title", show_default=True, help="CSV column of the caption.")(f)
+    f = click.option("--csv-img-key", default="filepath", show_default=True, help="CSV column of the image path.")(f)
+    return f
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
+@click.option("--split", default="train", show_default=True, help="Split of every sample (train or test).")
+@csv_options
+@click.option("--processes", default=2, show_default=True, help="Processes that check webdataset shards.")
+def ingest(source, out, split, csv_img_key, csv_caption_key, csv_separator, processes):
+    """Build a dataset (manifest with dense sample ids) from SOURCE: webdataset shards
+    (folder, brace pattern or glob), an open_clip CSV/TSV, or a folder of images with .txt captions."""
+    from dissect.engine import ingest as engine_ingest
+
+    result = engine_ingest.ingest(source, out, split=split, processes=processes,
+                                  csv_format=engine_ingest.CsvFormat(csv_img_key, csv_caption_key, csv_separator))
+    click.echo(f"{out}: {result.summary()}")
 
 
 @cli.command()
@@ -83,16 +107,27 @@ def make_synthetic(out, n, noise_ratio, noise_type, test_n, image_size, seed):
 @click.option("--score-mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True,
               help="Model mode of the no-grad scoring pass.")
 @click.option("--workers", default=2, show_default=True, help="DataLoader worker processes.")
+@click.option("--test-data", default=None, help="Held-out set for the periodic retrieval eval, in any format "
+                                                "DATA takes [default: DATA's own test split].")
+@csv_options
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--resume", is_flag=True, help="Continue RUN from its last checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(data, ledger_dir, run, **options):
-    """Train a CLIP model on DATA, selecting samples online, into the ledger."""
+    """Train a CLIP model on DATA, selecting samples online, into the ledger.
+
+    DATA is a dataset folder, or any source `dissect ingest` takes (ingested into
+    LEDGER/datasets on the fly, and reused while the source is unchanged)."""
     from dissect.engine import train as engine_train
 
     run = run or f"{options['strategy']}-r{options['ratio']}-s{options['seed']}"
-    record = engine_train.train(engine_train.TrainConfig(data=data, ledger=ledger_dir, run=run, **options))
+    record = engine_train.train(engine_train.TrainConfig(data=data, ledger=ledger_dir, run=run, **options),
+                                log=click.echo)
     click.echo(f"run {run} {record['status']}: ledger {ledger_dir}, checkpoint {record['config']['out']}")
+    _, skipped = ledger.named_query(ledger_dir, "skipped_summary", [record["dataset"], run])
+    if skipped:
+        click.echo("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped)
+                   + f"  (SELECT * FROM skipped WHERE dataset = '{record['dataset']}')")
 
 
 @cli.command()

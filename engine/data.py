@@ -5,11 +5,13 @@ A dataset is a folder with webdataset tar shards in img2dataset's layout
 sample a dense `sample_id` (0..N-1) next to the source's own `key`. Dense ids
 let the training state be plain tensors indexed by id.
 """
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,12 +20,12 @@ import pyarrow.parquet as pq
 import torch
 import webdataset as wds
 
-from dissect.engine import synthetic
 from dissect.engine.errors import InputError
 from dissect.ledger.schema import SAMPLES
 
 MANIFEST = "samples.parquet"
 CLASSNAMES = "classnames.txt"
+SKIPPED = "skipped.parquet"
 SHARD_SIZE = 1000
 
 
@@ -55,14 +57,21 @@ class Dataset:
         path = self.root / CLASSNAMES
         return [line.strip() for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
+    def skipped(self) -> pa.Table | None:
+        """What the ingest of this dataset passed over (source, key, reason), if anything."""
+        path = self.root / SKIPPED
+        return pq.read_table(path) if path.exists() else None
+
     def labels(self, ids: torch.Tensor) -> torch.Tensor | None:
         """The class label of each sample id, or None where the samples have none."""
         labels = self.manifest["label"].take(pa.array(ids.numpy()))  # dense ids are row numbers
         return None if labels.null_count else torch.tensor(labels.to_numpy())
 
-    def key_to_id(self, split: str) -> dict[str, int]:
+    def ids_by_member(self, split: str) -> dict[tuple[str, str], int]:
+        """(shard url, key) -> sample_id for the split: samples skipped at ingest are absent."""
         part = self.split(split)
-        return dict(zip(part["key"].to_pylist(), part["sample_id"].to_pylist()))
+        urls = [str(self.root / s) for s in part["shard"].to_pylist()]
+        return dict(zip(zip(urls, part["key"].to_pylist()), part["sample_id"].to_pylist()))
 
 
 def open_dataset(path: str | os.PathLike, require_train: bool = True) -> Dataset:
@@ -81,14 +90,18 @@ def open_dataset(path: str | os.PathLike, require_train: bool = True) -> Dataset
 
 # --- writing ---------------------------------------------------------------
 
-def make_synthetic(out, *, n: int, test_n: int, noise_ratio: float, noise_type: str,
-                   image_size: int = 32, seed: int = 0, shard_size: int = SHARD_SIZE) -> Dataset:
-    """Write the synthetic benchmark to OUT (shards + manifest), all or nothing."""
-    if n < 1:
-        raise DatasetError("--n must be at least 1")
-    if not 0 <= noise_ratio < 1:
-        raise DatasetError(f"--noise-ratio {noise_ratio} is outside [0, 1)")
-    return write_dataset(out, synthetic.generate(n, test_n, noise_ratio, noise_type, image_size, seed), shard_size)
+@dataclass
+class Sample:
+    """One image-text pair on its way into a dataset's shards."""
+    split: str
+    image: bytes
+    image_ext: str                  # png, jpg, jpeg or webp: the member's extension
+    caption: str
+    is_noisy: bool | None = None    # ground truth, where the source knows it
+    label: int | None = None        # class index, for zero-shot classification
+    key: str | None = None          # the source's own key; generated when None
+    uid: str | None = None
+    meta: dict = field(default_factory=dict)
 
 
 # The manifest has the columns of the ledger's `samples` table, which copies it.
@@ -96,44 +109,62 @@ MANIFEST_SCHEMA = SAMPLES.columns
 
 
 def write_dataset(out, samples, shard_size: int = SHARD_SIZE, classnames: list[str] | None = None) -> "Dataset":
-    """Write (split, index, image bytes, caption, is_noisy, meta json, label) tuples to OUT as
-    shards + manifest (+ classnames.txt), all or nothing: OUT appears only when complete."""
+    """Write Samples to OUT as shards + manifest (+ classnames.txt), all or nothing:
+    OUT appears only when complete. Sample ids follow the order of `samples`."""
+    with staged(out) as staging:
+        rows = write_shards(staging, samples, shard_size)
+        write_manifest(staging, rows, classnames=classnames)
+    return open_dataset(out, require_train=False)
+
+
+@contextlib.contextmanager
+def staged(out):
+    """A hidden folder beside OUT that becomes OUT when the block succeeds, and vanishes if not."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out} exists and is not empty: choose a new folder")
+    created = [p for p in reversed(out.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        rows = _write_shards(staging, samples, shard_size)
-        pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), staging / MANIFEST)
-        if classnames:
-            (staging / CLASSNAMES).write_text("\n".join(classnames) + "\n")
+        yield staging
         if out.exists():
             out.rmdir()
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(created):  # leave no trace of a failed write
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
-    return open_dataset(out, require_train=False)
 
 
-def _write_shards(root: Path, samples, shard_size: int) -> list[dict]:
-    """Write sample tuples as img2dataset-style shards; returns the manifest rows."""
+def write_manifest(root: Path, rows: list[dict], *, classnames=None, skipped: pa.Table | None = None) -> None:
+    pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), root / MANIFEST)
+    if classnames:
+        (root / CLASSNAMES).write_text("\n".join(classnames) + "\n")
+    if skipped is not None and skipped.num_rows:
+        pq.write_table(skipped, root / SKIPPED)
+
+
+def write_shards(root: Path, samples, shard_size: int) -> list[dict]:
+    """Write Samples as img2dataset-style shards (split/NNNNN.tar); returns the manifest rows."""
     rows, writer, current = [], None, None
     counts: dict[str, int] = {}
-    for split, index, png, text, is_noisy, meta, label in samples:
-        k = counts.get(split, 0)
-        counts[split] = k + 1
-        shard_name = f"{split}/{k // shard_size:05d}.tar"
+    for sample_id, s in enumerate(samples):
+        k = counts.get(s.split, 0)
+        counts[s.split] = k + 1
+        shard_name = f"{s.split}/{k // shard_size:05d}.tar"
         if shard_name != current:
             if writer:
                 writer.close()
-            (root / split).mkdir(exist_ok=True)
+            (root / s.split).mkdir(exist_ok=True)
             writer, current = wds.TarWriter(str(root / shard_name), mtime=0), shard_name  # reproducible bytes
-        key = f"{k // shard_size:05d}{k % shard_size:04d}"
-        writer.write({"__key__": key, "png": png, "txt": text, "json": meta.encode()})
-        rows.append(dict(sample_id=index, key=key, caption=text, split=split, is_noisy=is_noisy,
-                         shard=shard_name, label=label))
+        key = s.key or f"{k // shard_size:05d}{k % shard_size:04d}"
+        meta = {**s.meta, "key": key, **({"uid": s.uid} if s.uid else {})}
+        writer.write({"__key__": key, s.image_ext: s.image, "txt": s.caption, "json": json.dumps(meta).encode()})
+        rows.append(dict(sample_id=sample_id, key=key, caption=s.caption, split=s.split, is_noisy=s.is_noisy,
+                         shard=shard_name, label=s.label, uid=s.uid))
     if writer:
         writer.close()
     return rows
@@ -159,26 +190,32 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
     webdataset's deterministic shuffle, and worker RNGs come from a generator
     seeded the same way, so a resumed epoch sees exactly the batches it would have.
     """
-    ids = dataset.key_to_id(split)
+    ids = dataset.ids_by_member(split)
+
+    def in_manifest(sample):
+        return (sample["__url__"], sample["__key__"]) in ids
 
     def to_sample(sample):
-        key, image, text = sample
+        url, key, image, text = sample
         texts = captions(text)
         tokens = tokenizer(texts) if all_captions else tokenizer(texts[:1])[0]
-        return ids[key], transform(image), tokens
+        return ids[url, key], transform(image), tokens
 
     stage_seed = seed * 1_000_003
     urls = dataset.shard_urls(split)
     stages = [wds.SimpleShardList(urls)]
     if shuffle:
         stages.append(wds.detshuffle(len(urls), len(urls), seed=stage_seed, epoch=epoch - 1))
-    stages += [wds.split_by_node, wds.split_by_worker, wds.tarfile_to_samples()]
+    # A shard that cannot be read (gone, corrupt) is warned about and passed over; the
+    # trainer records it in the ledger's `skipped` table after the epoch.
+    stages += [wds.split_by_node, wds.split_by_worker, wds.tarfile_to_samples(handler=wds.warn_and_continue)]
     if shuffle:
         stages.append(wds.detshuffle(1000, 256, seed=stage_seed + 1, epoch=epoch - 1))
     stages += [
-        wds.decode("pil"),
-        wds.to_tuple("__key__", "png;jpg;jpeg;webp", "txt"),
-        wds.map(to_sample),
+        wds.select(in_manifest),
+        wds.decode("pil", handler=wds.warn_and_continue),
+        wds.to_tuple("__url__", "__key__", "png;jpg;jpeg;webp", "txt"),
+        wds.map(to_sample, handler=wds.warn_and_continue),
         wds.batched(batch_size, partial=True, collation_fn=_collate_all if all_captions else _collate),
     ]
     generator = torch.Generator().manual_seed(stage_seed + epoch)

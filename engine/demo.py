@@ -3,7 +3,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dissect.engine import data, train
+from dissect.engine import synthetic, train
 from dissect.engine.errors import InputError
 
 STRATEGIES = ("full", "random", "small-loss", "dissect-warmup")
@@ -36,7 +36,7 @@ def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
     if data_dir.exists() and settings.overwrite:
         shutil.rmtree(data_dir)
     if not data_dir.exists():
-        data.make_synthetic(data_dir, n=settings.n, test_n=settings.test_n, noise_ratio=settings.noise_ratio,
+        synthetic.make_synthetic(data_dir, n=settings.n, test_n=settings.test_n, noise_ratio=settings.noise_ratio,
                             noise_type=settings.noise_type, seed=settings.seed)
     runs = []
     for strategy in STRATEGIES:

@@ -10,11 +10,12 @@ the train pairs gets noisy correspondence:
 The test split is clean. Everything is a function of the seed.
 """
 import io
-import json
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from dissect.engine.data import SHARD_SIZE, Dataset, DatasetError, Sample, write_dataset
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
 COLOURS = {
@@ -134,7 +135,7 @@ def png_bytes(img: Image.Image) -> bytes:
 
 
 def generate(n: int, test_n: int, noise_ratio: float, noise_type: str, image_size: int, seed: int):
-    """Yield (split, index, png, caption, is_noisy, scene json, label=None) for every sample, train first.
+    """Yield a data.Sample for every pair, train first.
 
     Three independent streams of the seed: scenes and pixels, caption templates,
     noise. Changing the noise ratio therefore keeps every image and true caption.
@@ -161,4 +162,14 @@ def generate(n: int, test_n: int, noise_ratio: float, noise_type: str, image_siz
     for i in range(total):
         img = render(scenes[i], image_size, np.random.default_rng([seed, 3, i]))
         meta = {"objects": [o.__dict__ for o in scenes[i]], "true_caption": captions[i]}
-        yield ("train" if i < n else "test"), i, png_bytes(img), shown[i], bool(noisy[i]), json.dumps(meta), None
+        yield Sample("train" if i < n else "test", png_bytes(img), "png", shown[i], bool(noisy[i]), meta=meta)
+
+
+def make_synthetic(out, *, n: int, test_n: int, noise_ratio: float, noise_type: str,
+                   image_size: int = 32, seed: int = 0, shard_size: int = SHARD_SIZE) -> Dataset:
+    """Write the synthetic benchmark to OUT (shards + manifest), all or nothing."""
+    if n < 1:
+        raise DatasetError("--n must be at least 1")
+    if not 0 <= noise_ratio < 1:
+        raise DatasetError(f"--noise-ratio {noise_ratio} is outside [0, 1)")
+    return write_dataset(out, generate(n, test_n, noise_ratio, noise_type, image_size, seed), shard_size)

@@ -20,7 +20,7 @@ from open_clip_train.scheduler import cosine_lr
 from tqdm import tqdm
 
 from dissect import ledger
-from dissect.engine import data, evaluate, models, strategies
+from dissect.engine import data, evaluate, ingest, models, strategies
 from dissect.engine.scores import per_sample_scores
 from dissect.engine.errors import InputError
 
@@ -49,6 +49,10 @@ class TrainConfig:
     momentum: float = 0.9              # dissect-momentum's beta
     score_mode: str = "eval"           # model mode of the scoring pass
     workers: int = 0
+    test_data: str | None = None       # held-out set for the periodic eval [default: DATA's test split]
+    csv_img_key: str = "filepath"      # open_clip's CSV columns, for DATA / test data given as CSV
+    csv_caption_key: str = "title"
+    csv_separator: str = "\t"
     device: str | None = None
     resume: bool = False
     quiet: bool = False
@@ -61,8 +65,17 @@ class TrainConfig:
         return TrainConfig(**{**asdict(self), "out": out, "warmup_epochs": warmup, "device": device, "ratio": ratio})
 
 
-def validate(cfg: TrainConfig) -> data.Dataset:
-    """Every check that can fail on the user's input, before anything is written."""
+@dataclass
+class Data:
+    train: data.Dataset
+    test: data.Dataset | None       # where the periodic eval reads from
+    test_split: str
+    notes: list[str]                # what ingesting the sources did
+
+
+def validate(cfg: TrainConfig) -> Data:
+    """Every check that can fail on the user's input, before anything is written
+    (but the ingest of a source that is not yet a dataset, which goes to LEDGER/datasets)."""
     if cfg.strategy not in strategies.REGISTRY:
         raise strategies.UnknownStrategy(
             f"unknown strategy {cfg.strategy!r}: choose one of {', '.join(strategies.REGISTRY)}")
@@ -80,8 +93,20 @@ def validate(cfg: TrainConfig) -> data.Dataset:
         raise InputError(f"--score-mode {cfg.score_mode!r}: use eval or train")
     if not cfg.run or "/" in cfg.run or cfg.run.startswith("."):
         raise InputError(f"--run {cfg.run!r} is not a usable run name: use letters, digits, '-' and '_'")
-    dataset = data.open_dataset(cfg.data)
     record = ledger.read_run(cfg.ledger, cfg.run)
+    if record is not None and not cfg.resume:
+        raise InputError(f"run {cfg.run!r} is already in {cfg.ledger}: pick another --run or pass --resume")
+    csv_format = ingest.CsvFormat(cfg.csv_img_key, cfg.csv_caption_key, cfg.csv_separator)
+    workdir = Path(cfg.ledger) / "datasets"
+    dataset, note = ingest.open_source(cfg.data, workdir, csv_format=csv_format)
+    if not dataset.split("train").num_rows:
+        raise InputError(f"{cfg.data} has no train samples")
+    notes = [note] if note else []
+    test, test_split = (dataset, "test") if dataset.split("test").num_rows else (None, "test")
+    if cfg.test_data:
+        test, note = ingest.open_source(cfg.test_data, workdir, csv_format=csv_format)
+        test_split = "test" if test.split("test").num_rows else "train"
+        notes += [note] if note else []
     checkpoint = Path(cfg.out) / CHECKPOINT
     if cfg.resume:
         if record is None or not checkpoint.exists():
@@ -89,9 +114,7 @@ def validate(cfg: TrainConfig) -> data.Dataset:
         if record["dataset_fingerprint"] != dataset.fingerprint:
             raise InputError(f"run {cfg.run!r} was trained on another dataset (fingerprint "
                              f"{record['dataset_fingerprint'][:12]}, {cfg.data} has {dataset.fingerprint[:12]})")
-    elif record is not None:
-        raise InputError(f"run {cfg.run!r} is already in {cfg.ledger}: pick another --run or pass --resume")
-    return dataset
+    return Data(dataset, test, test_split, notes)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, logit_scale_lr_mult: float):
@@ -124,9 +147,10 @@ def _now() -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, dataset: data.Dataset):
+    def __init__(self, cfg: TrainConfig, sources: Data):
         self.cfg = cfg
-        self.dataset = dataset
+        self.sources = sources
+        dataset = self.dataset = sources.train
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
         bundle = models.create(cfg.model, device=cfg.device)
@@ -143,7 +167,8 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.schedule = cosine_lr(self.optimizer, cfg.lr, cfg.warmup_steps, self.total_steps)
         self.loss_fn = ClipLoss()
-        self.has_test = dataset.split("test").num_rows > 0
+        self.has_test = sources.test is not None
+        self.missing_shards: set[str] = set()
         self.epoch = 0
         self.step = 0
 
@@ -254,9 +279,20 @@ class Trainer:
             t_start = time.perf_counter()
         progress.close()
 
+    def record_missing_shards(self, writer: ledger.LedgerWriter) -> None:
+        """Shards that vanished during training were passed over by the loader: say so in `skipped`."""
+        gone = [url for url in self.dataset.shard_urls("train") if url not in self.missing_shards
+                and not Path(url).exists()]
+        if gone:
+            self.missing_shards.update(gone)
+            writer.add("skipped", {"dataset": self.dataset.name}, {
+                "source": gone, "key": [None] * len(gone),
+                "reason": [f"shard missing during training (epoch {self.epoch})"] * len(gone),
+                "run": [self.cfg.run] * len(gone)})
+
     def evaluate(self, writer: ledger.LedgerWriter) -> dict[str, float]:
-        metrics = evaluate.evaluate_dataset(self.model, self.tokenizer, self.preprocess_val, self.dataset, "test",
-                                            workers=self.cfg.workers, device=self.device)
+        metrics = evaluate.evaluate_dataset(self.model, self.tokenizer, self.preprocess_val, self.sources.test,
+                                            self.sources.test_split, workers=self.cfg.workers, device=self.device)
         writer.add("evals", {"run": self.cfg.run, "epoch": self.epoch}, {
             "step": [self.step] * len(metrics), "metric": list(metrics), "value": list(metrics.values())})
         return metrics
@@ -272,24 +308,29 @@ def run_record(cfg: TrainConfig, dataset: data.Dataset, status: str, start: str,
     }
 
 
-def train(cfg: TrainConfig, on_epoch_end=None) -> dict:
-    """Train one run into the ledger; returns its run record. `on_epoch_end(trainer)` runs after each checkpoint."""
+def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> dict:
+    """Train one run into the ledger; returns its run record. `on_epoch_end(trainer)` runs
+    after each checkpoint; `log(line)` hears what ingesting the sources did."""
     cfg = cfg.resolved()
-    dataset = validate(cfg)
-    trainer = Trainer(cfg, dataset)
+    sources = validate(cfg)
+    for note in sources.notes:
+        log(note)
+    dataset = sources.train
+    trainer = Trainer(cfg, sources)
     if cfg.resume:
         trainer.load_checkpoint()
         ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
         start = ledger.read_run(cfg.ledger, cfg.run)["start"]
     else:
         start = _now()
-    ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest)
+    ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest, dataset.skipped())
     ledger.write_run(cfg.ledger, run_record(cfg, dataset, "running", start, None))
     status = "failed"
     try:
         with ledger.LedgerWriter(cfg.ledger) as writer:
             while trainer.epoch < cfg.epochs:
                 trainer.run_epoch(writer)
+                trainer.record_missing_shards(writer)
                 last = trainer.epoch + 1 == cfg.epochs
                 if trainer.has_test and ((trainer.epoch + 1) % cfg.eval_every == 0 or last):
                     trainer.evaluate(writer)

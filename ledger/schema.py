@@ -74,6 +74,7 @@ SAMPLES = Table(
         ("is_noisy", pa.bool_()),
         ("shard", pa.string()),
         ("label", pa.int64()),
+        ("uid", pa.string()),
     ]),
 )
 
@@ -89,7 +90,19 @@ ORACLE = Table(
     ]),
 )
 
-TABLES = {t.name: t for t in (SCORES, STEPS, EVALS, SAMPLES, ORACLE)}
+# Samples a dataset's ingest could not use, and shards training could not read (run set).
+SKIPPED = Table(
+    "skipped",
+    (("dataset", "VARCHAR"),),
+    pa.schema([
+        ("source", pa.string()),
+        ("key", pa.string()),
+        ("reason", pa.string()),
+        ("run", pa.string()),
+    ]),
+)
+
+TABLES = {t.name: t for t in (SCORES, STEPS, EVALS, SAMPLES, ORACLE, SKIPPED)}
 
 # Columns of the `runs` view, read from runs/<run>.json; the record holds more
 # (every flag under `config`, package versions under `versions`).

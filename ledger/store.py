@@ -11,6 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dissect.ledger.schema import RUN_COLUMNS, TABLES, duckdb_columns
 
@@ -137,8 +139,9 @@ def dataset_fingerprint_in_ledger(root, dataset: str) -> str | None:
     return marker.read_text().strip() if marker.exists() else None
 
 
-def add_samples(root, dataset: str, fingerprint: str, manifest) -> None:
-    """Copy a dataset's manifest into samples/dataset=NAME once; refuse another dataset under the same name."""
+def add_samples(root, dataset: str, fingerprint: str, manifest, skipped=None) -> None:
+    """Copy a dataset's manifest (and the samples its ingest skipped) into samples/dataset=NAME
+    (skipped/dataset=NAME) once; refuse another dataset under the same name."""
     known = dataset_fingerprint_in_ledger(root, dataset)
     if known == fingerprint:
         return
@@ -147,12 +150,21 @@ def add_samples(root, dataset: str, fingerprint: str, manifest) -> None:
             f"ledger already holds a different dataset named {dataset!r} (fingerprint {known[:12]}, "
             f"this one {fingerprint[:12]}): use another --ledger"
         )
-    import pyarrow.parquet as pq
-
     part_dir = Path(root) / TABLES["samples"].partition_dir(dataset=dataset)
     part_dir.mkdir(parents=True, exist_ok=True)
     columns = TABLES["samples"].columns
-    tmp = part_dir / ".part-0.parquet.tmp"
-    pq.write_table(manifest.select(columns.names).cast(columns), tmp)
-    os.replace(tmp, part_dir / "part-0.parquet")
+    for f in columns:  # a manifest written before a column existed gets it as NULL
+        if f.name not in manifest.column_names:
+            manifest = manifest.append_column(f.name, pa.nulls(manifest.num_rows, f.type))
+    _write_atomic(manifest.select(columns.names).cast(columns), part_dir / "part-0.parquet")
+    if skipped is not None and skipped.num_rows:
+        skip_dir = Path(root) / TABLES["skipped"].partition_dir(dataset=dataset)
+        skip_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(skipped.cast(TABLES["skipped"].columns), skip_dir / "part-ingest.parquet")
     (part_dir / "_fingerprint").write_text(fingerprint)
+
+
+def _write_atomic(table, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)

@@ -52,8 +52,8 @@ def test_zero_shot_accuracy_on_known_logits():
 
 def test_multi_caption_dataset_through_the_loader(tmp_path):
     def samples():
-        for split, i, png, caption, noisy, meta, label in synthetic.generate(0, 6, 0.0, "shuffle", 32, 0):
-            yield split, i, png, "\n".join(f"{caption} ({k})" for k in range(5)), noisy, meta, i % 3
+        for i, s in enumerate(synthetic.generate(0, 6, 0.0, "shuffle", 32, 0)):
+            yield data.Sample(s.split, s.image, "png", "\n".join(f"{s.caption} ({k})" for k in range(5)), label=i % 3)
     dataset = data.write_dataset(tmp_path / "multi", samples(), classnames=["zero", "one", "two"])
     bundle = models.create("dissect-tiny")
     batches = data.loader(dataset, "test", transform=bundle.preprocess_val, tokenizer=bundle.tokenizer,

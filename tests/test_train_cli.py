@@ -110,7 +110,7 @@ def test_missing_or_empty_dataset_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     for data in (tmp_path / "missing", tmp_path / "empty"):
         result = run_cli("train", data, "--ledger", tmp_path / "ledger", "--quiet")
-        assert result.exit_code == 2 and "no dataset at" in result.output
+        assert result.exit_code == 2 and ("no dataset at" in result.output or "no usable sample" in result.output)
     assert not (tmp_path / "ledger").exists()
 
 

@@ -1,0 +1,249 @@
+"""Turning a user's image-text data into a dataset: a manifest with dense sample ids.
+
+Sources: webdataset tar shards as img2dataset writes them (referenced in place),
+open_clip's CSV/TSV of image paths and captions, and folders of images with
+sidecar .txt captions (both copied into shards). Every sample is checked on the
+way in; what cannot be used is skipped, counted by reason, and kept in
+skipped.parquet (source, key, reason), never silently dropped.
+"""
+import csv
+import glob
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from braceexpand import braceexpand
+from PIL import Image
+
+from dissect.engine import data
+from dissect.engine.data import DatasetError, Sample
+from dissect.ledger.schema import TABLES
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+SKIPPED_SCHEMA = TABLES["skipped"].columns
+
+
+@dataclass
+class CsvFormat:
+    """open_clip's --csv-img-key / --csv-caption-key / --csv-separator, with its defaults."""
+    img_key: str = "filepath"
+    caption_key: str = "title"
+    separator: str = "\t"
+
+
+@dataclass
+class Ingested:
+    dataset: data.Dataset
+    skipped: Counter        # reason -> count
+
+    def summary(self) -> str:
+        kept = self.dataset.n_samples
+        if not self.skipped:
+            return f"{kept} samples, none skipped"
+        reasons = ", ".join(f"{n} {reason}" for reason, n in self.skipped.most_common())
+        return f"{kept} samples; skipped {sum(self.skipped.values())}: {reasons}"
+
+
+# --- what a source is --------------------------------------------------------
+
+def shard_list(source: str) -> list[str]:
+    """Tar paths of a brace pattern ({00000..00009}.tar), a glob, one tar, or a folder of tars."""
+    path = Path(source)
+    if path.is_dir():
+        return sorted(str(p) for p in path.glob("*.tar"))
+    return sorted({match for pattern in braceexpand(source) for match in glob.glob(pattern)} |
+                  {p for p in braceexpand(source) if Path(p).is_file()})
+
+
+def kind_of(source: str) -> str:
+    path = Path(source)
+    if (path / data.MANIFEST).is_file():
+        return "dataset"
+    if path.is_file() and path.suffix.lower() in (".csv", ".tsv"):
+        return "csv"
+    if path.is_dir() and not any(path.glob("*.tar")):
+        return "folder"
+    if shard_list(source):
+        return "webdataset"
+    raise DatasetError(f"no dataset at {source}: give a dataset folder, a .csv/.tsv file, a folder of images "
+                       "with .txt captions, or webdataset shards (a folder, shards/{00000..00009}.tar, a glob)")
+
+
+# --- checks --------------------------------------------------------------------
+
+def image_problem(raw: bytes) -> str | None:
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            img.load()
+    except Exception:
+        return "corrupt or truncated image"
+    return None
+
+
+def caption_of(raw: bytes | None) -> tuple[str | None, str | None]:
+    """(caption, None) or (None, reason)."""
+    if raw is None:
+        return None, "missing caption"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "caption is not UTF-8"
+    if not text.strip():
+        return None, "empty caption"
+    return text.strip(), None
+
+
+# --- webdataset shards, in place ------------------------------------------------
+
+def scan_shard(url: str):
+    """(rows without sample ids, skips) of one tar: every key with an image and a usable caption."""
+    rows, skips, groups = [], [], {}
+    try:
+        with tarfile.open(url) as tar:
+            for member in tar:
+                if not member.isfile() or "." not in Path(member.name).name:
+                    continue
+                key, ext = member.name.split(".", 1)
+                groups.setdefault(key, {})[ext.lower()] = tar.extractfile(member).read()
+    except (OSError, tarfile.TarError) as e:
+        skips.append((url, None, f"unreadable shard ({type(e).__name__})"))
+    for key, parts in groups.items():
+        ext = next((e for e in IMAGE_EXTS if e in parts), None)
+        if ext is None:
+            skips.append((url, key, "missing image"))
+            continue
+        problem = image_problem(parts[ext])
+        caption, caption_problem = caption_of(parts.get("txt"))
+        if problem or caption_problem:
+            skips.append((url, key, problem or caption_problem))
+            continue
+        uid = None
+        if "json" in parts:
+            try:
+                uid = json.loads(parts["json"]).get("uid")
+            except (ValueError, AttributeError):
+                pass
+        rows.append({"key": key, "caption": caption, "shard": url, "uid": None if uid is None else str(uid)})
+    return rows, skips
+
+
+def ingest_shards(urls: list[str], out: Path, split: str, processes: int) -> tuple[list[dict], list]:
+    rows, skips, seen = [], [], set()
+    with ProcessPoolExecutor(max_workers=processes) as pool:
+        for shard_rows, shard_skips in pool.map(scan_shard, urls):
+            skips += shard_skips
+            for row in shard_rows:
+                if row["key"] in seen:
+                    skips.append((row["shard"], row["key"], "duplicate key"))
+                    continue
+                seen.add(row["key"])
+                rows.append(row)
+    for sample_id, row in enumerate(rows):
+        shard = Path(row["shard"]).resolve()
+        row.update(sample_id=sample_id, split=split, is_noisy=None, label=None,
+                   shard=str(shard.relative_to(out.resolve())) if shard.is_relative_to(out.resolve()) else str(shard))
+    return rows, skips
+
+
+# --- CSV and folders, copied into shards ----------------------------------------
+
+def csv_samples(path: Path, fmt: CsvFormat, split: str, skips: list):
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
+        reader = csv.DictReader(f, delimiter=fmt.separator)
+        missing = {fmt.img_key, fmt.caption_key} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(f"{path} has no column {', '.join(sorted(missing))} (columns: "
+                               f"{', '.join(reader.fieldnames or ())}): pass --csv-img-key / --csv-caption-key")
+        for line, row in enumerate(reader, start=2):
+            image_path = (row.get(fmt.img_key) or "").strip()
+            key = f"{path.name}:{line}"
+            raw_caption = row.get(fmt.caption_key)
+            encoded = None if raw_caption is None else raw_caption.encode("utf-8", errors="surrogateescape")
+            yield from _checked_file(path.parent / image_path if image_path else None, encoded, key,
+                                     str(path), split, skips)
+
+
+def folder_samples(root: Path, split: str, skips: list):
+    for image_path in sorted(p for p in root.rglob("*") if p.suffix.lower().lstrip(".") in IMAGE_EXTS):
+        key = image_path.relative_to(root).with_suffix("").as_posix()
+        sidecar = image_path.with_suffix(".txt")
+        yield from _checked_file(image_path, sidecar.read_bytes() if sidecar.exists() else None, key,
+                                 str(root), split, skips)
+
+
+def _checked_file(image_path: Path | None, raw_caption: bytes | None, key: str, source: str, split: str, skips):
+    caption, problem = caption_of(raw_caption)
+    if problem is None and (image_path is None or not image_path.is_file()):
+        problem = "missing image file"
+    raw = None
+    if problem is None:
+        raw = image_path.read_bytes()
+        problem = image_problem(raw)
+    if problem:
+        skips.append((source, key, problem))
+        return
+    ext = image_path.suffix.lower().lstrip(".")
+    yield Sample(split, raw, ext, caption, key=key.replace("/", "_").replace(".", "_").replace(":", "_"),
+                 meta={"source_key": key})
+
+
+# --- the entry point -------------------------------------------------------------
+
+def ingest(source: str, out: str | os.PathLike, *, split: str = "train", csv_format: CsvFormat = CsvFormat(),
+           processes: int = 2) -> Ingested:
+    """Build the dataset at OUT from SOURCE, all or nothing; returns it with the skip counts."""
+    kind = kind_of(source)
+    if kind == "dataset":
+        raise DatasetError(f"{source} is already a dataset: train on it directly")
+    out = Path(out)
+    skips: list = []
+    with data.staged(out) as staging:
+        if kind == "webdataset":
+            rows, skips = ingest_shards(shard_list(source), out, split, processes)
+        else:
+            samples = csv_samples(Path(source), csv_format, split, skips) if kind == "csv" else \
+                folder_samples(Path(source), split, skips)
+            rows = data.write_shards(staging, samples, data.SHARD_SIZE)
+        if not rows:
+            raise DatasetError(f"no usable sample in {source} ({len(skips)} skipped)")
+        data.write_manifest(staging, rows, skipped=_skipped_table(skips))
+    return Ingested(data.open_dataset(out, require_train=False), Counter(reason for _, _, reason in skips))
+
+
+def _skipped_table(skips) -> pa.Table:
+    return pa.Table.from_pylist([dict(source=s, key=k, reason=r, run=None) for s, k, r in skips],
+                                schema=SKIPPED_SCHEMA)
+
+
+def source_signature(source: str) -> str:
+    """A cheap fingerprint of a source's files (paths, sizes, mtimes), to reuse an ingest of it."""
+    kind = kind_of(source)
+    files = shard_list(source) if kind == "webdataset" else [source] if kind == "csv" else \
+        sorted(str(p) for p in Path(source).rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for f in files:
+        st = os.stat(f)
+        digest.update(f"{Path(f).resolve()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat(),
+                processes: int = 2) -> tuple[data.Dataset, str | None]:
+    """A dataset for SOURCE: itself where it is one, else its ingest under WORKDIR, reused
+    while the source's files are unchanged. The second value says what was done, if anything."""
+    if kind_of(source) == "dataset":
+        return data.open_dataset(source), None
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).strip("_") or "source"
+    out = Path(workdir) / f"{stem}-{source_signature(source)[:8]}"
+    if (out / data.MANIFEST).is_file():
+        return data.open_dataset(out, require_train=False), f"reusing the ingest of {source} at {out}"
+    ingested = ingest(source, out, csv_format=csv_format, processes=processes)
+    return ingested.dataset, f"ingested {source} into {out}: {ingested.summary()}"
