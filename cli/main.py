@@ -65,6 +65,25 @@ def csv_options(f):
     return f
 
 
+@cli.command("make-fashion-mnist")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--noise-ratio", default=0.4, show_default=True, help="Fraction of train pairs with another class's caption.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--from", "source", default=None, type=click.Path(file_okay=False),
+              help="Folder with the idx files [default: /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist].")
+@click.option("--n", default=None, type=int, help="Use the first N train images [default: all 60,000].")
+@click.option("--test-n", default=None, type=int, help="Use the first N test images [default: all 10,000].")
+def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n):
+    """Write Fashion-MNIST as an image-text dataset with caption noise and a labelled test split."""
+    from dissect.engine import fashion_mnist
+
+    dataset = fashion_mnist.make_fashion_mnist(out, noise_ratio=noise_ratio, seed=seed, source=source, n=n,
+                                               test_n=test_n)
+    noisy = sum(dataset.manifest["is_noisy"].to_pylist())
+    click.echo(f"wrote {dataset.n_samples} samples ({dataset.split('train').num_rows} train, {noisy} noisy; "
+               f"{dataset.split('test').num_rows} test with labels) to {out}")
+
+
 @cli.command()
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
@@ -79,6 +98,29 @@ def ingest(source, out, split, csv_img_key, csv_caption_key, csv_separator, proc
     result = engine_ingest.ingest(source, out, split=split, processes=processes,
                                   csv_format=engine_ingest.CsvFormat(csv_img_key, csv_caption_key, csv_separator))
     click.echo(f"{out}: {result.summary()}")
+
+
+@cli.command()
+@click.argument("urls", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder: img2dataset's shards go to OUT/shards, the dataset to OUT/dataset.")
+@click.option("--image-size", default=256, show_default=True)
+@click.option("--resize-mode", default="center_crop", show_default=True,
+              type=click.Choice(["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"]))
+@click.option("--processes", default=1, show_default=True, help="img2dataset processes.")
+@click.option("--threads", default=16, show_default=True, help="img2dataset download threads per process.")
+@click.option("--url-col", default="url", show_default=True)
+@click.option("--caption-col", default="caption", show_default=True)
+@click.option("--timeout", default=10, show_default=True, help="Seconds per download.")
+@click.option("--retries", default=0, show_default=True)
+def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, caption_col, timeout, retries):
+    """Download the image-text pairs of URLS (parquet, csv, tsv) with img2dataset and ingest them."""
+    from dissect.engine import fetch as engine_fetch
+
+    result = engine_fetch.fetch(urls, out, image_size=image_size, resize_mode=resize_mode, processes=processes,
+                                threads=threads, url_col=url_col, caption_col=caption_col, timeout=timeout,
+                                retries=retries)
+    click.echo(f"{result.dataset.root}: {result.summary()}   train with: dissect train {result.dataset.root}")
 
 
 @cli.command()

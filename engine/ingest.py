@@ -135,6 +135,13 @@ def scan_shard(url: str):
     return rows, skips
 
 
+def shard_path(shard: str, out: Path) -> str:
+    """Where the manifest says a shard is: relative to the dataset when both sit under one
+    folder (so the pair can be moved together), else absolute."""
+    shard, out = Path(shard).resolve(), Path(out).resolve()
+    return os.path.relpath(shard, out) if shard.is_relative_to(out.parent) else str(shard)
+
+
 def ingest_shards(urls: list[str], out: Path, split: str, processes: int) -> tuple[list[dict], list]:
     rows, skips, seen = [], [], set()
     with ProcessPoolExecutor(max_workers=processes) as pool:
@@ -147,9 +154,7 @@ def ingest_shards(urls: list[str], out: Path, split: str, processes: int) -> tup
                 seen.add(row["key"])
                 rows.append(row)
     for sample_id, row in enumerate(rows):
-        shard = Path(row["shard"]).resolve()
-        row.update(sample_id=sample_id, split=split, is_noisy=None, label=None,
-                   shard=str(shard.relative_to(out.resolve())) if shard.is_relative_to(out.resolve()) else str(shard))
+        row.update(sample_id=sample_id, split=split, is_noisy=None, label=None, shard=shard_path(row["shard"], out))
     return rows, skips
 
 

@@ -1,0 +1,65 @@
+"""`dissect fetch`: download image-text pairs with img2dataset, then ingest the shards.
+
+img2dataset writes webdataset shards (KEY.jpg, KEY.txt, KEY.json) and, per shard,
+a parquet of every URL's status. The pairs it could not download or decode are
+added to the dataset's skipped.parquet, so the count of what was lost is complete.
+"""
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dissect.engine import ingest
+from dissect.engine.data import SKIPPED, DatasetError
+
+INPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
+
+
+def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, threads: int = 16,
+          url_col: str = "url", caption_col: str = "caption", resize_mode: str = "center_crop",
+          timeout: int = 10, retries: int = 0, samples_per_shard: int = 10000) -> ingest.Ingested:
+    """Download URLS (parquet, csv, tsv or txt with url and caption columns) into OUT/shards,
+    then ingest them into the dataset OUT/dataset."""
+    source = Path(urls)
+    if not source.is_file():
+        raise DatasetError(f"no URL list at {urls}")
+    input_format = INPUT_FORMATS.get(source.suffix.lower())
+    if input_format is None:
+        raise DatasetError(f"{urls}: give a .parquet, .csv, .tsv or .txt list of URLs")
+    out = Path(out)
+    shards, dataset = out / "shards", out / "dataset"
+    if dataset.exists():
+        raise DatasetError(f"{dataset} exists: choose a new --out")
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
+    from img2dataset import download
+
+    download(url_list=str(source), output_folder=str(shards), output_format="webdataset",
+             input_format=input_format, url_col=url_col, caption_col=caption_col, image_size=image_size,
+             resize_mode=resize_mode, processes_count=processes, thread_count=threads, timeout=timeout,
+             retries=retries, number_sample_per_shard=samples_per_shard, enable_wandb=False,
+             disallowed_header_directives=[], compute_hash=None)
+    if not ingest.shard_list(str(shards)):
+        raise DatasetError(f"img2dataset wrote no shard to {shards}: see its output above")
+    result = ingest.ingest(str(shards), dataset)
+    failed = download_failures(shards)
+    if failed.num_rows:
+        skipped_path = dataset / SKIPPED
+        known = pq.read_table(skipped_path) if skipped_path.exists() else failed.schema.empty_table()
+        pq.write_table(pa.concat_tables([known, failed]), skipped_path)
+        for reason in failed["reason"].to_pylist():
+            result.skipped[reason] += 1
+    return result
+
+
+def download_failures(shards: Path) -> pa.Table:
+    """img2dataset's failed rows as skipped rows: source = the URL, reason = download: error."""
+    tables = [pq.read_table(p, columns=["key", "url", "status", "error_message"]) for p in sorted(shards.glob("*.parquet"))]
+    if not tables:
+        return ingest.SKIPPED_SCHEMA.empty_table()
+    stats = pa.concat_tables(tables)
+    failed = stats.filter(pc.not_equal(stats["status"], "success"))
+    reasons = [f"download failed: {(e or 'unknown error').splitlines()[0][:80]}" for e in failed["error_message"].to_pylist()]
+    return pa.table({"source": failed["url"], "key": failed["key"], "reason": pa.array(reasons, pa.string()),
+                     "run": pa.nulls(failed.num_rows, pa.string())}, schema=ingest.SKIPPED_SCHEMA)
