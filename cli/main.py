@@ -4,6 +4,7 @@ Errors in the user's input (InputError from the engine, LedgerError from the
 ledger) print one line and exit with code 2, like click's own usage errors.
 The engine, which imports torch, is imported only by the commands that train.
 """
+import os
 import sys
 from pathlib import Path
 
@@ -149,6 +150,10 @@ def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, capti
 @click.option("--score-mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True,
               help="Model mode of the no-grad scoring pass.")
 @click.option("--workers", default=2, show_default=True, help="DataLoader worker processes.")
+@click.option("--select-scope", type=click.Choice(["global", "local"]), default="global", show_default=True,
+              help="Under torchrun: top-k over the all-gathered global batch, or within each rank's batch.")
+@click.option("--local-loss", is_flag=True, help="open_clip's ClipLoss local_loss under torchrun.")
+@click.option("--gather-with-grad", is_flag=True, help="open_clip's ClipLoss gather_with_grad under torchrun.")
 @click.option("--test-data", default=None, help="Held-out set for the periodic retrieval eval, in any format "
                                                 "DATA takes [default: DATA's own test split].")
 @csv_options
@@ -165,6 +170,8 @@ def train(data, ledger_dir, run, **options):
     run = run or f"{options['strategy']}-r{options['ratio']}-s{options['seed']}"
     record = engine_train.train(engine_train.TrainConfig(data=data, ledger=ledger_dir, run=run, **options),
                                 log=click.echo)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return
     click.echo(f"run {run} {record['status']}: ledger {ledger_dir}, checkpoint {record['config']['out']}")
     _, skipped = ledger.named_query(ledger_dir, "skipped_summary", [record["dataset"], run])
     if skipped:

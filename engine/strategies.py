@@ -55,12 +55,15 @@ class Strategy:
         self.n_samples = n_samples
         self.ratio = ratio
         self.generator = torch.Generator().manual_seed(seed)
+        # Under torchrun the picks are shared out equally over the ranks: k a multiple of the world size.
+        self.k_multiple = 1
 
     def select(self, ids, clipscore, loss, epoch: int) -> Selection:
         raise NotImplementedError
 
     def k(self, batch_size: int) -> int:
-        return budget(self.ratio, batch_size)
+        k = budget(self.ratio, batch_size)
+        return k - k % self.k_multiple
 
     def random_mask(self, batch_size: int, k: int) -> torch.Tensor:
         mask = torch.zeros(batch_size, dtype=torch.bool)

@@ -20,7 +20,7 @@ from open_clip_train.scheduler import cosine_lr
 from tqdm import tqdm
 
 from dissect import ledger
-from dissect.engine import data, evaluate, ingest, models, strategies
+from dissect.engine import data, distributed, evaluate, ingest, models, strategies
 from dissect.engine.scores import per_sample_scores
 from dissect.engine.errors import InputError
 
@@ -49,6 +49,9 @@ class TrainConfig:
     momentum: float = 0.9              # dissect-momentum's beta
     score_mode: str = "eval"           # model mode of the scoring pass
     workers: int = 0
+    select_scope: str = "global"       # under torchrun: top-k over the global batch, or within each rank's
+    local_loss: bool = False           # open_clip's ClipLoss options under torchrun
+    gather_with_grad: bool = False
     test_data: str | None = None       # held-out set for the periodic eval [default: DATA's test split]
     csv_img_key: str = "filepath"      # open_clip's CSV columns, for DATA / test data given as CSV
     csv_caption_key: str = "title"
@@ -89,6 +92,8 @@ def validate(cfg: TrainConfig) -> Data:
         raise InputError(f"--warmup-epochs {cfg.warmup_epochs} must be at least 1 and below --epochs {cfg.epochs}")
     if not 0 <= cfg.momentum < 1:
         raise InputError(f"--momentum {cfg.momentum} is outside [0, 1)")
+    if cfg.select_scope not in ("global", "local"):
+        raise InputError(f"--select-scope {cfg.select_scope!r}: use global or local")
     if cfg.score_mode not in ("eval", "train"):
         raise InputError(f"--score-mode {cfg.score_mode!r}: use eval or train")
     if not cfg.run or "/" in cfg.run or cfg.run.startswith("."):
@@ -147,26 +152,39 @@ def _now() -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, sources: Data):
+    def __init__(self, cfg: TrainConfig, sources: Data, world: distributed.World):
         self.cfg = cfg
         self.sources = sources
+        self.world = world
         dataset = self.dataset = sources.train
-        self.device = torch.device(cfg.device)
-        torch.manual_seed(cfg.seed)
-        bundle = models.create(cfg.model, device=cfg.device)
+        self.device = torch.device(f"cuda:{world.local_rank}" if cfg.device.startswith("cuda") else cfg.device)
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        bundle = models.create(cfg.model, device=str(self.device))
         self.model, self.preprocess_train, self.preprocess_val = bundle.model, bundle.preprocess_train, bundle.preprocess_val
         self.tokenizer = bundle.tokenizer
+        self.image_size = bundle.image_size
+        self.context_length = self.model.context_length
+        self.embed_dim = self.model.text_projection.shape[1] if hasattr(self.model, "text_projection") \
+            else self.model.visual.output_dim
+        self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[world.local_rank] if self.device.type == "cuda" else None) \
+            if world.enabled else self.model
         self.strategy = strategies.create(
             cfg.strategy, n_samples=int(dataset.manifest["sample_id"].to_numpy().max()) + 1, ratio=cfg.ratio,
             seed=cfg.seed, warmup_epochs=cfg.warmup_epochs, momentum=cfg.momentum)
+        if cfg.select_scope == "global":
+            self.strategy.k_multiple = world.world_size
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
             fused=True)
         n_train = dataset.split("train").num_rows
-        self.steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+        self.steps_per_epoch = math.ceil(n_train / (cfg.batch_size * world.world_size))
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.schedule = cosine_lr(self.optimizer, cfg.lr, cfg.warmup_steps, self.total_steps)
-        self.loss_fn = ClipLoss()
+        # the training loss gathers features across ranks; scores are computed on gathered features
+        self.loss_fn = ClipLoss(local_loss=cfg.local_loss, gather_with_grad=cfg.gather_with_grad, cache_labels=True,
+                                rank=world.rank, world_size=world.world_size)
+        self.score_loss = ClipLoss()
         self.has_test = sources.test is not None
         self.missing_shards: set[str] = set()
         self.epoch = 0
@@ -176,11 +194,9 @@ class Trainer:
 
     def checkpoint_state(self) -> dict:
         return {
-            "state_dict": self.model.state_dict(),
+            "state_dict": self.model.state_dict(),   # the bare model, never the DDP wrapper
             "optimizer": self.optimizer.state_dict(),
             "strategy": self.strategy.state_dict(),
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "epoch": self.epoch,   # epochs completed; the ledger holds exactly these
             "step": self.step,
             "run": self.cfg.run,
@@ -189,6 +205,9 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
+        """Rank 0 writes; every rank holds the same weights and strategy state."""
+        if not self.world.is_main:
+            return
         path = Path(self.cfg.out) / CHECKPOINT
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -200,24 +219,69 @@ class Trainer:
         self.model.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.epoch, self.step = state["epoch"], state["step"]
 
     # --- one step -------------------------------------------------------------
 
     @torch.inference_mode()
-    def score(self, images, tokens):
+    def features(self, images, tokens):
+        """No-grad features of this rank's batch for the scoring pass (eval mode unless --score-mode train)."""
+        if len(images) == 0:  # a rank whose shards ran out still takes part in the step
+            empty = torch.zeros(0, self.embed_dim, device=self.device)
+            return empty, empty, self.model.logit_scale.exp()
         if self.cfg.score_mode == "eval":
             self.model.eval()
         image_features, text_features, logit_scale = self.model(images, tokens)
         self.model.train()
-        return per_sample_scores(self.loss_fn, image_features, text_features, logit_scale)
+        return image_features, text_features, logit_scale
+
+    def global_scores(self, sizes, image_features, text_features, logit_scale):
+        """CLIPScore and per-sample loss of every sample of the global batch (all ranks' rows)."""
+        image_features = distributed.gather_rows(self.world, image_features.float(), sizes)
+        text_features = distributed.gather_rows(self.world, text_features.float(), sizes)
+        return (t.cpu() for t in per_sample_scores(self.score_loss, image_features, text_features, logit_scale))
+
+    def select(self, ids, clipscore, loss, sizes) -> strategies.Selection:
+        """The strategy's pick over the global batch, or within each rank's part (--select-scope local).
+        Either way every rank runs it on the same global view, so the state stays identical."""
+        if self.cfg.select_scope == "global" or len(sizes) == 1:
+            return self.strategy.select(ids, clipscore, loss, self.epoch)
+        parts, start = [], 0
+        for n in sizes:
+            if n:  # a rank whose shards ran out has nothing to pick from
+                parts.append(self.strategy.select(ids[start:start + n], clipscore[start:start + n],
+                                                  loss[start:start + n], self.epoch))
+            start += n
+        hist = None if parts[0].hist is None else torch.cat([p.hist for p in parts])
+        return strategies.Selection(torch.cat([p.selected for p in parts]), hist)
+
+    def train_selected(self, images, tokens, selected, sizes) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Train on the selected samples of the global batch, shared out equally over the ranks.
+
+        ClipLoss gathers equal-sized batches: with global scope the strategy picks a
+        multiple of the world size; with local scope, or `full` on an uneven last batch,
+        the picks are cut to one (the last in global order wait for another visit). Each
+        rank trains on its slice of the picks in global order. Returns the train loss
+        (None when nothing was trained) and the mask of what was trained."""
+        world = self.world
+        picks = selected.nonzero().squeeze(1)
+        trained = torch.zeros_like(selected)
+        trained[picks[:len(picks) - len(picks) % world.world_size]] = True
+        share = int(trained.sum()) // world.world_size
+        if share == 0:
+            return None, trained
+        start = sum(sizes[:world.rank])
+        mine = trained[start:start + sizes[world.rank]].nonzero().squeeze(1).to(self.device)
+        counts = [int(trained[sum(sizes[:r]):sum(sizes[:r + 1])].sum()) for r in range(world.world_size)]
+        picked_images = distributed.gather_rows(world, images[mine], counts)
+        picked_tokens = distributed.gather_rows(world, tokens[mine], counts)
+        part = slice(world.rank * share, (world.rank + 1) * share)
+        loss, *_ = self.train_on(picked_images[part], picked_tokens[part])
+        return loss, trained
 
     def train_on(self, images, tokens):
-        self.model.train()
-        image_features, text_features, logit_scale = self.model(images, tokens)
+        self.ddp_model.train()
+        image_features, text_features, logit_scale = self.ddp_model(images, tokens)
         loss = self.loss_fn(image_features, text_features, logit_scale)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -232,50 +296,68 @@ class Trainer:
             group["lr"] = lr * group["lr_scale"]
         return lr
 
+    def next_batch(self, batches):
+        """This rank's next batch, an empty one once its shards ran out, or None when every rank's have."""
+        batch = next(batches, None)
+        if not distributed.any_rank(self.world, batch is not None, self.device):
+            return None
+        if batch is None:
+            size = self.image_size
+            return (torch.zeros(0, dtype=torch.long), torch.zeros(0, 3, size, size),
+                    torch.zeros(0, self.context_length, dtype=torch.long))
+        return batch
+
     def run_epoch(self, writer: ledger.LedgerWriter) -> None:
-        cfg, epoch = self.cfg, self.epoch
-        batches = data.loader(self.dataset, "train", transform=self.preprocess_train, tokenizer=self.tokenizer,
-                              batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
-                              workers=cfg.workers)
+        cfg, epoch, world = self.cfg, self.epoch, self.world
+        # Augmentations draw from an RNG set by (seed, epoch, rank): a resumed epoch repeats exactly.
+        torch.manual_seed((cfg.seed * 1_000_003 + epoch) * 1_009 + world.rank)
+        batches = iter(data.loader(self.dataset, "train", transform=self.preprocess_train, tokenizer=self.tokenizer,
+                                   batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
+                                   workers=cfg.workers))
         partition = {"run": cfg.run, "epoch": epoch}
-        progress = tqdm(batches, total=self.steps_per_epoch, desc=f"{cfg.run} epoch {epoch + 1}/{cfg.epochs}",
-                        unit="batch", disable=cfg.quiet, leave=False)
+        progress = tqdm(total=self.steps_per_epoch, desc=f"{cfg.run} epoch {epoch + 1}/{cfg.epochs}",
+                        unit="batch", disable=cfg.quiet or not world.is_main, leave=False)
         t_start = time.perf_counter()
-        for ids, images, tokens in progress:
+        while (batch := self.next_batch(batches)) is not None:
+            ids, images, tokens = batch
             t_data = time.perf_counter() - t_start
             images, tokens = images.to(self.device, non_blocking=True), tokens.to(self.device, non_blocking=True)
+            sizes = distributed.all_sizes(world, len(ids), self.device)
+            global_ids = distributed.gather_rows(world, ids.to(self.device), sizes).cpu()
             lr = self.set_lr()
             t0 = time.perf_counter()
-            if self.strategy.scores_batch:
-                clipscore, loss = (t.cpu() for t in self.score(images, tokens))
-                selection = self.strategy.select(ids, clipscore, loss, epoch)
-                chosen = selection.selected.nonzero().squeeze(1).to(self.device)
+            if self.strategy.scores_batch or len(set(sizes)) > 1:
+                clipscore, loss = self.global_scores(sizes, *self.features(images, tokens))
+                selection = self.select(global_ids, clipscore, loss, sizes)
                 t1 = time.perf_counter()
-                train_loss, *_ = self.train_on(images[chosen], tokens[chosen])
-            else:
+                train_loss, trained = self.train_selected(images, tokens, selection.selected, sizes)
+            else:  # full, every rank's batch the same size: the training forward gives the scores
                 t1 = t0
                 train_loss, image_features, text_features, logit_scale = self.train_on(images, tokens)
-                clipscore, loss = (t.cpu() for t in per_sample_scores(
-                    self.loss_fn, image_features, text_features, logit_scale))
-                selection = self.strategy.select(ids, clipscore, loss, epoch)
+                clipscore, loss = self.global_scores(sizes, image_features, text_features, logit_scale)
+                selection = self.select(global_ids, clipscore, loss, sizes)
+                trained = selection.selected
             t2 = time.perf_counter()
             hist = selection.hist if selection.hist is not None else torch.full_like(clipscore, float("nan"))
+            mine = slice(sum(sizes[:world.rank]), sum(sizes[:world.rank + 1]))
             writer.add("scores", partition, {
                 "step": torch.full_like(ids, self.step).numpy(),
                 "sample_id": ids.numpy(),
-                "clipscore": clipscore.numpy(),
-                "hist": hist.numpy(),
-                "delta": (hist - clipscore).numpy(),
-                "loss": loss.numpy(),
-                "selected": selection.selected.numpy(),
+                "clipscore": clipscore[mine].numpy(),
+                "hist": hist[mine].numpy(),
+                "delta": (hist - clipscore)[mine].numpy(),
+                "loss": loss[mine].numpy(),
+                "selected": trained[mine].numpy(),
             })
-            writer.add("steps", partition, {
-                "step": [self.step], "batch_size": [len(ids)], "n_selected": [int(selection.selected.sum())],
-                "lr": [lr], "loss": [float(train_loss)], "logit_scale": [float(self.model.logit_scale.detach().exp())],
-                "t_data": [t_data], "t_score": [t1 - t0], "t_train": [t2 - t1],
-            })
+            if world.is_main:
+                writer.add("steps", partition, {
+                    "step": [self.step], "batch_size": [sum(sizes)], "n_selected": [int(trained.sum())],
+                    "lr": [lr], "loss": [float("nan") if train_loss is None else float(train_loss)],
+                    "logit_scale": [float(self.model.logit_scale.detach().exp())],
+                    "t_data": [t_data], "t_score": [t1 - t0], "t_train": [t2 - t1],
+                })
             self.step += 1
-            progress.set_postfix(loss=f"{float(train_loss):.3f}")
+            progress.update()
             t_start = time.perf_counter()
         progress.close()
 
@@ -298,45 +380,64 @@ class Trainer:
         return metrics
 
 
-def run_record(cfg: TrainConfig, dataset: data.Dataset, status: str, start: str, end: str | None) -> dict:
+def run_record(cfg: TrainConfig, dataset: data.Dataset, world: distributed.World, status: str, start: str,
+               end: str | None) -> dict:
     return {
         "name": cfg.run, "strategy": cfg.strategy, "ratio": cfg.ratio, "model": cfg.model,
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
         "dataset": dataset.name, "dataset_path": str(dataset.root), "dataset_fingerprint": dataset.fingerprint,
-        "world_size": 1, "start": start, "end": end, "status": status,
+        "world_size": world.world_size, "start": start, "end": end, "status": status,
         "config": asdict(cfg), "versions": versions(),
     }
 
 
 def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> dict:
     """Train one run into the ledger; returns its run record. `on_epoch_end(trainer)` runs
-    after each checkpoint; `log(line)` hears what ingesting the sources did."""
+    after each checkpoint; `log(line)` hears what ingesting the sources did.
+
+    Under torchrun every rank runs this; rank 0 alone ingests, writes the run record,
+    the samples, steps and evals, and the checkpoint; every rank writes its own scores."""
     cfg = cfg.resolved()
-    sources = validate(cfg)
-    for note in sources.notes:
-        log(note)
+    world = distributed.init(cfg.device)
+    try:
+        return _train(cfg, world, on_epoch_end, log)
+    finally:
+        distributed.shutdown(world)
+
+
+def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> dict:
+    if world.is_main:
+        sources = validate(cfg)
+        for note in sources.notes:
+            log(note)
+    distributed.barrier(world)
+    if not world.is_main:
+        sources = validate(cfg)
     dataset = sources.train
-    trainer = Trainer(cfg, sources)
+    trainer = Trainer(cfg, sources, world)
     if cfg.resume:
         trainer.load_checkpoint()
-        ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
-        start = ledger.read_run(cfg.ledger, cfg.run)["start"]
-    else:
-        start = _now()
-    ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest, dataset.skipped())
-    ledger.write_run(cfg.ledger, run_record(cfg, dataset, "running", start, None))
+    start = ledger.read_run(cfg.ledger, cfg.run)["start"] if cfg.resume else _now()
+    if world.is_main:
+        if cfg.resume:
+            ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
+        ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest, dataset.skipped())
+        ledger.write_run(cfg.ledger, run_record(cfg, dataset, world, "running", start, None))
+    distributed.barrier(world)
     status = "failed"
     try:
-        with ledger.LedgerWriter(cfg.ledger) as writer:
+        with ledger.LedgerWriter(cfg.ledger, rank=world.rank) as writer:
             while trainer.epoch < cfg.epochs:
                 trainer.run_epoch(writer)
-                trainer.record_missing_shards(writer)
                 last = trainer.epoch + 1 == cfg.epochs
-                if trainer.has_test and ((trainer.epoch + 1) % cfg.eval_every == 0 or last):
-                    trainer.evaluate(writer)
+                if world.is_main:
+                    trainer.record_missing_shards(writer)
+                    if trainer.has_test and ((trainer.epoch + 1) % cfg.eval_every == 0 or last):
+                        trainer.evaluate(writer)
                 writer.flush()
                 trainer.epoch += 1
                 trainer.save_checkpoint()
+                distributed.barrier(world)
                 if on_epoch_end:
                     on_epoch_end(trainer)
         status = "completed"
@@ -344,6 +445,7 @@ def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> dict:
         status = "interrupted"
         raise
     finally:
-        record = run_record(cfg, dataset, status, start, _now())
-        ledger.write_run(cfg.ledger, record)
+        record = run_record(cfg, dataset, world, status, start, _now())
+        if world.is_main:
+            ledger.write_run(cfg.ledger, record)
     return record

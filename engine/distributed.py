@@ -1,0 +1,78 @@
+"""One process or many (torchrun): the few collective moves the training step needs.
+
+Under torchrun every rank scores its own batch, then all ranks all-gather the
+features so each holds the global batch: the strategy then picks from the same
+global view on every rank, and its per-sample state stays identical everywhere.
+In a single process every function here is the identity.
+"""
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init(device: str) -> World:
+    """Join the process group torchrun set up (gloo on CPU, nccl on GPU), if there is one."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank)
+    return World(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def barrier(world: World) -> None:
+    if world.enabled:
+        dist.barrier()
+
+
+def all_sizes(world: World, n: int, device) -> list[int]:
+    if not world.enabled:
+        return [n]
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world.world_size)]
+    dist.all_gather(sizes, torch.tensor([n], device=device))
+    return [int(s) for s in sizes]
+
+
+def gather_rows(world: World, tensor: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Every rank's rows, in rank order; ranks may hold different numbers (padding in transit)."""
+    if not world.enabled:
+        return tensor
+    longest = max(sizes)
+    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    padded[:tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in range(world.world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, sizes)])
+
+
+def any_rank(world: World, flag: bool, device) -> bool:
+    if not world.enabled:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def shutdown(world: World) -> None:
+    if world.enabled and dist.is_initialized():
+        dist.destroy_process_group()

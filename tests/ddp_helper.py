@@ -1,0 +1,23 @@
+"""Run under torchrun by test_distributed.py: train, saving every rank's strategy state
+after each epoch, and (mode interrupt) stop everything after the first epoch."""
+import sys
+
+import torch
+
+from dissect.engine import train
+
+mode, data, ledger_dir, run, out, scope = sys.argv[1:7]
+
+
+def after_epoch(trainer):
+    torch.save(trainer.strategy.state_dict(), f"{out}/state-rank{trainer.world.rank}-epoch{trainer.epoch}.pt")
+    if mode == "interrupt" and trainer.epoch == 1:
+        raise KeyboardInterrupt
+
+
+cfg = train.TrainConfig(data=data, ledger=ledger_dir, run=run, strategy="dissect-momentum", ratio=0.3, epochs=3,
+                        batch_size=10, workers=0, quiet=True, select_scope=scope)
+try:
+    train.train(cfg, on_epoch_end=after_epoch)
+except KeyboardInterrupt:
+    sys.exit(3)

@@ -1,0 +1,102 @@
+"""torchrun with 2 CPU processes (gloo): one global view of every sample, a complete ledger, resume."""
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import torch
+
+from dissect import ledger
+
+HELPER = Path(__file__).with_name("ddp_helper.py")
+
+
+def torchrun(*args, module=True):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "dissect.cli", "--", *map(str, args)] if module else [str(HELPER), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def rows_by_rank(ledger_dir, run):
+    """Every scores row with the rank that wrote it (from its part's name)."""
+    return duckdb.sql(f"""
+        SELECT epoch, step, sample_id, loss, selected,
+               regexp_extract(filename, 'part-([0-9]+)-', 1)::INTEGER AS rank
+        FROM read_parquet('{ledger_dir}/scores/run={run}/*/*.parquet', hive_partitioning = true, filename = true)
+    """).fetchall()
+
+
+@pytest.fixture(scope="module")
+def global_run(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    proc = torchrun("whole", tiny_dataset, out / "ledger", "g", out, "global", module=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_every_sample_once_per_epoch_and_world_size_recorded(global_run):
+    _, rows = ledger.query(global_run / "ledger", "SELECT epoch, count(*), count(DISTINCT sample_id) FROM scores "
+                                                  "GROUP BY epoch ORDER BY epoch")
+    assert rows == [(0, 100, 100), (1, 100, 100), (2, 100, 100)]
+    assert {r[-1] for r in rows_by_rank(global_run / "ledger", "g")} == {0, 1}   # both ranks wrote parts
+    assert ledger.read_run(global_run / "ledger", "g")["world_size"] == 2
+
+
+def test_strategy_state_is_identical_on_both_ranks_after_every_epoch(global_run):
+    for epoch in (1, 2, 3):
+        a = torch.load(global_run / f"state-rank0-epoch{epoch}.pt")
+        b = torch.load(global_run / f"state-rank1-epoch{epoch}.pt")
+        assert torch.equal(a["hist"], b["hist"], ) or torch.allclose(a["hist"], b["hist"], equal_nan=True)
+        assert torch.equal(torch.isnan(a["hist"]), torch.isnan(b["hist"]))
+        assert torch.equal(a["generator"], b["generator"])
+    assert not torch.isnan(torch.load(global_run / "state-rank0-epoch3.pt")["hist"][:100]).any()
+
+
+def test_global_scope_takes_the_top_k_of_the_whole_global_batch(global_run):
+    rows = rows_by_rank(global_run / "ledger", "g")
+    _, steps = ledger.query(global_run / "ledger", "SELECT step, batch_size, n_selected FROM steps")
+    steps = {s: (b, n) for s, b, n in steps}
+    uneven = 0
+    for step in {r[1] for r in rows}:
+        batch = [r for r in rows if r[1] == step]
+        batch_size, n_selected = steps[step]
+        assert len(batch) == batch_size
+        assert n_selected == sum(r[4] for r in batch) == (int(0.3 * batch_size) // 2) * 2  # a multiple of 2 ranks
+        per_rank = [sum(r[4] for r in batch if r[5] == rank) for rank in (0, 1)]
+        uneven += per_rank[0] != per_rank[1]
+    # momentum after the first epoch: the picks are those with the largest delta over BOTH ranks' rows
+    _, rows = ledger.query(global_run / "ledger", """
+        WITH ranked AS (SELECT step, selected, row_number() OVER (PARTITION BY step ORDER BY delta DESC) AS r,
+                               count(*) FILTER (WHERE selected) OVER (PARTITION BY step) AS k
+                        FROM scores WHERE epoch > 0 AND run = 'g')
+        SELECT count(*) FROM ranked WHERE selected <> (r <= k)""")
+    assert rows == [(0,)]
+    assert uneven > 0   # some steps took more picks from one rank than the other: no per-rank quota
+
+
+def test_local_scope_picks_within_each_rank(tiny_dataset, tmp_path):
+    proc = torchrun("whole", tiny_dataset, tmp_path / "ledger", "l", tmp_path, "local", module=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = duckdb.sql(f"""
+        SELECT epoch, step, regexp_extract(filename, 'part-([0-9]+)-', 1) AS rank, count(*) AS n,
+               count(*) FILTER (WHERE selected) AS k
+        FROM read_parquet('{tmp_path}/ledger/scores/run=l/*/*.parquet', hive_partitioning = true, filename = true)
+        WHERE epoch > 0 GROUP BY ALL""").fetchall()
+    both_full = [r for r in rows if r[3] == 10 and sum(o[:2] == r[:2] and o[3] == 10 for o in rows) == 2]
+    assert both_full and all(k == 3 for *_, k in both_full)   # floor(0.3 * 10) from each rank's own batch
+
+
+def test_resume_under_torchrun_continues_exactly(global_run, tiny_dataset, tmp_path):
+    ledger_dir = global_run / "ledger"
+    proc = torchrun("interrupt", tiny_dataset, ledger_dir, "cut", tmp_path, "global", module=False)
+    assert proc.returncode != 0 and ledger.read_run(ledger_dir, "cut")["status"] == "interrupted"
+    proc = torchrun("train", tiny_dataset, "--strategy", "dissect-momentum", "--ratio", "0.3", "--epochs", "3",
+                    "--batch-size", "10", "--workers", "0", "--ledger", ledger_dir, "--run", "cut", "--resume",
+                    "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    columns = "epoch, step, sample_id, clipscore, hist, delta, loss, selected"
+    query = f"SELECT {columns} FROM scores WHERE run = ? ORDER BY epoch, step, sample_id"
+    whole, cut = ledger.query(ledger_dir, query, ["g"])[1], ledger.query(ledger_dir, query, ["cut"])[1]
+    assert len(cut) == 300 and cut == whole
+    assert ledger.read_run(ledger_dir, "cut")["world_size"] == 2
