@@ -245,7 +245,7 @@ def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat
     """A dataset for SOURCE: itself where it is one, else its ingest under WORKDIR, reused
     while the source's files are unchanged. The second value says what was done, if anything."""
     if kind_of(source) == "dataset":
-        return data.open_dataset(source), None
+        return data.open_dataset(source, require_train=False), None
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).strip("_") or "source"
     out = Path(workdir) / f"{stem}-{source_signature(source)[:8]}"
     if (out / data.MANIFEST).is_file():

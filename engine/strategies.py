@@ -27,13 +27,21 @@ class UnknownStrategy(InputError):
     pass
 
 
-def create(name: str, *, n_samples: int, ratio: float, seed: int, warmup_epochs: int, momentum: float) -> "Strategy":
+def create(name: str, *, n_samples: int, ratio: float, seed: int, warmup_epochs: int, momentum: float,
+           clean: torch.Tensor | None = None) -> "Strategy":
+    """clean: ground truth (bool per sample id), which only `oracle-clean` reads."""
     if name not in REGISTRY:
         raise UnknownStrategy(f"unknown strategy {name!r}: choose one of {', '.join(REGISTRY)}")
     if not 0 < ratio <= 1:
         raise InputError(f"--ratio {ratio} is outside (0, 1]")
-    return REGISTRY[name](n_samples=n_samples, ratio=ratio, seed=seed,
-                          warmup_epochs=warmup_epochs, momentum=momentum)
+    strategy = REGISTRY[name](n_samples=n_samples, ratio=ratio, seed=seed,
+                              warmup_epochs=warmup_epochs, momentum=momentum)
+    if isinstance(strategy, OracleClean):
+        if clean is None:
+            raise InputError("oracle-clean needs ground-truth noise flags (samples.is_noisy): "
+                             "use a synthetic or Fashion-MNIST dataset")
+        strategy.clean = clean
+    return strategy
 
 
 def budget(ratio: float, batch_size: int) -> int:
@@ -122,6 +130,21 @@ class ClipScoreStar(Strategy):
 
     def select(self, ids, clipscore, loss, epoch):
         return Selection(self.top_mask(clipscore, self.k(ids.shape[0])), None)
+
+
+@register
+class OracleClean(Strategy):
+    """A reference, not a method: random selection among the samples the ground truth
+    calls clean (is_noisy false), at most k of them. It shows the head-room of
+    selection when the noise is known exactly."""
+    name = "oracle-clean"
+    clean: torch.Tensor  # bool [N], set by create()
+
+    def select(self, ids, clipscore, loss, epoch):
+        clean = self.clean[ids]
+        priority = torch.rand(ids.shape[0], generator=self.generator) + clean.float()  # clean ones first
+        k = min(self.k(ids.shape[0]), int(clean.sum()))
+        return Selection(self.top_mask(priority, k), None)
 
 
 class HistoryStrategy(Strategy):

@@ -169,9 +169,11 @@ class Trainer:
         self.ddp_model = torch.nn.parallel.DistributedDataParallel(
             self.model, device_ids=[world.local_rank] if self.device.type == "cuda" else None) \
             if world.enabled else self.model
+        noisy = dataset.manifest["is_noisy"]
         self.strategy = strategies.create(
-            cfg.strategy, n_samples=int(dataset.manifest["sample_id"].to_numpy().max()) + 1, ratio=cfg.ratio,
-            seed=cfg.seed, warmup_epochs=cfg.warmup_epochs, momentum=cfg.momentum)
+            cfg.strategy, n_samples=dataset.n_samples, ratio=cfg.ratio,
+            seed=cfg.seed, warmup_epochs=cfg.warmup_epochs, momentum=cfg.momentum,
+            clean=None if noisy.null_count else ~torch.tensor(noisy.to_numpy(zero_copy_only=False)))
         if cfg.select_scope == "global":
             self.strategy.k_multiple = world.world_size
         self.optimizer = torch.optim.AdamW(

@@ -112,3 +112,15 @@ def test_state_dict_round_trip_continues_identically():
 def test_history_state_is_a_tensor_of_size_n():
     s = make("dissect-warmup", n=1000)
     assert s.hist.shape == (1000,) and math.isnan(s.hist[999])
+
+
+def test_oracle_clean_picks_only_clean_samples():
+    clean = torch.tensor([True, False] * 5)
+    s = strategies.create("oracle-clean", n_samples=10, ratio=0.3, seed=0, warmup_epochs=1, momentum=0.9,
+                          clean=clean)
+    picked = chosen(s.select(IDS, SCORES, LOSSES, 0))
+    assert len(picked) == 3 and all(i % 2 == 0 for i in picked)
+    few = s.select(torch.tensor([1, 3, 5, 0]), SCORES[:4], LOSSES[:4], 0)   # one clean sample in the batch
+    assert chosen(few) == {3}
+    with pytest.raises(ValueError, match="ground-truth"):
+        make("oracle-clean")

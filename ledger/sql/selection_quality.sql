@@ -1,0 +1,28 @@
+-- Per strategy and ratio, over the runs whose names match $1 (one benchmark):
+-- final R@sum as mean ± std over seeds, and the clean fraction of the picks
+-- (all epochs, and the last epoch) by the dataset's ground truth.
+WITH final AS (
+    SELECT run, arg_max(value, step) AS rsum FROM evals WHERE metric = 'rsum' AND run LIKE $1 GROUP BY run
+),
+picks AS (
+    SELECT s.run,
+           avg((NOT m.is_noisy)::DOUBLE) FILTER (WHERE s.selected) AS clean_selected,
+           avg((NOT m.is_noisy)::DOUBLE) FILTER (WHERE s.selected AND s.epoch = r.epochs - 1) AS clean_last
+    FROM scores s
+    JOIN runs r ON r.name = s.run
+    JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
+    WHERE s.run LIKE $1
+    GROUP BY s.run
+)
+SELECT r.strategy, r.ratio,
+       round(avg(f.rsum), 1) AS rsum_mean,
+       round(coalesce(stddev_samp(f.rsum), 0), 1) AS rsum_std,
+       round(avg(p.clean_selected), 3) AS clean_selected,
+       round(avg(p.clean_last), 3) AS clean_selected_last_epoch,
+       count(*) AS seeds
+FROM runs r
+JOIN final f ON f.run = r.name
+JOIN picks p ON p.run = r.name
+WHERE r.name LIKE $1
+GROUP BY ALL
+ORDER BY r.ratio, rsum_mean DESC;
