@@ -1,0 +1,41 @@
+"""The diagnosis queries of docs/queries run on a real (tiny) ledger and say sensible things."""
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dissect.cli.main import cli
+from dissect.ledger import connect
+
+QUERIES = Path(__file__).parents[1] / "docs" / "queries"
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_dataset, tmp_path_factory):
+    ledger_dir = tmp_path_factory.mktemp("docs") / "ledger"
+    for strategy in ("random", "dissect-warmup"):
+        result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--strategy", strategy, "--epochs", "3",
+                                          "--warmup-epochs", "1", "--batch-size", "20", "--ledger", str(ledger_dir),
+                                          "--run", strategy, "--workers", "0", "--quiet"])
+        assert result.exit_code == 0, result.output
+    return ledger_dir
+
+
+def run_query(ledger_dir, name, **variables):
+    con = connect(ledger_dir)
+    for key, value in variables.items():
+        con.execute(f"SET VARIABLE {key} = ?", [value])
+    return con.execute((QUERIES / name).read_text()).fetchall()
+
+
+def test_diagnosis_queries(runs):
+    rows = run_query(runs, "clean_picks_per_epoch.sql", pattern="%")
+    assert len(rows) == 6 and all(0 <= r[2] <= 1 and r[3] == 30 for r in rows)   # 5 batches of 20 -> 6 x 5
+    rows = run_query(runs, "feedback_loop.sql", pattern="dissect%", from_epoch=1)
+    assert {(r[1], r[2]) for r in rows} <= {("clean", "trained"), ("clean", "left out"), ("noisy", "trained"),
+                                            ("noisy", "left out")}
+    assert sum(r[3] for r in rows) == 200                                         # epochs 1, 2 x 100 samples
+    rows = run_query(runs, "delta_auroc_per_epoch.sql", pattern="dissect%")
+    assert [r[1] for r in rows] == [0, 1, 2] and rows[0][2] is None and all(0 <= r[3] <= 1 for r in rows)
+    rows = dict((r[0], r[1:]) for r in run_query(runs, "stickiness.sql", pattern="%", from_epoch=1))
+    assert set(rows) == {"random", "dissect-warmup"}
