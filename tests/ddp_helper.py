@@ -15,8 +15,10 @@ def after_epoch(trainer):
         raise KeyboardInterrupt
 
 
+# the local-scope run also takes open_clip's other ClipLoss path: local loss, gather with grad
 cfg = train.TrainConfig(data=data, ledger=ledger_dir, run=run, strategy="dissect-momentum", ratio=0.3, epochs=3,
-                        batch_size=10, workers=0, quiet=True, select_scope=scope)
+                        batch_size=10, workers=0, quiet=True, select_scope=scope,
+                        local_loss=scope == "local", gather_with_grad=scope == "local")
 try:
     train.train(cfg, on_epoch_end=after_epoch)
 except KeyboardInterrupt:

@@ -85,6 +85,9 @@ def test_local_scope_picks_within_each_rank(tiny_dataset, tmp_path):
         WHERE epoch > 0 GROUP BY ALL""").fetchall()
     both_full = [r for r in rows if r[3] == 10 and sum(o[:2] == r[:2] and o[3] == 10 for o in rows) == 2]
     assert both_full and all(k == 3 for *_, k in both_full)   # floor(0.3 * 10) from each rank's own batch
+    assert ledger.read_run(tmp_path / "ledger", "l")["config"]["local_loss"] is True
+    _, losses = ledger.query(tmp_path / "ledger", "SELECT count(*) FROM steps WHERE isnan(loss) OR loss <= 0")
+    assert losses == [(0,)]
 
 
 def test_resume_under_torchrun_continues_exactly(global_run, tiny_dataset, tmp_path):
