@@ -10,7 +10,6 @@ from dissect.ledger.store import (
     drop_epochs,
     named_query,
     query,
-    query_arrow,
     read_run,
     write_run,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "drop_epochs",
     "named_query",
     "query",
-    "query_arrow",
     "read_run",
     "write_run",
 ]

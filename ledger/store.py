@@ -83,17 +83,6 @@ def query(root, sql: str, params=None) -> tuple[list[str], list[tuple]]:
         con.close()
 
 
-def query_arrow(root, sql: str, params=None):
-    """The same as query, as a pyarrow Table (for csv/json/parquet output)."""
-    con = connect(root)
-    try:
-        return con.execute(sql, params or []).fetch_arrow_table()
-    except duckdb.Error as e:
-        raise LedgerError(str(e).splitlines()[0]) from e
-    finally:
-        con.close()
-
-
 def named_query(root, name: str, params=None) -> tuple[list[str], list[tuple]]:
     """Run one of the package's .sql files (ledger/sql/NAME.sql)."""
     return query(root, sql_text(f"{name}.sql"), params)
