@@ -325,7 +325,7 @@ class Trainer:
             t_data = time.perf_counter() - t_start
             images, tokens = images.to(self.device, non_blocking=True), tokens.to(self.device, non_blocking=True)
             sizes = distributed.all_sizes(world, len(ids), self.device)
-            global_ids = distributed.gather_rows(world, ids.to(self.device), sizes).cpu()
+            global_ids = distributed.gather_rows(world, ids.to(self.device), sizes).cpu() if world.enabled else ids
             lr = self.set_lr()
             t0 = time.perf_counter()
             if self.strategy.scores_batch or len(set(sizes)) > 1:
