@@ -121,6 +121,12 @@ def drop_epochs(root, run: str, from_epoch: int) -> None:
                 shutil.rmtree(epoch_dir)
 
 
+def drop_run(root, run: str) -> None:
+    """Remove a run's record and every partition it wrote (to train it again from scratch)."""
+    drop_epochs(root, run, 0)
+    run_record_path(root, run).unlink(missing_ok=True)
+
+
 # --- the samples table -------------------------------------------------------
 
 def dataset_fingerprint_in_ledger(root, dataset: str) -> str | None:

@@ -67,6 +67,10 @@ def test_run_records_drop_epochs_and_samples(tmp_path):
     ledger.drop_epochs(tmp_path, "r1", 1)
     _, rows = ledger.query(tmp_path, "SELECT DISTINCT epoch FROM scores UNION ALL SELECT DISTINCT epoch FROM evals")
     assert rows == [(0,), (0,)]
+    ledger.drop_run(tmp_path, "r1")
+    assert ledger.read_run(tmp_path, "r1") is None
+    _, rows = ledger.query(tmp_path, "SELECT count(*) FROM scores")
+    assert rows == [(0,)]
 
     manifest = pa.table({"sample_id": [0, 1], "key": ["a", "b"], "caption": ["x", "y"], "split": ["train", "test"],
                          "is_noisy": [True, False], "shard": ["s.tar", "s.tar"], "label": [None, None]})
