@@ -113,3 +113,14 @@ def test_centred_macro_takes_out_the_run_epoch_mean(hand_ledger):
                                         "centred(clipscore, run, epoch) AS c FROM scores) GROUP BY ALL ORDER BY ALL")
     assert all(abs(total) < 1e-4 for _, _, total, _ in rows)
     assert ("dis", 0, 0.0, 7.5) in [(r, e, round(t, 4), m) for r, e, t, m in rows]
+
+
+def test_selection_quality_is_mean_and_std_over_seeds(hand_ledger):
+    columns, rows = ledger.named_query(hand_ledger, "selection_quality", ["%"])
+    table = {(r[0], r[1]): dict(zip(columns, r)) for r in rows}
+    warmup = table[("dissect-warmup", 0.3)]       # dis (R@sum 100) and perfect (110), seeds 0 and 1
+    assert (warmup["rsum_mean"], warmup["rsum_std"], warmup["seeds"]) == (105.0, 7.1, 2)
+    assert warmup["clean_selected"] == 0.875 and warmup["clean_selected_last_epoch"] == 0.875
+    assert warmup["top1_mean"] is None             # no labels, no zero-shot classification
+    flat = table[("random", 0.3)]
+    assert (flat["rsum_mean"], flat["rsum_std"], flat["clean_selected"]) == (90.0, 0.0, 0.5)

@@ -13,6 +13,7 @@ cells AS (
            printf('%.1f ± %.1f (n=%d)', avg(f.value), coalesce(stddev_samp(f.value), 0), count(*)) AS cell
     FROM final f
     JOIN runs r ON r.name = f.run
+    WHERE r.status = 'completed'      -- a run still training has no final value yet
     GROUP BY ALL
 )
 PIVOT cells ON ratio USING any_value(cell) GROUP BY metric, strategy

@@ -1,8 +1,12 @@
--- Per strategy and ratio, over the runs whose names match $1 (one benchmark):
--- final R@sum as mean ± std over seeds, and the clean fraction of the picks
--- (all epochs, and the last epoch) by the dataset's ground truth.
+-- Per strategy and ratio, over the completed runs whose names match $1 (one benchmark):
+-- final R@sum and zero-shot top-1 (where the test split has labels) as mean ± std
+-- over seeds, and the clean fraction of the picks (all epochs, and the last epoch)
+-- by the dataset's ground truth.
 WITH final AS (
-    SELECT run, arg_max(value, step) AS rsum FROM evals WHERE metric = 'rsum' AND run LIKE $1 GROUP BY run
+    SELECT run,
+           arg_max(value, step) FILTER (WHERE metric = 'rsum') AS rsum,
+           arg_max(value, step) FILTER (WHERE metric = 'zeroshot_top1') AS top1
+    FROM evals WHERE run LIKE $1 GROUP BY run
 ),
 picks AS (
     SELECT s.run,
@@ -17,12 +21,14 @@ picks AS (
 SELECT r.strategy, r.ratio,
        round(avg(f.rsum), 1) AS rsum_mean,
        round(coalesce(stddev_samp(f.rsum), 0), 1) AS rsum_std,
+       round(avg(f.top1), 1) AS top1_mean,
+       round(stddev_samp(f.top1), 1) AS top1_std,
        round(avg(p.clean_selected), 3) AS clean_selected,
        round(avg(p.clean_last), 3) AS clean_selected_last_epoch,
        count(*) AS seeds
 FROM runs r
 JOIN final f ON f.run = r.name
 JOIN picks p ON p.run = r.name
-WHERE r.name LIKE $1
+WHERE r.name LIKE $1 AND r.status = 'completed'
 GROUP BY ALL
 ORDER BY r.ratio, rsum_mean DESC;
