@@ -159,15 +159,16 @@ class HistoryStrategy(Strategy):
         super().__init__(**kw)
         self.hist = torch.full((self.n_samples,), float("nan"))
 
-    def top_delta_mask(self, hist: torch.Tensor, clipscore: torch.Tensor) -> torch.Tensor:
-        batch_size = clipscore.shape[0]
+    def top_delta_mask(self, delta: torch.Tensor) -> torch.Tensor:
+        """delta: the ranking key, NaN where the sample has no history."""
+        batch_size = delta.shape[0]
         k = self.k(batch_size)
-        new = torch.isnan(hist)
+        new = torch.isnan(delta)
         n_new = int(new.sum())
         k_new = min(n_new, round(k * n_new / batch_size))
         k_old = min(k - k_new, batch_size - n_new)
         k_new = k - k_old
-        delta = torch.where(new, float("-inf"), hist - clipscore)
+        delta = torch.where(new, float("-inf"), delta)
         mask = self.top_mask(delta, k_old) if k_old else torch.zeros(batch_size, dtype=torch.bool)
         if k_new:
             new_idx = new.nonzero().squeeze(1)
@@ -198,7 +199,7 @@ class DissectWarmup(HistoryStrategy):
         if epoch < self.warmup_epochs:
             self.hist[ids] = clipscore
             return Selection(self.random_mask(ids.shape[0], self.k(ids.shape[0])), hist)
-        return Selection(self.top_delta_mask(hist, clipscore), hist)
+        return Selection(self.top_delta_mask(hist - clipscore), hist)
 
 
 @register
@@ -214,7 +215,50 @@ class DissectMomentum(HistoryStrategy):
 
     def select(self, ids, clipscore, loss, epoch):
         hist = self.hist[ids]
-        mask = self.top_delta_mask(hist, clipscore)
+        mask = self.top_delta_mask(hist - clipscore)
         updated = self.momentum * hist + (1 - self.momentum) * clipscore
         self.hist[ids] = torch.where(torch.isnan(hist), clipscore, updated)
         return Selection(mask, hist)
+
+
+@register
+class DissectTrained(HistoryStrategy):
+    """A variant, not the paper's (docs/selection.md): top-k delta against the score at
+    the sample's last *trained* visit, so hist moves only when the sample gets a
+    gradient. Under DISSect-Warmup the picked samples stay below their frozen
+    history and are picked again (a sticky 30 %); here a trained sample's own rise
+    lowers its next delta. Samples never trained yet count as first visits."""
+    name = "dissect-trained"
+
+    def select(self, ids, clipscore, loss, epoch):
+        hist = self.hist[ids]
+        mask = self.top_delta_mask(hist - clipscore)
+        self.hist[ids] = torch.where(mask, clipscore, hist)
+        return Selection(mask, hist)
+
+
+@register
+class DissectTrainedPerVisit(DissectTrained):
+    """dissect-trained with delta divided by the visits since the sample was last
+    trained, so that a long run of left-out visits (and the score drift it brings)
+    does not by itself win the selection. The ledger's delta stays hist - curr."""
+    name = "dissect-trained-per-visit"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.visits_since_trained = torch.zeros(self.n_samples)
+
+    def select(self, ids, clipscore, loss, epoch):
+        hist = self.hist[ids]
+        visits = self.visits_since_trained[ids] + 1
+        mask = self.top_delta_mask((hist - clipscore) / visits)
+        self.hist[ids] = torch.where(mask, clipscore, hist)
+        self.visits_since_trained[ids] = torch.where(mask, 0.0, visits)
+        return Selection(mask, hist)
+
+    def state_dict(self):
+        return {**super().state_dict(), "visits_since_trained": self.visits_since_trained}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.visits_since_trained.copy_(state["visits_since_trained"])
