@@ -16,7 +16,8 @@ its own process: the same results whatever --jobs is, since a run's batches
 depend on its seed and the number of loader workers (0 here), and
 about twice the throughput of one run using both cores. --quick: seed 0, r = 0.3, the two synthetic
 benchmarks. --regime: dissect-warmup against random at r = 0.3 on shapes-shuffle
-over dataset size x epochs x warm-up point (the regime map, docs/selection.md).
+over dataset size x epochs x warm-up point, three seeds (the regime map,
+docs/selection.md), drawn to regime-map.png beside the ledger.
 
 Prints, per benchmark, Table 1 (R@sum mean ± std over seeds) and the clean
 fraction of each strategy's picks, from the ledger.
@@ -29,6 +30,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from dissect import ledger
+from dissect.ledger import figures
 from dissect.cli.output import emit
 from dissect.engine import fashion_mnist, synthetic, train
 from dissect.engine.errors import InputError
@@ -36,6 +38,7 @@ from dissect.engine.errors import InputError
 STRATEGIES = ("random", "small-loss", "big-loss", "clipscore", "dissect-warmup", "dissect-momentum", "oracle-clean")
 BENCHMARKS = ("shapes-shuffle", "shapes-partial", "fashion-mnist")
 N, TEST_N, EPOCHS, NOISE = 1500, 500, 10, 0.4
+SEEDS = (0, 1, 2)
 
 
 def make_benchmark(name: str, root: Path, n: int = N) -> Path | None:
@@ -111,15 +114,17 @@ def grid(ledger_dir: Path, benchmarks, ratios, seeds, jobs: int, strategies=STRA
 
 def regime(ledger_dir: Path, jobs: int) -> None:
     runs = []
-    for n, epochs in itertools.product((500, 2000), (10, 30)):
+    for n, epochs, seed in itertools.product((500, 2000), (10, 30), SEEDS):
         data = make_benchmark("shapes-shuffle", ledger_dir.parent / "benchmark-data", n)
-        runs.append(Run(f"regime-n{n}-e{epochs}-random", data, "random", 0.3, 0, epochs, epochs // 2))
+        prefix = f"regime-n{n}-e{epochs}"
+        runs.append(Run(f"{prefix}-random-s{seed}", data, "random", 0.3, seed, epochs, epochs // 2))
         for fraction in (0.25, 0.5, 0.75):
             warmup = max(1, int(epochs * fraction))
-            runs.append(Run(f"regime-n{n}-e{epochs}-tw{warmup}", data, "dissect-warmup", 0.3, 0, epochs, warmup))
+            runs.append(Run(f"{prefix}-tw{warmup}-s{seed}", data, "dissect-warmup", 0.3, seed, epochs, warmup))
     train_all(ledger_dir, runs, jobs)
     columns, rows = ledger.named_query(ledger_dir, "regime_map")
     emit(columns, rows, title="regime map: dissect-warmup minus random, R@sum, r = 0.3, shapes-shuffle")
+    print(f"figure: {figures.draw_regime_map(columns, rows, ledger_dir.parent / 'regime-map.png')}")
 
 
 def main():
@@ -138,7 +143,7 @@ def main():
     elif args.quick:
         grid(args.ledger, BENCHMARKS[:2], (0.3,), (0,), args.jobs, args.strategies)
     else:
-        grid(args.ledger, BENCHMARKS, args.ratios, (0, 1, 2), args.jobs, args.strategies)
+        grid(args.ledger, BENCHMARKS, args.ratios, SEEDS, args.jobs, args.strategies)
 
 
 if __name__ == "__main__":

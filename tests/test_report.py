@@ -1,12 +1,13 @@
 """Every analysis query on small hand-built ledgers whose answers are known."""
 import numpy as np
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from conftest import N
+from conftest import N, NOISY, add_curve, add_scores, run_record
 from dissect import ledger
 from dissect.cli.main import cli
-from dissect.ledger import report
+from dissect.ledger import figures, report
 
 def analyse(root, key, run="dis", **kw):
     result = report.run_analysis(key, report.Request(ledger=str(root), run=run, **kw))
@@ -124,3 +125,26 @@ def test_selection_quality_is_mean_and_std_over_seeds(hand_ledger):
     assert warmup["top1_mean"] is None             # no labels, no zero-shot classification
     flat = table[("random", 0.3)]
     assert (flat["rsum_mean"], flat["rsum_std"], flat["clean_selected"]) == (90.0, 0.0, 0.5)
+
+
+def test_regime_map_pairs_seeds_and_draws(tmp_path):
+    ledger.add_samples(tmp_path, "d", "f" * 64, pa.table({
+        "sample_id": list(range(N)), "key": [str(i) for i in range(N)], "caption": ["c"] * N,
+        "split": ["train"] * N, "is_noisy": [i in NOISY for i in range(N)], "shard": ["s"] * N,
+        "label": [None] * N}))
+    finals = {"random-s0": 100.0, "random-s1": 80.0, "tw1-s0": 110.0, "tw1-s1": 70.0}
+    with ledger.LedgerWriter(tmp_path) as writer:
+        for suffix, rsum in finals.items():
+            name = f"regime-n8-e2-{suffix}"
+            record = run_record(name, "random" if "random" in suffix else "dissect-warmup", seed=int(suffix[-1]))
+            ledger.write_run(tmp_path, {**record, "config": {"warmup_epochs": 1}})
+            add_curve(writer, name, [(10, rsum)])
+            add_scores(writer, name, 1, np.zeros(N), np.zeros(N), [0, 6])    # half the picks clean
+    columns, rows = ledger.named_query(tmp_path, "regime_map")
+    cell = dict(zip(columns, rows[0]))
+    assert len(rows) == 1
+    # differences by seed: +10 and -10
+    assert (cell["n_train"], cell["epochs"], cell["warmup_epochs"], cell["seeds"]) == (N, 2, 1, 2)
+    assert (cell["dissect_rsum"], cell["random_rsum"], cell["dissect_minus_random"]) == (90.0, 90.0, 0.0)
+    assert cell["difference_std"] == 14.1 and cell["dissect_clean_after_warmup"] == 0.5
+    assert figures.draw_regime_map(columns, rows, tmp_path / "map.png").stat().st_size > 0
