@@ -125,38 +125,3 @@ def test_oracle_clean_picks_only_clean_samples():
     with pytest.raises(ValueError, match="ground-truth"):
         make("oracle-clean")
 
-
-def test_trained_variant_moves_history_only_at_trained_visits():
-    s = make("dissect-trained")
-    first = s.select(IDS, SCORES, LOSSES, epoch=0)
-    trained = chosen(first)
-    assert len(trained) == 3                           # nobody trained yet: random at rate r
-    assert torch.isnan(s.hist[[i for i in range(10) if i not in trained]]).all()
-    assert torch.equal(s.hist[sorted(trained)], SCORES[sorted(trained)])
-    # Second visit: the trained three have a history, the seven others are still first visits.
-    curr = SCORES.clone()
-    curr[sorted(trained)] -= torch.tensor([1.0, 2.0, 3.0])
-    second = s.select(IDS, curr, LOSSES, epoch=1)
-    largest_drop = sorted(trained)[2]
-    assert largest_drop in chosen(second) and len(chosen(second)) == 3
-    assert len(chosen(second) - trained) == round(3 * 7 / 10)
-    left_out = trained - chosen(second)
-    assert all(s.hist[i] == SCORES[i] for i in left_out)       # left out: history kept
-    assert s.hist[largest_drop] == curr[largest_drop]          # trained again: history moves
-
-
-def test_per_visit_variant_divides_delta_by_visits_since_trained():
-    s = make("dissect-trained-per-visit", n=4, ratio=0.5)
-    ids = torch.arange(4)
-    s.hist[:] = torch.tensor([10.0, 10.0, 10.0, 10.0])
-    s.visits_since_trained[:] = torch.tensor([0.0, 3.0, 0.0, 0.0])
-    # delta 4, 6, 1, 0; per visit 4, 1.5, 1, 0: sample 1 dropped most but over four visits.
-    sel = s.select(ids, torch.tensor([6.0, 4.0, 9.0, 10.0]), LOSSES[:4], epoch=5)
-    assert chosen(sel) == {0, 1}
-    s.hist[:] = 10.0
-    s.visits_since_trained[:] = torch.tensor([0.0, 9.0, 0.0, 0.0])
-    sel = s.select(ids, torch.tensor([6.0, 4.0, 9.0, 10.0]), LOSSES[:4], epoch=6)
-    assert chosen(sel) == {0, 2} and s.visits_since_trained.tolist() == [0.0, 10.0, 0.0, 1.0]
-    other = make("dissect-trained-per-visit", n=4, ratio=0.5, seed=3)
-    other.load_state_dict(s.state_dict())
-    assert torch.equal(other.visits_since_trained, s.visits_since_trained)
