@@ -113,12 +113,16 @@ def grid(ledger_dir: Path, benchmarks, ratios, seeds, jobs: int, strategies=STRA
 
 
 def regime(ledger_dir: Path, jobs: int) -> None:
+    # (train pairs, epochs, warm-up points as fractions of training); the last one is the
+    # small-data, heavy-memorisation regime where DISSect-Warmup was seen to win (T_w = 25).
+    settings = [(n, epochs, (0.25, 0.5, 0.75)) for n, epochs in itertools.product((500, 2000), (10, 30))]
+    settings.append((3000, 50, (0.5,)))
     runs = []
-    for n, epochs, seed in itertools.product((500, 2000), (10, 30), SEEDS):
+    for (n, epochs, fractions), seed in itertools.product(settings, SEEDS):
         data = make_benchmark("shapes-shuffle", ledger_dir.parent / "benchmark-data", n)
         prefix = f"regime-n{n}-e{epochs}"
         runs.append(Run(f"{prefix}-random-s{seed}", data, "random", 0.3, seed, epochs, epochs // 2))
-        for fraction in (0.25, 0.5, 0.75):
+        for fraction in fractions:
             warmup = max(1, int(epochs * fraction))
             runs.append(Run(f"{prefix}-tw{warmup}-s{seed}", data, "dissect-warmup", 0.3, seed, epochs, warmup))
     train_all(ledger_dir, runs, jobs)
