@@ -11,16 +11,20 @@ and Fashion-MNIST with another class's caption (needs Debian's
 dataset-fashion-mnist; left out with a note where it is missing). Every run
 goes into one ledger; runs already there are not trained again, so an
 interrupted grid continues (a run cut off mid-way resumes from its checkpoint).
-Runs go --jobs at a time (default 2), each on one thread with the loader in
-its own process: the same results whatever --jobs is, since a run's batches
-depend on its seed and the number of loader workers (0 here), and
-about twice the throughput of one run using both cores. --quick: seed 0, r = 0.3, the two synthetic
-benchmarks. --regime: dissect-warmup against random at r = 0.3 on shapes-shuffle
-over dataset size x epochs x warm-up point, three seeds (the regime map,
-docs/selection.md), drawn to regime-map.png beside the ledger.
+Runs go --jobs at a time (default 2), each on one thread with the loader
+in-process: a run's batches depend on its seed and on the number of loader
+workers (0 here), so the results do not depend on --jobs, and two one-thread runs
+side by side do about twice the work of one run using both cores.
 
-Prints, per benchmark, Table 1 (R@sum mean ± std over seeds) and the clean
-fraction of each strategy's picks, from the ledger.
+--quick: seed 0, r = 0.3, the two synthetic benchmarks. --strategies and --ratios
+narrow (or, with a strategy outside the default list, extend) the grid.
+--regime: dissect-warmup against random at r = 0.3 on shapes-shuffle over dataset
+size x epochs x warm-up point, three seeds (the regime map, docs/selection.md),
+drawn to regime-map.png beside the ledger.
+
+Prints, per benchmark, the final R@sum (and zero-shot top-1 where the test split
+has labels) as mean ± std over seeds and the clean fraction of each strategy's
+picks, from the ledger; `dissect report --table 1` shows every metric.
 """
 import argparse
 import itertools
@@ -30,10 +34,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from dissect import ledger
-from dissect.ledger import figures
 from dissect.cli.output import emit
-from dissect.engine import fashion_mnist, synthetic, train
+from dissect.engine import fashion_mnist, strategies, synthetic, train
 from dissect.engine.errors import InputError
+from dissect.ledger import figures
 
 STRATEGIES = ("random", "small-loss", "big-loss", "clipscore", "dissect-warmup", "dissect-momentum", "oracle-clean")
 BENCHMARKS = ("shapes-shuffle", "shapes-partial", "fashion-mnist")
@@ -99,13 +103,13 @@ def train_all(ledger_dir: Path, runs: list[Run], jobs: int) -> None:
                 print(line, flush=True)
 
 
-def grid(ledger_dir: Path, benchmarks, ratios, seeds, jobs: int, strategies=STRATEGIES) -> None:
+def grid(ledger_dir: Path, benchmarks, ratios, seeds, jobs: int, strategy_names=STRATEGIES) -> None:
     data = {bench: make_benchmark(bench, ledger_dir.parent / "benchmark-data") for bench in benchmarks}
     data = {bench: path for bench, path in data.items() if path is not None}
     runs = [Run(f"{bench}-full-s{seed}", path, "full", 1.0, seed)
             for bench, path in data.items() for seed in seeds]
     runs += [Run(f"{bench}-{strategy}-r{ratio}-s{seed}", path, strategy, ratio, seed)
-             for ratio in ratios for bench, path in data.items() for seed in seeds for strategy in strategies]
+             for ratio in ratios for bench, path in data.items() for seed in seeds for strategy in strategy_names]
     train_all(ledger_dir, runs, jobs)
     for bench in data:
         columns, rows = ledger.named_query(ledger_dir, "selection_quality", [f"{bench}-%"])
@@ -142,6 +146,11 @@ def main():
                         help="comma-separated, for the full grid; default: %(default)s")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     args = parser.parse_args()
+    unknown = set(args.strategies) - set(strategies.REGISTRY)
+    if unknown:
+        parser.error(f"unknown strategies {', '.join(sorted(unknown))}: choose from {', '.join(strategies.REGISTRY)}")
+    if not all(0 < ratio <= 1 for ratio in args.ratios):
+        parser.error(f"--ratios {args.ratios}: every ratio must be in (0, 1]")
     if args.regime:
         regime(args.ledger, args.jobs)
     elif args.quick:
