@@ -219,4 +219,3 @@ class DissectMomentum(HistoryStrategy):
         updated = self.momentum * hist + (1 - self.momentum) * clipscore
         self.hist[ids] = torch.where(torch.isnan(hist), clipscore, updated)
         return Selection(mask, hist)
-

@@ -88,7 +88,7 @@ def draw_regime_map(columns: list[str], rows: list[tuple], path: Path) -> Path:
     point (as a fraction of training), one line per dataset size and length."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     by_setting = defaultdict(list)
-    for row in map(lambda r: dict(zip(columns, r)), rows):
+    for row in (dict(zip(columns, r)) for r in rows):
         by_setting[(row["n_train"], row["epochs"])].append(row)
     for (n_train, epochs), cells in sorted(by_setting.items()):
         ax.errorbar([c["warmup_epochs"] / epochs for c in cells], [c["dissect_minus_random"] for c in cells],

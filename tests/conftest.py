@@ -21,6 +21,14 @@ N = 8
 NOISY = {6, 7}          # ids 0-5 clean, 6-7 noisy
 
 
+def manifest(test_n=0):
+    """The samples of dataset "d": N train pairs (NOISY ones noisy), then test_n clean test pairs."""
+    n = N + test_n
+    return pa.table({"sample_id": list(range(n)), "key": [str(i) for i in range(n)], "caption": ["c"] * n,
+                     "split": ["train"] * N + ["test"] * test_n, "is_noisy": [i in NOISY for i in range(n)],
+                     "shard": ["s"] * n, "label": [None] * n})
+
+
 def run_record(name, strategy, ratio=0.3, seed=0, dataset="d"):
     return {"name": name, "strategy": strategy, "ratio": ratio, "model": "m", "epochs": 2, "batch_size": N,
             "seed": seed, "dataset": dataset, "dataset_path": "/d", "dataset_fingerprint": "f" * 64,
@@ -51,10 +59,7 @@ def add_curve(writer, run, points, seconds_per_step=1.0):
 @pytest.fixture(scope="session")
 def hand_ledger(tmp_path_factory):
     root = tmp_path_factory.mktemp("hand")
-    ledger.add_samples(root, "d", "f" * 64, pa.table({
-        "sample_id": list(range(N + 2)), "key": [str(i) for i in range(N + 2)], "caption": ["c"] * (N + 2),
-        "split": ["train"] * N + ["test"] * 2, "is_noisy": [i in NOISY for i in range(N)] + [False, False],
-        "shard": ["s"] * (N + 2), "label": [None] * (N + 2)}))
+    ledger.add_samples(root, "d", "f" * 64, manifest(test_n=2))
     ledger.add_samples(root, "other", "e" * 64, pa.table({
         "sample_id": [0], "key": ["0"], "caption": ["c"], "split": ["train"], "is_noisy": [False],
         "shard": ["s"], "label": [None]}))

@@ -1,10 +1,9 @@
 """Every analysis query on small hand-built ledgers whose answers are known."""
 import numpy as np
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from conftest import N, NOISY, add_curve, add_scores, run_record
+from conftest import N, add_curve, add_scores, manifest, run_record
 from dissect import ledger
 from dissect.cli.main import cli
 from dissect.ledger import figures, report
@@ -128,10 +127,7 @@ def test_selection_quality_is_mean_and_std_over_seeds(hand_ledger):
 
 
 def test_regime_map_pairs_seeds_and_draws(tmp_path):
-    ledger.add_samples(tmp_path, "d", "f" * 64, pa.table({
-        "sample_id": list(range(N)), "key": [str(i) for i in range(N)], "caption": ["c"] * N,
-        "split": ["train"] * N, "is_noisy": [i in NOISY for i in range(N)], "shard": ["s"] * N,
-        "label": [None] * N}))
+    ledger.add_samples(tmp_path, "d", "f" * 64, manifest())
     finals = {"random-s0": 100.0, "random-s1": 80.0, "tw1-s0": 110.0, "tw1-s1": 70.0}
     with ledger.LedgerWriter(tmp_path) as writer:
         for suffix, rsum in finals.items():

@@ -124,4 +124,3 @@ def test_oracle_clean_picks_only_clean_samples():
     assert chosen(few) == {3}
     with pytest.raises(ValueError, match="ground-truth"):
         make("oracle-clean")
-
