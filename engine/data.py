@@ -6,19 +6,24 @@ sample a dense `sample_id` (0..N-1) next to the source's own `key`. Dense ids
 let the training state be plain tensors indexed by id.
 """
 import contextlib
+import functools
 import hashlib
+import io
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 import webdataset as wds
+from PIL import Image
 
 from dissect.engine.errors import InputError
 from dissect.ledger.schema import SAMPLES
@@ -26,7 +31,12 @@ from dissect.ledger.schema import SAMPLES
 MANIFEST = "samples.parquet"
 CLASSNAMES = "classnames.txt"
 SKIPPED = "skipped.parquet"
+MEMBERS = "members.parquet"
 SHARD_SIZE = 1000
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+# Where a sample's bytes sit in its shard, row i for sample id i (offsets -1: not found).
+MEMBERS_SCHEMA = pa.schema([("sample_id", pa.int64()), ("image_offset", pa.int64()), ("image_size", pa.int64()),
+                            ("text_offset", pa.int64()), ("text_size", pa.int64())])
 
 
 class DatasetError(InputError):
@@ -62,16 +72,26 @@ class Dataset:
         path = self.root / SKIPPED
         return pq.read_table(path) if path.exists() else None
 
+    @functools.cached_property
+    def members(self) -> pa.Table:
+        """The member index (MEMBERS_SCHEMA) that lets the loader read samples by id: read from
+        members.parquet, or built from the shards' tar headers and saved there where we may."""
+        path = self.root / MEMBERS
+        if path.exists():
+            index = pq.read_table(path)
+            if (index.schema.metadata or {}).get(b"fingerprint") == self.fingerprint.encode():
+                return index
+        index = build_member_index(self.root, self.manifest)
+        with contextlib.suppress(OSError):
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            pq.write_table(index.replace_schema_metadata({"fingerprint": self.fingerprint}), tmp)
+            os.replace(tmp, path)
+        return index
+
     def labels(self, ids: torch.Tensor) -> torch.Tensor | None:
         """The class label of each sample id, or None where the samples have none."""
         labels = self.manifest["label"].take(pa.array(ids.numpy()))  # dense ids are row numbers
         return None if labels.null_count else torch.tensor(labels.to_numpy())
-
-    def ids_by_member(self, split: str) -> dict[tuple[str, str], int]:
-        """(shard url, key) -> sample_id for the split: samples skipped at ingest are absent."""
-        part = self.split(split)
-        urls = [str(self.root / s) for s in part["shard"].to_pylist()]
-        return dict(zip(zip(urls, part["key"].to_pylist()), part["sample_id"].to_pylist()))
 
 
 def open_dataset(path: str | os.PathLike, require_train: bool = True) -> Dataset:
@@ -177,60 +197,139 @@ def captions(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def scan_members(url: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """key -> {extension: (offset, size)} of a tar's members, from its headers alone."""
+    members: dict[str, dict[str, tuple[int, int]]] = {}
+    with tarfile.open(url) as tar:
+        for member in tar:
+            name = Path(member.name).name
+            if member.isfile() and "." in name:
+                key, ext = member.name.split(".", 1)
+                members.setdefault(key, {})[ext.lower()] = (member.offset_data, member.size)
+    return members
+
+
+def build_member_index(root: Path, manifest: pa.Table) -> pa.Table:
+    """Where each sample's image and caption bytes sit in its shard (MEMBERS_SCHEMA, one row
+    per sample id). A sample whose shard or members cannot be found gets offset -1."""
+    columns = {name: np.full(manifest.num_rows, -1, dtype=np.int64) for name in MEMBERS_SCHEMA.names}
+    columns["sample_id"] = manifest["sample_id"].to_numpy()
+    shards, keys = manifest["shard"].to_pylist(), manifest["key"].to_pylist()
+    by_shard: dict[str, list[int]] = {}
+    for row, shard in enumerate(shards):
+        by_shard.setdefault(shard, []).append(row)
+    for shard, rows in by_shard.items():
+        try:
+            members = scan_members(str(root / shard))
+        except (OSError, tarfile.TarError):
+            continue
+        for row in rows:
+            found = members.get(keys[row], {})
+            image = next((found[e] for e in IMAGE_EXTS if e in found), None)
+            if image is None or "txt" not in found:
+                continue
+            columns["image_offset"][row], columns["image_size"][row] = image
+            columns["text_offset"][row], columns["text_size"][row] = found["txt"]
+    return pa.table(columns, schema=MEMBERS_SCHEMA)
+
+
+class SampleReader(torch.utils.data.Dataset):
+    """A split's samples read by sample id: one positioned read per member, no tar streaming.
+
+    Item i is (sample_id, image tensor, captions). The image's random augmentation draws
+    from an RNG seeded by (seed, epoch, sample_id), so it is the same whichever process
+    (loader worker or main) reads the sample."""
+
+    def __init__(self, dataset: Dataset, transform, *, seed: int = 0, epoch: int = 0):
+        self.root = dataset.root
+        self.transform = transform
+        self.rng_base = (seed * 1_000_003 + epoch) * 1_000_000_007
+        members = dataset.members
+        self.shard_names = sorted(set(dataset.manifest["shard"].to_pylist()))
+        shard_of = {name: i for i, name in enumerate(self.shard_names)}
+        self.shard = np.array([shard_of[s] for s in dataset.manifest["shard"].to_pylist()], dtype=np.int32)
+        self.image = np.stack([members["image_offset"].to_numpy(), members["image_size"].to_numpy()], 1)
+        self.text = np.stack([members["text_offset"].to_numpy(), members["text_size"].to_numpy()], 1)
+        self._files: dict[int, int] = {}
+
+    def _read(self, shard: int, offset: int, size: int) -> bytes:
+        fd = self._files.get(shard)
+        if fd is None:
+            fd = self._files[shard] = os.open(self.root / self.shard_names[shard], os.O_RDONLY)
+        return os.pread(fd, int(size), int(offset))
+
+    def __getitem__(self, sample_id: int):
+        """None where the sample cannot be read (its shard vanished, its bytes are damaged)."""
+        shard = self.shard[sample_id]
+        try:
+            image = Image.open(io.BytesIO(self._read(shard, *self.image[sample_id]))).convert("RGB")
+            text = self._read(shard, *self.text[sample_id]).decode("utf-8")
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.rng_base + sample_id) % 2**63)
+            return sample_id, self.transform(image), captions(text)
+
+    def __len__(self) -> int:
+        return len(self.shard)
+
+    def __del__(self):
+        for fd in self._files.values():
+            os.close(fd)
+
+
+def epoch_batches(ids: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
+                  rank: int = 0, world_size: int = 1) -> list[np.ndarray]:
+    """This rank's batches of sample ids for one epoch, a function of (seed, epoch, world size).
+
+    The epoch's order is a seeded permutation of IDS; step s takes the s-th global batch
+    of batch_size x world_size ids, and rank r its r-th slice. The last global batch, if
+    short, is shared out as evenly as the ranks allow: at most one partial batch per rank
+    and epoch, and every rank has the same number of steps (a batch may be empty)."""
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        ids = ids[torch.randperm(len(ids), generator=generator).numpy()]
+    per_step = batch_size * world_size
+    batches = []
+    for start in range(0, len(ids), per_step):
+        step_ids = ids[start:start + per_step]
+        if len(step_ids) == per_step:
+            batches.append(step_ids[rank * batch_size:(rank + 1) * batch_size])
+        else:
+            batches.append(np.array_split(step_ids, world_size)[rank])
+    return batches
+
+
 def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: int,
-           shuffle: bool, seed: int = 0, epoch: int = 0, workers: int = 0,
+           shuffle: bool, seed: int = 0, epoch: int = 0, workers: int = 0, rank: int = 0, world_size: int = 1,
            all_captions: bool = False) -> torch.utils.data.DataLoader:
-    """Batches of (sample_id, image, tokens) from the split's shards.
+    """Batches of (sample_id, image, tokens) of the split, in epoch_batches' order.
 
     Training takes a sample's first caption. With all_captions (retrieval eval)
     a batch is (sample_id, image, tokens, owner): every caption of every image,
     owner[j] being the batch row of caption j's image.
 
-    The order is a function of (seed, epoch): shards and samples are shuffled by
-    webdataset's deterministic shuffle, and worker RNGs come from a generator
-    seeded the same way, so a resumed epoch sees exactly the batches it would have.
-    """
-    ids = dataset.ids_by_member(split)
-
-    def in_manifest(sample):
-        return (sample["__url__"], sample["__key__"]) in ids
-
-    def to_sample(sample):
-        url, key, image, text = sample
-        texts = captions(text)
-        tokens = tokenizer(texts) if all_captions else tokenizer(texts[:1])[0]
-        return ids[url, key], transform(image), tokens
-
-    stage_seed = seed * 1_000_003
-    urls = dataset.shard_urls(split)
-    stages = [wds.SimpleShardList(urls)]
-    if shuffle:
-        stages.append(wds.detshuffle(len(urls), len(urls), seed=stage_seed, epoch=epoch - 1))
-    # A shard that cannot be read (gone, corrupt) is warned about and passed over; the
-    # trainer records it in the ledger's `skipped` table after the epoch.
-    stages += [wds.split_by_node, wds.split_by_worker, wds.tarfile_to_samples(handler=wds.warn_and_continue)]
-    if shuffle:
-        stages.append(wds.detshuffle(1000, 256, seed=stage_seed + 1, epoch=epoch - 1))
-    stages += [
-        wds.select(in_manifest),
-        wds.decode("pil", handler=wds.warn_and_continue),
-        wds.to_tuple("__url__", "__key__", "png;jpg;jpeg;webp", "txt"),
-        wds.map(to_sample, handler=wds.warn_and_continue),
-        wds.batched(batch_size, partial=True, collation_fn=_collate_all if all_captions else _collate),
-    ]
-    generator = torch.Generator().manual_seed(stage_seed + epoch)
-    return torch.utils.data.DataLoader(
-        wds.DataPipeline(*stages), batch_size=None, num_workers=workers, generator=generator,
-        persistent_workers=False,
-    )
+    Samples whose shard is gone are left out of the epoch's order (the trainer records
+    the shard in `skipped`); a sample that cannot be read is dropped from its batch.
+    Loader workers read whole batches, so the batches do not depend on their number."""
+    part = dataset.split(split)
+    present = {s for s in set(part["shard"].to_pylist()) if (dataset.root / s).exists()}
+    ids = part.filter(pc.is_in(part["shard"], pa.array(sorted(present), pa.string())))["sample_id"].to_numpy()
+    batches = epoch_batches(ids, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, rank=rank,
+                            world_size=world_size)
+    reader = SampleReader(dataset, transform, seed=seed, epoch=epoch)
+    return torch.utils.data.DataLoader(reader, batch_sampler=[b.tolist() for b in batches], num_workers=workers,
+                                       generator=torch.Generator().manual_seed(seed), collate_fn=functools.partial(collate, tokenizer=tokenizer,
+                                                                    all_captions=all_captions))
 
 
-def _collate(samples):
-    ids, images, tokens = zip(*samples)
-    return torch.tensor(ids, dtype=torch.long), torch.stack(images), torch.stack(tokens)
-
-
-def _collate_all(samples):
-    ids, images, tokens = zip(*samples)
-    owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor([len(t) for t in tokens]))
-    return torch.tensor(ids, dtype=torch.long), torch.stack(images), torch.cat(tokens), owner
+def collate(samples, *, tokenizer, all_captions: bool = False):
+    samples = [s for s in samples if s is not None]
+    if not samples:
+        return None
+    ids, images, texts = zip(*samples)
+    ids, images = torch.tensor(ids, dtype=torch.long), torch.stack(images)
+    if not all_captions:
+        return ids, images, tokenizer([t[0] for t in texts])
+    owner = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor([len(t) for t in texts]))
+    return ids, images, tokenizer([c for t in texts for c in t]), owner

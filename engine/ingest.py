@@ -24,10 +24,9 @@ from braceexpand import braceexpand
 from PIL import Image
 
 from dissect.engine import data
-from dissect.engine.data import DatasetError, Sample
+from dissect.engine.data import IMAGE_EXTS, DatasetError, Sample
 from dissect.ledger.schema import TABLES
 
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SKIPPED_SCHEMA = TABLES["skipped"].columns
 
 

@@ -1,7 +1,7 @@
 """Online selection strategies: which samples of a batch get a gradient.
 
 Each strategy is one small class: it sees the batch's ids, CLIPScores and
-per-sample losses (all tensors), returns a boolean mask of the k = floor(r * B)
+per-sample losses (all tensors; None for a strategy that needs no scoring pass), returns a boolean mask of the k = floor(r * B)
 samples to train on, and the historical score it compared against (or None).
 Per-sample state is a tensor of size N indexed by `sample_id`, so a step costs
 a gather and a top-k, never a Python loop over samples.
@@ -57,7 +57,9 @@ class Selection:
 
 class Strategy:
     name: str
-    scores_batch = True  # False: no scoring pass, scores come from the training forward
+    # False: the strategy picks without looking at scores (clipscore and loss are None),
+    # so the step runs no scoring pass unless --score-all asks for one.
+    scores_batch = True
 
     def __init__(self, *, n_samples: int, ratio: float, seed: int, warmup_epochs: int, momentum: float):
         self.n_samples = n_samples
@@ -102,6 +104,7 @@ class Full(Strategy):
 @register
 class Random(Strategy):
     name = "random"
+    scores_batch = False
 
     def select(self, ids, clipscore, loss, epoch):
         return Selection(self.random_mask(ids.shape[0], self.k(ids.shape[0])), None)
@@ -138,6 +141,7 @@ class OracleClean(Strategy):
     calls clean (is_noisy false), at most k of them. It shows the head-room of
     selection when the noise is known exactly."""
     name = "oracle-clean"
+    scores_batch = False
     clean: torch.Tensor  # bool [N], set by create()
 
     def select(self, ids, clipscore, loss, epoch):

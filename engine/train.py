@@ -48,7 +48,8 @@ class TrainConfig:
     warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
     momentum: float = 0.9              # dissect-momentum's beta
     score_mode: str = "eval"           # model mode of the scoring pass
-    workers: int = 0
+    score_all: bool = False            # a scoring pass for every strategy, so every sample is scored every epoch
+    workers: int = 2                   # loader processes; the batches do not depend on their number
     select_scope: str = "global"       # under torchrun: top-k over the global batch, or within each rank's
     local_loss: bool = False           # open_clip's ClipLoss options under torchrun
     gather_with_grad: bool = False
@@ -66,6 +67,25 @@ class TrainConfig:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         ratio = 1.0 if self.strategy == "full" else self.ratio  # full trains on every sample
         return TrainConfig(**{**asdict(self), "out": out, "warmup_epochs": warmup, "device": device, "ratio": ratio})
+
+
+END = object()  # the loader has no batch left
+
+
+@dataclass
+class Step:
+    """What one training step did. Tensors cover the global batch (every rank's samples in
+    rank order); `rows` are this rank's. NaN: not scored (no scoring pass, not trained) or
+    no history."""
+    ids: torch.Tensor           # this rank's sample ids
+    rows: slice
+    clipscore: torch.Tensor
+    loss: torch.Tensor
+    hist: torch.Tensor
+    trained: torch.Tensor       # bool
+    train_loss: float           # NaN when nothing was trained
+    t_score: float
+    t_train: float
 
 
 @dataclass
@@ -225,10 +245,36 @@ class Trainer:
 
     # --- one step -------------------------------------------------------------
 
+    def train_step(self, ids, images, tokens) -> Step:
+        """Score (where the strategy needs it), select, train: the same order for every strategy.
+
+        Strategies that rank the batch get a no-grad scoring pass over every sample; the
+        others (full, random, oracle-clean) pick first, and the trained samples' CLIPScore
+        and loss come from the training forward (the rest stay NaN: NULL in the ledger)."""
+        images, tokens = images.to(self.device, non_blocking=True), tokens.to(self.device, non_blocking=True)
+        sizes = distributed.all_sizes(self.world, len(ids), self.device)
+        global_ids = distributed.gather_rows(self.world, ids.to(self.device), sizes).cpu() \
+            if self.world.enabled else ids
+        t0 = time.perf_counter()
+        scored = self.strategy.scores_batch or self.cfg.score_all
+        clipscore = loss = None
+        if scored:
+            clipscore, loss = self.global_scores(sizes, *self.features(images, tokens))
+        selection = self.select(global_ids, clipscore, loss, sizes)
+        t1 = time.perf_counter()
+        train_loss, trained, trained_scores = self.train_selected(images, tokens, selection.selected, sizes,
+                                                                  want_scores=not scored)
+        if not scored:
+            clipscore, loss = trained_scores
+        nan = torch.full((len(global_ids),), float("nan"))
+        return Step(ids=ids, rows=slice(sum(sizes[:self.world.rank]), sum(sizes[:self.world.rank + 1])),
+                    clipscore=clipscore, loss=loss, hist=nan if selection.hist is None else selection.hist,
+                    trained=trained, train_loss=train_loss, t_score=t1 - t0, t_train=time.perf_counter() - t1)
+
     @torch.inference_mode()
     def features(self, images, tokens):
         """No-grad features of this rank's batch for the scoring pass (eval mode unless --score-mode train)."""
-        if len(images) == 0:  # a rank whose shards ran out still takes part in the step
+        if len(images) == 0:  # a rank with nothing left this epoch still takes part in the step
             empty = torch.zeros(0, self.embed_dim, device=self.device)
             return empty, empty, self.model.logit_scale.exp()
         if self.cfg.score_mode == "eval":
@@ -250,36 +296,44 @@ class Trainer:
             return self.strategy.select(ids, clipscore, loss, self.epoch)
         parts, start = [], 0
         for n in sizes:
-            if n:  # a rank whose shards ran out has nothing to pick from
-                parts.append(self.strategy.select(ids[start:start + n], clipscore[start:start + n],
-                                                  loss[start:start + n], self.epoch))
+            rows = slice(start, start + n)
+            if n:  # a rank with nothing left this epoch has nothing to pick from
+                parts.append(self.strategy.select(ids[rows], None if clipscore is None else clipscore[rows],
+                                                  None if loss is None else loss[rows], self.epoch))
             start += n
         hist = None if parts[0].hist is None else torch.cat([p.hist for p in parts])
         return strategies.Selection(torch.cat([p.selected for p in parts]), hist)
 
-    def train_selected(self, images, tokens, selected, sizes) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def train_selected(self, images, tokens, selected, sizes, want_scores: bool):
         """Train on the selected samples of the global batch, shared out equally over the ranks.
 
         ClipLoss gathers equal-sized batches: with global scope the strategy picks a
         multiple of the world size; with local scope, or `full` on an uneven last batch,
         the picks are cut to one (the last in global order wait for another visit). Each
         rank trains on its slice of the picks in global order. Returns the train loss
-        (None when nothing was trained) and the mask of what was trained."""
+        (NaN when nothing was trained), the mask of what was trained and, with want_scores,
+        the trained samples' CLIPScore and loss from the training forward (NaN elsewhere)."""
         world = self.world
         picks = selected.nonzero().squeeze(1)
         trained = torch.zeros_like(selected)
         trained[picks[:len(picks) - len(picks) % world.world_size]] = True
         share = int(trained.sum()) // world.world_size
+        clipscore, loss = torch.full((2, len(selected)), float("nan"))
         if share == 0:
-            return None, trained
+            return float("nan"), trained, (clipscore, loss)
         start = sum(sizes[:world.rank])
-        mine = trained[start:start + sizes[world.rank]].nonzero().squeeze(1).to(self.device)
+        local_picks = trained[start:start + sizes[world.rank]].nonzero().squeeze(1).to(self.device)
         counts = [int(trained[sum(sizes[:r]):sum(sizes[:r + 1])].sum()) for r in range(world.world_size)]
-        picked_images = distributed.gather_rows(world, images[mine], counts)
-        picked_tokens = distributed.gather_rows(world, tokens[mine], counts)
+        picked_images = distributed.gather_rows(world, images[local_picks], counts)
+        picked_tokens = distributed.gather_rows(world, tokens[local_picks], counts)
         part = slice(world.rank * share, (world.rank + 1) * share)
-        loss, *_ = self.train_on(picked_images[part], picked_tokens[part])
-        return loss, trained
+        train_loss, image_features, text_features, logit_scale = self.train_on(picked_images[part],
+                                                                               picked_tokens[part])
+        if want_scores:
+            shares = [share] * world.world_size
+            clipscore[trained], loss[trained] = self.global_scores(shares, image_features, text_features,
+                                                                   logit_scale)
+        return float(train_loss), trained, (clipscore, loss)
 
     def train_on(self, images, tokens):
         self.ddp_model.train()
@@ -299,69 +353,55 @@ class Trainer:
         return lr
 
     def next_batch(self, batches):
-        """This rank's next batch, an empty one once its shards ran out, or None when every rank's have."""
-        batch = next(batches, None)
-        if not distributed.any_rank(self.world, batch is not None, self.device):
+        """This rank's next batch (empty where it has nothing left), or None when every rank is done."""
+        batch = next(batches, END)
+        if not distributed.any_rank(self.world, batch is not END, self.device):
             return None
-        if batch is None:
+        if batch is END or batch is None:
             size = self.image_size
             return (torch.zeros(0, dtype=torch.long), torch.zeros(0, 3, size, size),
                     torch.zeros(0, self.context_length, dtype=torch.long))
         return batch
 
     def run_epoch(self, writer: ledger.LedgerWriter) -> None:
-        cfg, epoch, world = self.cfg, self.epoch, self.world
-        # Augmentations draw from an RNG set by (seed, epoch, rank): a resumed epoch repeats exactly.
-        torch.manual_seed((cfg.seed * 1_000_003 + epoch) * 1_009 + world.rank)
+        cfg, world = self.cfg, self.world
+        # Anything in the model that draws from the global RNG draws the same after a resume.
+        torch.manual_seed((cfg.seed * 1_000_003 + self.epoch) * 1_009 + world.rank)
         batches = iter(data.loader(self.dataset, "train", transform=self.preprocess_train, tokenizer=self.tokenizer,
-                                   batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
-                                   workers=cfg.workers))
-        partition = {"run": cfg.run, "epoch": epoch}
-        progress = tqdm(total=self.steps_per_epoch, desc=f"{cfg.run} epoch {epoch + 1}/{cfg.epochs}",
+                                   batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=self.epoch,
+                                   workers=cfg.workers, rank=world.rank, world_size=world.world_size))
+        progress = tqdm(total=self.steps_per_epoch, desc=f"{cfg.run} epoch {self.epoch + 1}/{cfg.epochs}",
                         unit="batch", disable=cfg.quiet or not world.is_main, leave=False)
         t_start = time.perf_counter()
         while (batch := self.next_batch(batches)) is not None:
-            ids, images, tokens = batch
             t_data = time.perf_counter() - t_start
-            images, tokens = images.to(self.device, non_blocking=True), tokens.to(self.device, non_blocking=True)
-            sizes = distributed.all_sizes(world, len(ids), self.device)
-            global_ids = distributed.gather_rows(world, ids.to(self.device), sizes).cpu() if world.enabled else ids
             lr = self.set_lr()
-            t0 = time.perf_counter()
-            if self.strategy.scores_batch or len(set(sizes)) > 1:
-                clipscore, loss = self.global_scores(sizes, *self.features(images, tokens))
-                selection = self.select(global_ids, clipscore, loss, sizes)
-                t1 = time.perf_counter()
-                train_loss, trained = self.train_selected(images, tokens, selection.selected, sizes)
-            else:  # full, every rank's batch the same size: the training forward gives the scores
-                t1 = t0
-                train_loss, image_features, text_features, logit_scale = self.train_on(images, tokens)
-                clipscore, loss = self.global_scores(sizes, image_features, text_features, logit_scale)
-                selection = self.select(global_ids, clipscore, loss, sizes)
-                trained = selection.selected
-            t2 = time.perf_counter()
-            hist = selection.hist if selection.hist is not None else torch.full_like(clipscore, float("nan"))
-            mine = slice(sum(sizes[:world.rank]), sum(sizes[:world.rank + 1]))
-            writer.add("scores", partition, {
-                "step": torch.full_like(ids, self.step).numpy(),
-                "sample_id": ids.numpy(),
-                "clipscore": clipscore[mine].numpy(),
-                "hist": hist[mine].numpy(),
-                "delta": (hist - clipscore)[mine].numpy(),
-                "loss": loss[mine].numpy(),
-                "selected": trained[mine].numpy(),
-            })
-            if world.is_main:
-                writer.add("steps", partition, {
-                    "step": [self.step], "batch_size": [sum(sizes)], "n_selected": [int(trained.sum())],
-                    "lr": [lr], "loss": [float("nan") if train_loss is None else float(train_loss)],
-                    "logit_scale": [float(self.model.logit_scale.detach().exp())],
-                    "t_data": [t_data], "t_score": [t1 - t0], "t_train": [t2 - t1],
-                })
+            self.record_step(writer, self.train_step(*batch), lr, t_data)
             self.step += 1
             progress.update()
             t_start = time.perf_counter()
         progress.close()
+
+    def record_step(self, writer: ledger.LedgerWriter, step: Step, lr: float, t_data: float) -> None:
+        """The step's rows: this rank's samples in `scores`, the step itself in `steps` (rank 0)."""
+        partition = {"run": self.cfg.run, "epoch": self.epoch}
+        rows = step.rows
+        writer.add("scores", partition, {
+            "step": torch.full_like(step.ids, self.step).numpy(),
+            "sample_id": step.ids.numpy(),
+            "clipscore": step.clipscore[rows].numpy(),
+            "hist": step.hist[rows].numpy(),
+            "delta": (step.hist - step.clipscore)[rows].numpy(),
+            "loss": step.loss[rows].numpy(),
+            "selected": step.trained[rows].numpy(),
+        })
+        if self.world.is_main:
+            writer.add("steps", partition, {
+                "step": [self.step], "batch_size": [len(step.trained)], "n_selected": [int(step.trained.sum())],
+                "lr": [lr], "loss": [step.train_loss],
+                "logit_scale": [float(self.model.logit_scale.detach().exp())],
+                "t_data": [t_data], "t_score": [step.t_score], "t_train": [step.t_train],
+            })
 
     def record_missing_shards(self, writer: ledger.LedgerWriter) -> None:
         """Shards that vanished during training were passed over by the loader: say so in `skipped`."""
