@@ -13,6 +13,7 @@ import click
 from dissect import ledger
 from dissect.ledger import report
 from dissect.cli.output import FORMATS, emit
+from dissect.engine.config import TrainConfig
 
 DEFAULT_LEDGER = "ledger"
 
@@ -124,38 +125,56 @@ def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, capti
     click.echo(f"{result.dataset.root}: {result.summary()}   train with: dissect train {result.dataset.root}")
 
 
+STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, "
+              "oracle-clean (a reference that needs ground-truth noise flags)")
+
+
 @cli.command()
 @click.argument("data", type=click.Path())
-@click.option("--model", default="dissect-tiny", show_default=True,
+@click.option("--model", default=TrainConfig.model, show_default=True,
               help="dissect-tiny, dissect-small or any open_clip model name (RN50, ViT-B-32, ...).")
-@click.option("--strategy", default="dissect-warmup", show_default=True,
-              help="full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum.")
-@click.option("--ratio", default=0.3, show_default=True, type=float, help="Selection ratio r: k = floor(r * B).")
-@click.option("--epochs", default=10, show_default=True)
-@click.option("--batch-size", default=128, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--weight-decay", default=0.1, show_default=True)
-@click.option("--warmup-steps", default=50, show_default=True, help="Linear learning-rate warm-up steps.")
-@click.option("--logit-scale-lr-mult", default=1.0, show_default=True,
+@click.option("--strategy", default=TrainConfig.strategy, show_default=True, help=STRATEGIES + ".")
+@click.option("--ratio", default=TrainConfig.ratio, show_default=True, type=float,
+              help="Selection ratio r: k = floor(r * B).")
+@click.option("--epochs", default=TrainConfig.epochs, show_default=True)
+@click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, help="Per process.")
+@click.option("--lr", default=TrainConfig.lr, show_default=True)
+@click.option("--weight-decay", default=TrainConfig.weight_decay, show_default=True)
+@click.option("--beta1", default=TrainConfig.beta1, type=float,
+              help="AdamW beta1 [default: 0.9, as open_clip_train].")
+@click.option("--beta2", default=TrainConfig.beta2, type=float,
+              help="AdamW beta2 [default: 0.98 for ViTs, 0.999 for ResNets, as open_clip_train].")
+@click.option("--eps", default=TrainConfig.eps, type=float,
+              help="AdamW epsilon [default: 1e-6 for ViTs, 1e-8 for ResNets, as open_clip_train].")
+@click.option("--warmup-steps", default=TrainConfig.warmup_steps, show_default=True,
+              help="Linear learning-rate warm-up steps.")
+@click.option("--logit-scale-lr-mult", default=TrainConfig.logit_scale_lr_mult, show_default=True,
               help="Learning-rate multiplier for the logit scale alone.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--eval-every", default=1, show_default=True, help="Retrieval eval on the test split every K epochs.")
+@click.option("--seed", default=TrainConfig.seed, show_default=True)
+@click.option("--eval-every", default=TrainConfig.eval_every, show_default=True,
+              help="Zero-shot eval on the test sets every K epochs (and after the last).")
 @ledger_option
 @click.option("--run", default=None, help="Run name [default: STRATEGY-rRATIO-sSEED].")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder [default: LEDGER/checkpoints/RUN].")
 @click.option("--warmup-epochs", default=None, type=int,
               help="dissect-warmup's T_w: random selection before, delta after [default: epochs // 4].")
-@click.option("--momentum", default=0.9, show_default=True, help="dissect-momentum's beta.")
-@click.option("--score-mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True,
-              help="Model mode of the no-grad scoring pass.")
-@click.option("--workers", default=2, show_default=True, help="DataLoader worker processes.")
-@click.option("--select-scope", type=click.Choice(["global", "local"]), default="global", show_default=True,
+@click.option("--momentum", default=TrainConfig.momentum, show_default=True, help="dissect-momentum's beta.")
+@click.option("--score-mode", type=click.Choice(["eval", "train"]), default=TrainConfig.score_mode,
+              show_default=True, help="Model mode of the no-grad scoring pass.")
+@click.option("--score-all", is_flag=True, help="Run the scoring pass for every strategy, so every sample gets a "
+                                                "CLIPScore every epoch (full and random otherwise score only "
+                                                "what they train, from the training forward).")
+@click.option("--workers", default=TrainConfig.workers, show_default=True,
+              help="DataLoader worker processes (the batches do not depend on it).")
+@click.option("--select-scope", type=click.Choice(["global", "local"]), default=TrainConfig.select_scope,
+              show_default=True,
               help="Under torchrun: top-k over the all-gathered global batch, or within each rank's batch.")
 @click.option("--local-loss", is_flag=True, help="open_clip's ClipLoss local_loss under torchrun.")
 @click.option("--gather-with-grad", is_flag=True, help="open_clip's ClipLoss gather_with_grad under torchrun.")
-@click.option("--test-data", default=None, help="Held-out set for the periodic retrieval eval, in any format "
-                                                "DATA takes [default: DATA's own test split].")
+@click.option("--test-data", multiple=True,
+              help="Held-out set for the periodic eval, PATH or NAME=PATH, in any format DATA takes; "
+                   "repeatable, metrics stored as NAME/metric [default: DATA's own test split].")
 @csv_options
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--resume", is_flag=True, help="Continue RUN from its last checkpoint.")
@@ -168,8 +187,7 @@ def train(data, ledger_dir, run, **options):
     from dissect.engine import train as engine_train
 
     run = run or f"{options['strategy']}-r{options['ratio']}-s{options['seed']}"
-    record = engine_train.train(engine_train.TrainConfig(data=data, ledger=ledger_dir, run=run, **options),
-                                log=click.echo)
+    record = engine_train.train(TrainConfig(data=data, ledger=ledger_dir, run=run, **options), log=click.echo)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
     click.echo(f"run {run} {record['status']}: ledger {ledger_dir}, checkpoint {record['config']['out']}")
@@ -179,12 +197,12 @@ def train(data, ledger_dir, run, **options):
                    + f"  (SELECT * FROM skipped WHERE dataset = '{record['dataset']}')")
 
 
-@cli.command()
+@cli.command(help=f"""Run SQL against the ledger's views: {', '.join([*ledger.TABLES, 'runs'])}
+(columns: README, "The score ledger"), with the macros of dissect/ledger/sql/macros.sql.""")
 @click.argument("sql")
 @ledger_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def query(sql, ledger_dir, fmt):
-    """Run SQL against the ledger's views: scores, steps, evals, samples, runs."""
     columns, rows = ledger.query(ledger_dir, sql)
     emit(columns, rows, fmt)
 
@@ -250,14 +268,19 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
 @click.option("--table", type=click.Choice(report.TABLES), help="A table of the paper.")
 @click.option("--all", "all_", is_flag=True, help="Every figure and table the ledger has data for, into --out DIR.")
 @ledger_option
-@click.option("--run", required=True, help="The run the analysis is about.")
+@click.option("--run", default=None, help="The run the analysis is about [3a-c: the latest full-data run].")
 @click.option("--vs", multiple=True, help="Runs to compare with (repeatable) [default: every run on the dataset].")
 @click.option("--oracle", default=None, help="Split clean/noisy by this oracle's top 50%% of CLIPScore.")
 @click.option("--truth", is_flag=True, help="Split clean/noisy by the dataset's is_noisy flags [default where present].")
 @click.option("--epochs", default=None, help="Epochs to show in 3a / 4a, comma separated (from 0).")
+@click.option("--metric", default=report.Request.metric, show_default=True,
+              help="Eval metric of 2, 5a, 5b and table 6 (rsum4 is the paper's R@Sum; rsum sums six recalls; "
+                   "zeroshot_top1, ...); NAME finds SET/NAME where the run has several test sets.")
+@click.option("--x", "x_axis", type=click.Choice(report.X_AXES), default=report.Request.x, show_default=True,
+              help="5a's axis: trained iterations (trained samples / batch size, the paper's), steps, seconds.")
 @click.option("--out", default=None, type=click.Path(), help="PNG to draw (figure/table) or folder (--all).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, out, fmt):
+def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, metric, x_axis, out, fmt):
     """Reproduce a figure or table of the paper from the ledger: its SQL file
     (dissect/ledger/queries), a rich table and a matplotlib PNG."""
     from dissect.ledger import figures
@@ -270,17 +293,18 @@ def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, out
         epoch_list = tuple(int(e) for e in epochs.split(",")) if epochs else ()
     except ValueError:
         raise click.BadParameter(f"{epochs!r} is not a comma-separated list of epochs", param_hint="--epochs")
-    req = report.Request(ledger=ledger_dir, run=run, vs=vs, oracle=oracle, truth=truth, epochs=epoch_list)
+    req = report.Request(ledger=ledger_dir, run=run, vs=vs, oracle=oracle, truth=truth, epochs=epoch_list,
+                         metric=metric, x=x_axis)
     if all_:
         folder = Path(out or "report")
         done = report.report_all(req, folder, figures.draw)
-        for analysis, skipped in done:
+        for analysis, _, skipped in done:
             click.echo(f"{analysis.key:>7}  {'skipped: ' + skipped if skipped else 'written'}")
         click.echo(f"report: {folder / 'index.html'}")
         return
     key = figure or f"table{table}"
     result = report.run_analysis(key, req)
-    emit(result.columns, result.rows, fmt, title=f"{result.analysis.title} ({run}) {result.note}")
+    emit(result.columns, result.rows, fmt, title=f"{result.analysis.title} ({result.run}) {result.note}")
     if out:
         figures.draw(result, Path(out))
     sql_path = Path(report.__file__).parent / "queries" / result.analysis.sql_file

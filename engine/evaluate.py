@@ -32,7 +32,8 @@ def encode(model, batches, device="cpu"):
 
 def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
                       text_to_image: torch.Tensor) -> dict[str, float]:
-    """R@1/5/10 for image->text (tr_*) and text->image (ir_*) retrieval, and their sum.
+    """R@1/5/10 for image->text (tr_*) and text->image (ir_*) retrieval, and two sums:
+    rsum, all six recalls; rsum4, the paper's R@Sum (Tables 2, 4, 5): TR@1 + TR@10 + IR@1 + IR@10.
 
     text_to_image[j] is the row of image_features that caption j describes.
     """
@@ -50,6 +51,7 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
         metrics[f"tr_r{k}"] = 100.0 * (caption_rank < k).float().mean().item()
         metrics[f"ir_r{k}"] = 100.0 * (image_rank < k).float().mean().item()
     metrics["rsum"] = sum(metrics[f"{d}_r{k}"] for d in ("tr", "ir") for k in RECALL_KS)
+    metrics["rsum4"] = sum(metrics[f"{d}_r{k}"] for d in ("tr", "ir") for k in (1, 10))
     return metrics
 
 

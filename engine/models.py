@@ -27,6 +27,13 @@ def check_model_name(name: str) -> None:
         )
 
 
+def is_resnet(name: str) -> bool:
+    """A model whose image tower is a ResNet (open_clip's ModifiedResNet: its config lists the
+    layers of each stage); unknown names count as not."""
+    config = open_clip.get_model_config(name) or {}
+    return isinstance(config.get("vision_cfg", {}).get("layers"), (list, tuple))
+
+
 @dataclass
 class ClipBundle:
     model: torch.nn.Module

@@ -9,7 +9,7 @@ writer, which writes them in the background.
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -22,51 +22,11 @@ from tqdm import tqdm
 from dissect import ledger
 from dissect.engine import data, distributed, evaluate, ingest, models, strategies
 from dissect.engine.scores import per_sample_scores
+from dissect.engine.config import TrainConfig, test_set_name
 from dissect.engine.errors import InputError
 
 MAX_LOGIT_SCALE = math.log(100)
 CHECKPOINT = "checkpoint.pt"
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    ledger: str
-    run: str
-    model: str = "dissect-tiny"
-    strategy: str = "dissect-warmup"
-    ratio: float = 0.3
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 50
-    logit_scale_lr_mult: float = 1.0
-    seed: int = 0
-    eval_every: int = 1
-    out: str | None = None
-    warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
-    momentum: float = 0.9              # dissect-momentum's beta
-    score_mode: str = "eval"           # model mode of the scoring pass
-    score_all: bool = False            # a scoring pass for every strategy, so every sample is scored every epoch
-    workers: int = 2                   # loader processes; the batches do not depend on their number
-    select_scope: str = "global"       # under torchrun: top-k over the global batch, or within each rank's
-    local_loss: bool = False           # open_clip's ClipLoss options under torchrun
-    gather_with_grad: bool = False
-    test_data: str | None = None       # held-out set for the periodic eval [default: DATA's test split]
-    csv_img_key: str = "filepath"      # open_clip's CSV columns, for DATA / test data given as CSV
-    csv_caption_key: str = "title"
-    csv_separator: str = "\t"
-    device: str | None = None
-    resume: bool = False
-    quiet: bool = False
-
-    def resolved(self) -> "TrainConfig":
-        out = self.out or str(Path(self.ledger) / "checkpoints" / self.run)
-        warmup = self.warmup_epochs if self.warmup_epochs is not None else max(1, self.epochs // 4)
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        ratio = 1.0 if self.strategy == "full" else self.ratio  # full trains on every sample
-        return TrainConfig(**{**asdict(self), "out": out, "warmup_epochs": warmup, "device": device, "ratio": ratio})
 
 
 END = object()  # the loader has no batch left
@@ -89,10 +49,16 @@ class Step:
 
 
 @dataclass
+class TestSet:
+    prefix: str                     # of its metric names in `evals`: "" for DATA's own test split, else "NAME/"
+    dataset: data.Dataset
+    split: str
+
+
+@dataclass
 class Data:
     train: data.Dataset
-    test: data.Dataset | None       # where the periodic eval reads from
-    test_split: str
+    tests: list[TestSet]            # where the periodic eval reads from
     notes: list[str]                # what ingesting the sources did
 
 
@@ -127,10 +93,13 @@ def validate(cfg: TrainConfig) -> Data:
     if not dataset.split("train").num_rows:
         raise InputError(f"{cfg.data} has no train samples")
     notes = [note] if note else []
-    test, test_split = (dataset, "test") if dataset.split("test").num_rows else (None, "test")
-    if cfg.test_data:
-        test, note = ingest.open_source(cfg.test_data, workdir, csv_format=csv_format)
-        test_split = "test" if test.split("test").num_rows else "train"
+    tests = [TestSet("", dataset, "test")] if dataset.split("test").num_rows and not cfg.test_data else []
+    for spec in cfg.test_data:
+        name, path = test_set_name(spec)
+        if any(t.prefix == f"{name}/" for t in tests):
+            raise InputError(f"two --test-data sets are named {name!r}: name them, e.g. --test-data {name}2={path}")
+        test, note = ingest.open_source(path, workdir, csv_format=csv_format)
+        tests.append(TestSet(f"{name}/", test, "test" if test.split("test").num_rows else "train"))
         notes += [note] if note else []
     checkpoint = Path(cfg.out) / CHECKPOINT
     if cfg.resume:
@@ -139,7 +108,7 @@ def validate(cfg: TrainConfig) -> Data:
         if record["dataset_fingerprint"] != dataset.fingerprint:
             raise InputError(f"run {cfg.run!r} was trained on another dataset (fingerprint "
                              f"{record['dataset_fingerprint'][:12]}, {cfg.data} has {dataset.fingerprint[:12]})")
-    return Data(dataset, test, test_split, notes)
+    return Data(dataset, tests, notes)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, logit_scale_lr_mult: float):
@@ -197,8 +166,8 @@ class Trainer:
         if cfg.select_scope == "global":
             self.strategy.k_multiple = world.world_size
         self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6,
-            fused=True)
+            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
         n_train = dataset.split("train").num_rows
         self.steps_per_epoch = math.ceil(n_train / (cfg.batch_size * world.world_size))
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -207,7 +176,6 @@ class Trainer:
         self.loss_fn = ClipLoss(local_loss=cfg.local_loss, gather_with_grad=cfg.gather_with_grad, cache_labels=True,
                                 rank=world.rank, world_size=world.world_size)
         self.score_loss = ClipLoss()
-        self.has_test = sources.test is not None
         self.missing_shards: set[str] = set()
         self.epoch = 0
         self.step = 0
@@ -414,12 +382,14 @@ class Trainer:
                 "reason": [f"shard missing during training (epoch {self.epoch})"] * len(gone),
                 "run": [self.cfg.run] * len(gone)})
 
-    def evaluate(self, writer: ledger.LedgerWriter) -> dict[str, float]:
-        metrics = evaluate.evaluate_dataset(self.model, self.tokenizer, self.preprocess_val, self.sources.test,
-                                            self.sources.test_split, workers=self.cfg.workers, device=self.device)
-        writer.add("evals", {"run": self.cfg.run, "epoch": self.epoch}, {
-            "step": [self.step] * len(metrics), "metric": list(metrics), "value": list(metrics.values())})
-        return metrics
+    def evaluate(self, writer: ledger.LedgerWriter) -> None:
+        """Every test set's zero-shot metrics, each under its own prefix."""
+        for test in self.sources.tests:
+            metrics = evaluate.evaluate_dataset(self.model, self.tokenizer, self.preprocess_val, test.dataset,
+                                                test.split, workers=self.cfg.workers, device=self.device)
+            writer.add("evals", {"run": self.cfg.run, "epoch": self.epoch}, {
+                "step": [self.step] * len(metrics), "metric": [test.prefix + m for m in metrics],
+                "value": list(metrics.values())})
 
 
 def run_record(cfg: TrainConfig, dataset: data.Dataset, world: distributed.World, status: str, start: str,
@@ -429,7 +399,7 @@ def run_record(cfg: TrainConfig, dataset: data.Dataset, world: distributed.World
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
         "dataset": dataset.name, "dataset_path": str(dataset.root), "dataset_fingerprint": dataset.fingerprint,
         "world_size": world.world_size, "start": start, "end": end, "status": status,
-        "config": asdict(cfg), "versions": versions(),
+        "config": cfg.as_record(), "versions": versions(),
     }
 
 
@@ -439,7 +409,7 @@ def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> dict:
 
     Under torchrun every rank runs this; rank 0 alone ingests, writes the run record,
     the samples, steps and evals, and the checkpoint; every rank writes its own scores."""
-    cfg = cfg.resolved()
+    cfg = cfg.resolved(device="cuda" if torch.cuda.is_available() else "cpu", is_resnet=models.is_resnet(cfg.model))
     world = distributed.init(cfg.device)
     try:
         return _train(cfg, world, on_epoch_end, log)
@@ -474,7 +444,7 @@ def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> dic
                 last = trainer.epoch + 1 == cfg.epochs
                 if world.is_main:
                     trainer.record_missing_shards(writer)
-                    if trainer.has_test and ((trainer.epoch + 1) % cfg.eval_every == 0 or last):
+                    if (trainer.epoch + 1) % cfg.eval_every == 0 or last:
                         trainer.evaluate(writer)
                 writer.flush()
                 trainer.epoch += 1

@@ -30,14 +30,17 @@ def _label(value) -> str:
 def draw_line(result: Result, ax):
     a = result.analysis
     std = a.y.replace("_mean", "_std")
-    for (hue,), rows in sorted(_groups(result, a.hue).items(), key=lambda kv: str(kv[0])):
+    hues = [a.hue, "setting"] if "setting" in result.columns else [a.hue]
+    for hue, rows in sorted(_groups(result, *hues).items(), key=lambda kv: str(kv[0])):
         xs, ys = [r[a.x] for r in rows], [r[a.y] for r in rows]
+        label = " ".join(_label(h) for h in hue if h not in ("", None))
         if std != a.y and std in rows[0]:
-            ax.errorbar(xs, ys, yerr=[r[std] for r in rows], marker="o", capsize=3, label=_label(hue))
+            ax.errorbar(xs, ys, yerr=[r[std] for r in rows], marker="o", capsize=3, label=label)
         else:
-            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, label=_label(hue))
-    ax.set_xlabel(a.x)
-    ax.set_ylabel(a.y)
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, label=label)
+    first = dict(zip(result.columns, result.rows[0]))
+    ax.set_xlabel(first.get("x_axis", a.x))
+    ax.set_ylabel(result.params.get("metric", a.y))
     ax.legend()
 
 
@@ -66,8 +69,11 @@ def draw_bar(result: Result, ax):
     names = [dict(zip(result.columns, r))["run"] for r in result.rows]
     for i, metric in enumerate(metrics):
         values = [dict(zip(result.columns, r))[metric] for r in result.rows]
-        ax.bar([j + i * width for j in range(len(names))], [v if v is not None else 0 for v in values],
-               width=width, label=metric)
+        xs = [j + i * width for j in range(len(names))]
+        ax.bar(xs, [0 if v is None else v for v in values], width=width, label=metric)
+        for x, v in zip(xs, values):
+            if v is None:  # nothing to rank or pick: say so rather than draw a zero
+                ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, rotation=20)
     ax.axhline(0.5, color="k", linewidth=0.5)
     ax.set_ylim(0, 1)

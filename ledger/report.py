@@ -2,13 +2,13 @@
 queries/, run over the ledger, printed as a table and drawn with matplotlib.
 
 A figure's SQL reads DuckDB variables (getvariable('run'), 'runs', 'oracle',
-'epochs', 'full', 'random'), so the same file runs in the duckdb shell after
+'epochs', 'full', 'random', 'metric', 'x'), so the same file runs in the duckdb shell after
 `SET VARIABLE run = '...'`. `resolve` turns the user's flags into them and
 checks, before any query runs, that the ledger has what the figure needs.
 """
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -38,13 +38,15 @@ class Analysis:
 
 ANALYSES = {a.key: a for a in (
     Analysis("2", "Retrieval vs selection ratio, every method",
-             "Final R@sum of each strategy at each ratio (mean and std over seeds).",
-             "line", x="ratio", y="rsum_mean", hue="strategy"),
+             "Final metric (the paper's R@Sum by default) of each strategy at each ratio, mean and std over "
+             "the seeds of one setting.",
+             "line", x="ratio", y="metric_mean", hue="strategy"),
     Analysis("3a", "CLIPScore histograms, clean vs noisy",
-             "How the clean and the noisy pairs' CLIPScores overlap more as training memorises.",
+             "How the clean and the noisy pairs' CLIPScores overlap more as training memorises "
+             "(the dataset's full-data run where there is one, as in the paper).",
              "hist", needs_split=True, hue="is_clean", facet="epoch"),
     Analysis("3b", "Mean CLIPScore per epoch, clean vs noisy",
-             "Clean pairs are learned first; noisy pairs catch up as they are memorised.",
+             "Clean pairs are learned first; noisy pairs catch up as they are memorised (full-data run).",
              "line", needs_split=True, x="epoch", y="mean_clipscore", hue="is_clean"),
     Analysis("3c", "Mean CLIPScore minus the epoch mean, clean vs noisy",
              "The same with the drift of the whole distribution removed: the gap that closes.",
@@ -59,31 +61,42 @@ ANALYSES = {a.key: a for a in (
              "Where the last epoch's picks sit in the oracle's score distribution; its median splits clean from noisy.",
              "hist", needs_split=True, needs_oracle=True, hue="subset"),
     Analysis("4d", "TP accuracy of each run",
-             "Fraction of the selected samples that are clean, and AUROC of delta and CLIPScore for clean vs noisy.",
+             "Fraction of the selected samples that are clean (all epochs, after the warm-up, last epoch), and "
+             "AUROC of delta and CLIPScore for clean vs noisy (n/a: nothing to rank).",
              "bar", needs_split=True, x="run", y="tp_accuracy"),
     Analysis("5a", "Retrieval vs iterations, run vs full data",
-             "Acceleration: steps full data needs to reach the target R@sum over the steps the run needs.",
-             "line", x="iterations", y="rsum", hue="run"),
+             "Acceleration: iterations (trained samples / batch size, as the paper counts them) full data needs "
+             "to reach the target over those the run needs; and the difference at the run's final iteration count.",
+             "line", x="x", y="value", hue="run"),
     Analysis("5b", "Retrieval vs selection ratio, run's strategy vs random",
-             "Final R@sum of the strategy and of random selection at each ratio.",
-             "line", x="ratio", y="rsum_mean", hue="strategy"),
+             "Final metric of the strategy and of random selection at each ratio.",
+             "line", x="ratio", y="metric_mean", hue="strategy"),
     Analysis("table1", "Table 1: retrieval grid, methods x ratios",
-             "Final TR@K, IR@K and R@sum per strategy and ratio, mean and std over seeds.", "table"),
-    Analysis("table6", "Table 6: wall-clock to reach a target R@sum",
-             "Seconds of steps each run needs to reach the random run's best and the run's own best.", "table"),
+             "Final IR@1, IR@10, TR@1, TR@10 per strategy and ratio, one panel per test set, "
+             "mean ± std (n seeds of one setting).", "table"),
+    Analysis("table6", "Table 6: wall-clock to reach a target",
+             "Seconds of steps each run needs to reach the random run's best and the selection run's best, "
+             "and the % of the full run's time saved.", "table"),
 )}
 FIGURES = [k for k in ANALYSES if not k.startswith("table")]
+# The paper draws these for plain full-data training: where memorisation shows.
+MEMORISATION = ("3a", "3b", "3c")
+METRIC_ANALYSES = ("2", "5a", "5b", "table6")
+X_AXES = ("trained", "steps", "seconds")
 TABLES = [k.removeprefix("table") for k in ANALYSES if k.startswith("table")]
 
 
 @dataclass
 class Request:
     ledger: str
-    run: str
+    run: str | None = None          # None: 3a-c show the ledger's latest full-data run
     vs: tuple[str, ...] = ()
     oracle: str | None = None
     truth: bool = False
     epochs: tuple[int, ...] = ()
+    metric: str = "rsum4"           # the eval metric of 2, 5a, 5b, table 6
+    x: str = "trained"              # 5a's axis
+    full_for_memorisation: bool = False   # 3a-c show the run's dataset's full-data run where there is one
 
 
 @dataclass
@@ -96,14 +109,22 @@ class Result:
 
     @property
     def note(self) -> str:
-        """The one number a figure is about, where it has one."""
+        """The one number a figure is about, where it has one, and what it was computed on."""
         first = dict(zip(self.columns, self.rows[0])) if self.rows else {}
-        if "acceleration" in first and first["acceleration"] is not None:
-            return f"acceleration {first['acceleration']:.2f}x at R@sum {first['target_rsum']:.1f}"
+        metric = f"{self.params['metric']}: " if "metric" in self.params else ""
+        if "acceleration" in first:
+            axis = {"trained": "iterations (trained samples / batch size)", "steps": "steps",
+                    "seconds": "seconds"}[first["x_axis"]]
+            acceleration = "not reached" if first["acceleration"] is None else f"{first['acceleration']:.2f}x"
+            gain = first["run_minus_full_at_same_x"]
+            return (f"{metric}acceleration {acceleration} on {axis} to {first['target']:.1f}"
+                    + ("" if gain is None else f"; {gain:+.2f} vs full at the run's final {first['x_axis']}"))
+        if "seconds_to_selection_best" in first:
+            return f"{metric}selection run {self.run}, random {self.params['random']}, full {self.params['full']}"
         if "clean_minus_noisy" in first:
             gaps = {r[self.columns.index("run")]: r[self.columns.index("clean_minus_noisy")] for r in self.rows}
             return "clean - noisy mean: " + ", ".join(f"{k} {v:.2f}" for k, v in gaps.items() if v is not None)
-        return ""
+        return metric.removesuffix(": ")
 
 
 def _one(con, sql, params=()):
@@ -111,23 +132,42 @@ def _one(con, sql, params=()):
     return row[0] if row else None
 
 
+def subject_run(con, analysis: Analysis, req: Request) -> str:
+    """The run an analysis is about: --run, except that 3a-c show a full-data run with scores
+    (of --run's dataset with full_for_memorisation, the ledger's latest without --run) where
+    there is one."""
+    if analysis.key in MEMORISATION and (req.run is None or req.full_for_memorisation):
+        dataset = _one(con, "SELECT dataset FROM runs WHERE name = ?", [req.run]) if req.run else None
+        full = _one(con, "SELECT name FROM runs WHERE strategy = 'full' AND (? IS NULL OR dataset = ?) "
+                         "AND name IN (SELECT DISTINCT run FROM scores) ORDER BY start DESC LIMIT 1",
+                    [dataset, dataset])
+        if full is not None:
+            return full
+    if req.run is None:
+        what = "there is no full-data run to show" if analysis.key in MEMORISATION else "it is about one run"
+        raise LedgerError(f"{analysis.title.split(':')[0]}: pass --run ({what}); "
+                          f"`dissect runs --ledger {req.ledger}` lists the runs")
+    return req.run
+
+
 def resolve(con, analysis: Analysis, req: Request) -> dict:
     """The query's parameters from the user's flags, or a LedgerError saying what is missing."""
     where = f"ledger {req.ledger}"
-    run = con.execute("SELECT name, dataset, strategy, epochs FROM runs WHERE name = ?", [req.run]).fetchone()
+    subject = subject_run(con, analysis, req)
+    run = con.execute("SELECT name, dataset, strategy, epochs FROM runs WHERE name = ?", [subject]).fetchone()
     if run is None:
-        raise LedgerError(f"run {req.run!r} is not in {where}: `dissect runs --ledger {req.ledger}` lists them")
+        raise LedgerError(f"run {subject!r} is not in {where}: `dissect runs --ledger {req.ledger}` lists them")
     _, dataset, _, _ = run
     for other in req.vs:
         other_dataset = _one(con, "SELECT dataset FROM runs WHERE name = ?", [other])
         if other_dataset is None:
             raise LedgerError(f"--vs run {other!r} is not in {where}")
         if other_dataset != dataset:
-            raise LedgerError(f"--vs run {other!r} trained on {other_dataset}, run {req.run!r} on {dataset}: "
+            raise LedgerError(f"--vs run {other!r} trained on {other_dataset}, run {subject!r} on {dataset}: "
                               "compare runs of one dataset")
-    runs = [req.run, *req.vs] if req.vs else [
+    runs = [subject, *req.vs] if req.vs else [
         name for (name,) in con.execute("SELECT name FROM runs WHERE dataset = ? ORDER BY start", [dataset]).fetchall()]
-    params = {"run": req.run, "runs": runs}
+    params = {"run": subject, "runs": runs}
 
     if analysis.needs_oracle and not req.oracle:
         raise LedgerError(f"figure {analysis.key} needs an oracle: score one with `dissect score DATA --ckpt CKPT "
@@ -139,7 +179,7 @@ def resolve(con, analysis: Analysis, req: Request) -> dict:
                 raise LedgerError(f"oracle {req.oracle!r} is not in {where}: make it with `dissect score DATA "
                                   f"--ckpt CKPT --model M --name {req.oracle} --ledger {req.ledger}`")
             if oracle_dataset != dataset:
-                raise LedgerError(f"oracle {req.oracle!r} scored {oracle_dataset}, run {req.run!r} trained on {dataset}")
+                raise LedgerError(f"oracle {req.oracle!r} scored {oracle_dataset}, run {subject!r} trained on {dataset}")
             params["oracle"] = req.oracle
         else:
             flagged = _one(con, "SELECT count(is_noisy) FROM samples WHERE dataset = ?", [dataset])
@@ -149,28 +189,55 @@ def resolve(con, analysis: Analysis, req: Request) -> dict:
             params["oracle"] = None
 
     if analysis.key in ("3a", "4a", "4b", "4c", "4d"):
-        last = _one(con, "SELECT max(epoch) FROM scores WHERE run = ?", [req.run])  # read off the hive paths
+        last = _one(con, "SELECT max(epoch) FROM scores WHERE run = ?", [subject])  # read off the hive paths
         if last is None:
-            raise LedgerError(f"run {req.run!r} has no scores in {where}")
-        default = [last // 4, last] if analysis.key == "3a" else sorted({0, last // 2, last})
-        params["epochs"] = list(req.epochs) or default
+            raise LedgerError(f"run {subject!r} has no scores in {where}")
+        params["epochs"] = list(req.epochs) or default_epochs(con, analysis.key, subject, last)
         params["epoch"] = req.epochs[-1] if req.epochs else last
     if analysis.key == "5a":
-        params["full"] = _pick_run(con, req, runs, "full", "5a")
+        params["full"] = _pick_run(con, subject, runs, "full", "5a")
+        if req.x not in X_AXES:
+            raise LedgerError(f"--x {req.x!r}: use one of {', '.join(X_AXES)}")
+        params["x"] = req.x
     if analysis.key == "table6":
-        params["random"] = _pick_run(con, req, runs, "random", "table 6")
-    if analysis.key in ("2", "5b", "5a", "table1", "table6"):
-        has_evals = _one(con, "SELECT count(*) FROM evals WHERE run = ?", [req.run])
+        params["random"] = _pick_run(con, subject, runs, "random", "table 6")
+        params["full"] = _pick_run(con, subject, runs, "full", "table 6")
+    if analysis.key in (*METRIC_ANALYSES, "5b", "table1"):
+        has_evals = _one(con, "SELECT count(*) FROM evals WHERE run = ?", [subject])
         if not has_evals:
-            raise LedgerError(f"{analysis.title.split(':')[0]} needs retrieval evals and run {req.run!r} has none: "
-                              "train with a test split and --eval-every")
+            raise LedgerError(f"{analysis.title.split(':')[0]} needs evals and run {subject!r} has none: "
+                              "train with a test split or --test-data")
+    if analysis.key in METRIC_ANALYSES:
+        params["metric"] = resolve_metric(con, req, subject)
     used = set(re.findall(r"getvariable\('([a-z_]+)'\)", analysis.sql()))
-    return {k: v for k, v in params.items() if k in used}
+    return {k: v for k, v in params.items() if k in used or k == "run"}
 
 
-def _pick_run(con, req: Request, runs: list[str], strategy: str, what: str) -> str:
+def default_epochs(con, key: str, run: str, last: int) -> list[int]:
+    """3a: a quarter of the way and the end. 4a: stages that straddle DISSect-Warmup's T_w
+    (its last warm-up epoch, the first after, the last); else the start, middle and end."""
+    if key == "3a":
+        return sorted({last // 4, last})
+    warmup = _one(con, "SELECT warmup_epochs(?)", [run])
+    if warmup:
+        return sorted({min(warmup - 1, last), min(warmup, last), last})
+    return sorted({0, last // 2, last})
+
+
+def resolve_metric(con, req: Request, run: str) -> str:
+    """--metric as the run recorded it: NAME itself, or the first test set's SET/NAME."""
+    metrics = [m for (m,) in con.execute("SELECT DISTINCT metric FROM evals WHERE run = ? ORDER BY 1", [run]).fetchall()]
+    if req.metric in metrics:
+        return req.metric
+    prefixed = [m for m in metrics if m.endswith(f"/{req.metric}")]
+    if prefixed:
+        return prefixed[0]
+    raise LedgerError(f"run {run!r} has no eval metric {req.metric!r}: it has {', '.join(metrics)} (--metric)")
+
+
+def _pick_run(con, subject: str, runs: list[str], strategy: str, what: str) -> str:
     name = _one(con, "SELECT name FROM runs WHERE list_contains(?, name) AND strategy = ? AND name <> ? "
-                     "ORDER BY start LIMIT 1", [runs, strategy, req.run])
+                     "ORDER BY start LIMIT 1", [runs, strategy, subject])
     if name is None:
         raise LedgerError(f"{what} needs a {strategy} run on the same dataset: train one with "
                           f"--strategy {strategy} and pass it with --vs")
@@ -192,23 +259,32 @@ def run_analysis(key: str, req: Request) -> Result:
     finally:
         con.close()
     if not rows:
-        raise LedgerError(f"{analysis.title} has no data for run {req.run!r} in ledger {req.ledger}")
-    return Result(analysis, req.run, columns, rows, params)
+        raise LedgerError(f"{analysis.title} has no data for run {params['run']!r} in ledger {req.ledger}")
+    return Result(analysis, params["run"], columns, rows, params)
 
 
 def report_all(req: Request, out: Path, draw) -> list[tuple[Analysis, str | None]]:
-    """Every analysis the ledger has data for into OUT, plus index.html; returns (analysis, skip reason)."""
+    """Every analysis the ledger has data for into OUT, plus index.html; returns (analysis, skip reason).
+    3a-c show the dataset's full-data run, as the paper draws them, where there is one."""
+    con = connect(req.ledger)
+    try:
+        if req.run is None or _one(con, "SELECT count(*) FROM runs WHERE name = ?", [req.run]) == 0:
+            raise LedgerError(f"run {req.run!r} is not in ledger {req.ledger}: pass --run with one that "
+                              f"`dissect runs --ledger {req.ledger}` lists")
+    finally:
+        con.close()
     out.mkdir(parents=True, exist_ok=True)
+    req = replace(req, full_for_memorisation=True)
     done = []
     for key, analysis in ANALYSES.items():
         try:
             result = run_analysis(key, req)
         except LedgerError as e:
-            done.append((analysis, str(e)))
+            done.append((analysis, None, str(e)))
             continue
         draw(result, out / f"{analysis.sql_file.removesuffix('.sql')}.png")
         write_csv(result, out / f"{analysis.sql_file.removesuffix('.sql')}.csv")
-        done.append((analysis, None))
+        done.append((analysis, result, None))
     (out / "index.html").write_text(index_html(req, done))
     return done
 
@@ -229,13 +305,14 @@ def index_html(req: Request, done) -> str:
              f"<h1>dissect report for run {html.escape(req.run)}</h1>",
              f"<p>Ledger <code>{html.escape(str(req.ledger))}</code>. Each section is one SQL file of "
              "<code>dissect/ledger/queries/</code>, run over the ledger.</p>"]
-    for analysis, skipped in done:
+    for analysis, result, skipped in done:
         stem = analysis.sql_file.removesuffix(".sql")
         parts.append(f"<h2>{html.escape(analysis.title)}</h2><p>{html.escape(analysis.meaning)}</p>")
         if skipped:
             parts.append(f"<p><em>Not drawn: {html.escape(skipped)}</em></p>")
             continue
-        parts.append(f"<img src='{stem}.png' alt='{html.escape(analysis.title)}'>"
+        shown = f"Run shown: <code>{html.escape(result.run)}</code>. {html.escape(result.note)}"
+        parts.append(f"<p>{shown}</p><img src='{stem}.png' alt='{html.escape(analysis.title)}'>"
                      f"<p><a href='{stem}.csv'>{stem}.csv</a></p>"
                      f"<details><summary>{analysis.sql_file}</summary><pre>{html.escape(analysis.sql())}</pre></details>")
     return "\n".join(parts)

@@ -33,7 +33,8 @@ def run_record(name, strategy, ratio=0.3, seed=0, dataset="d"):
     return {"name": name, "strategy": strategy, "ratio": ratio, "model": "m", "epochs": 2, "batch_size": N,
             "seed": seed, "dataset": dataset, "dataset_path": "/d", "dataset_fingerprint": "f" * 64,
             "world_size": 1, "start": f"2026-01-01T00:00:0{len(name) % 10}+00:00",
-            "end": "2026-01-01T01:00:00+00:00", "status": "completed", "config": {}, "versions": {}}
+            "end": "2026-01-01T01:00:00+00:00", "status": "completed",
+            "config": {"strategy": strategy, "ratio": ratio, "seed": seed, "warmup_epochs": 1}, "versions": {}}
 
 
 def add_scores(writer, run, epoch, clipscore, delta, selected):
@@ -44,16 +45,19 @@ def add_scores(writer, run, epoch, clipscore, delta, selected):
         "delta": delta, "loss": np.ones(N, dtype=np.float32), "selected": np.isin(np.arange(N), selected)})
 
 
-def add_curve(writer, run, points, seconds_per_step=1.0):
-    """points: (step, rsum) evals; every step before the last one takes seconds_per_step."""
+def add_curve(writer, run, points, seconds_per_step=1.0, n_selected=2):
+    """points: (step, R@Sum) evals, with the four recalls a quarter each; every step before
+    the last one trains n_selected of N samples and takes seconds_per_step."""
     last = max(s for s, _ in points)
     writer.add("steps", {"run": run, "epoch": 0}, {
-        "step": np.arange(last), "batch_size": np.full(last, N), "n_selected": np.full(last, 2),
+        "step": np.arange(last), "batch_size": np.full(last, N), "n_selected": np.full(last, n_selected),
         "lr": np.full(last, 1e-3), "loss": np.ones(last, dtype=np.float32),
         "logit_scale": np.full(last, 14.0, dtype=np.float32), "t_data": np.zeros(last),
         "t_score": np.zeros(last), "t_train": np.full(last, seconds_per_step)})
     for step, rsum in points:
-        writer.add("evals", {"run": run, "epoch": 0}, {"step": [step], "metric": ["rsum"], "value": [rsum]})
+        metrics = {"rsum4": rsum, "rsum": rsum, "ir_r1": rsum / 4, "ir_r10": rsum / 4, "tr_r1": rsum / 4, "tr_r10": rsum / 4}
+        writer.add("evals", {"run": run, "epoch": 0}, {"step": [step] * len(metrics), "metric": list(metrics),
+                                                       "value": list(metrics.values())})
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +82,7 @@ def hand_ledger(tmp_path_factory):
         add_scores(writer, "flat", 1, np.full(N, 5.0), np.ones(N), [0, 7])
         # dis reaches R@sum 100 at step 100, full only at step 200: acceleration 2.
         add_curve(writer, "dis", [(50, 60.0), (100, 100.0)], seconds_per_step=1.0)
-        add_curve(writer, "full", [(100, 80.0), (200, 100.0), (300, 120.0)], seconds_per_step=2.0)
+        add_curve(writer, "full", [(100, 80.0), (200, 100.0), (300, 120.0)], seconds_per_step=2.0, n_selected=N)
         add_curve(writer, "flat", [(100, 70.0), (200, 90.0)], seconds_per_step=1.0)
         add_curve(writer, "perfect", [(100, 110.0)], seconds_per_step=1.0)
         # an oracle that scores ids 4-7 above 0-3: clean by oracle = {4, 5, 6, 7}

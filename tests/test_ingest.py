@@ -126,8 +126,8 @@ def test_train_on_shards_directly_with_csv_test_data(shards, tmp_path):
     assert rows == [(0, 14, 14, 0, 13), (1, 14, 14, 0, 13)]
     _, rows = ledger.query(ledger_dir, "SELECT reason, count(*) FROM skipped GROUP BY ALL ORDER BY 1")
     assert dict(rows) == EXPECTED_SKIPS
-    _, rows = ledger.query(ledger_dir, "SELECT count(*) FROM evals WHERE metric = 'rsum'")
-    assert rows == [(2,)]
+    _, rows = ledger.query(ledger_dir, "SELECT count(*) FROM evals WHERE metric = 'test/rsum4'")
+    assert rows == [(2,)]   # the test set's metrics are named after its file
     # a second run on the same, unchanged source reuses its ingest
     result = CliRunner().invoke(cli, [*args[:-4], "r2", "--workers", "0", "--quiet"])
     assert result.exit_code == 0 and "reusing the ingest" in result.output

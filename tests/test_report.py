@@ -17,6 +17,7 @@ def test_tp_accuracy_is_exactly_three_quarters(hand_ledger):
     rows, _ = analyse(hand_ledger, "4d", vs=("perfect",))
     dis = next(r for r in rows if r["run"] == "dis")
     assert dis["tp_accuracy"] == 0.75 and dis["tp_accuracy_last_epoch"] == 0.75
+    assert dis["tp_accuracy_after_warmup"] == 0.75
 
 
 def test_auroc_of_delta_one_half_zero(hand_ledger):
@@ -46,30 +47,41 @@ def test_centred_mean_is_zero_and_split_by_cleanliness(hand_ledger):
     assert {(r["epoch"], r["is_clean"]): r["mean_clipscore"] for r in rows}[(0, False)] == 20.0
 
 
-def test_acceleration_is_exactly_two(hand_ledger):
+def test_acceleration_counts_trained_iterations_or_steps(hand_ledger):
+    # dis trains 2 of 8 per step and reaches 100 at step 100 (25 iterations); full trains 8 of 8, 100 at step 200
     rows, result = analyse(hand_ledger, "5a", vs=("full",))
+    assert {r["acceleration"] for r in rows} == {8.0} and {r["target"] for r in rows} == {100.0}
+    assert {r["x_axis"] for r in rows} == {"trained"} and "acceleration 8.00x on iterations" in result.note
+    assert {r["run_minus_full_at_same_x"] for r in rows} == {None}   # full has no eval by 25 iterations
+    rows, result = analyse(hand_ledger, "5a", vs=("full",), x="steps")
     assert {r["acceleration"] for r in rows} == {2.0}
-    assert {r["target_rsum"] for r in rows} == {100.0}
-    assert "acceleration 2.00x" in result.note
+    assert {r["run_minus_full_at_same_x"] for r in rows} == {20.0}   # 100 at step 100 against full's 80
+    assert "+20.00 vs full" in result.note
 
 
 def test_table6_seconds_to_targets(hand_ledger):
     rows, _ = analyse(hand_ledger, "table6", vs=("flat", "full"))
     by = {r["run"]: r for r in rows}
     # random (flat) best 90: dis never reaches 90 before step 100 -> at step 100 (100 s); full at 200 steps x 2 s
-    assert by["dis"]["seconds_to_random_best"] == 100.0 and by["dis"]["seconds_to_run_best"] == 100.0
-    assert by["full"]["seconds_to_random_best"] == 400.0 and by["full"]["seconds_to_run_best"] == 400.0
-    assert by["flat"]["seconds_to_run_best"] is None
+    assert by["dis"]["seconds_to_random_best"] == 100.0 and by["dis"]["seconds_to_selection_best"] == 100.0
+    assert by["full"]["seconds_to_random_best"] == 400.0 and by["full"]["seconds_to_selection_best"] == 400.0
+    assert by["flat"]["seconds_to_selection_best"] is None
+    # the full run takes 300 steps x 2 s: dis saves 1 - 100 / 600
+    assert by["dis"]["saved_pct_to_random_best"] == 83.3 and by["full"]["saved_pct_total"] == 0.0
 
 
 def test_table1_and_figure2_mean_and_std_over_seeds(hand_ledger):
     rows, _ = analyse(hand_ledger, "2", vs=("perfect", "full"))
     by = {(r["strategy"], r["ratio"]): r for r in rows}
     warm = by[("dissect-warmup", 0.3)]
-    assert warm["rsum_mean"] == 105.0 and warm["seeds"] == 2
-    assert warm["rsum_std"] == pytest.approx(np.std([100, 110], ddof=1))
+    assert warm["metric_mean"] == 105.0 and warm["n"] == 2 and warm["setting"] == ""
+    assert warm["metric_std"] == pytest.approx(np.std([100, 110], ddof=1))
     rows, _ = analyse(hand_ledger, "table1", vs=("perfect", "full"))
-    assert rows[0]["metric"] == "rsum" and rows[0]["r=0.3"] == "105.0 ± 7.1 (n=2)"
+    assert [r["strategy"] for r in rows] == ["full", "dissect-warmup"]   # full data first, as in the paper
+    warm = rows[1]
+    assert warm["test_set"] == "test" and warm["r=0.3 IR@1"] == "26.25 ± 1.77 (2)"
+    assert [c for c in rows[0] if c.startswith("r=")] == ["r=0.3 IR@1", "r=0.3 IR@10", "r=0.3 TR@1", "r=0.3 TR@10",
+                                                          "r=1.0 IR@1", "r=1.0 IR@10", "r=1.0 TR@1", "r=1.0 TR@10"]
 
 
 def test_histograms_and_stages(hand_ledger):
@@ -98,7 +110,7 @@ def test_report_cli_prints_and_draws(hand_ledger, tmp_path):
     result = CliRunner().invoke(cli, ["report", "--figure", "4d", "--ledger", str(hand_ledger), "--run", "dis",
                                       "--vs", "perfect", "--format", "csv", "--out", str(tmp_path / "f.png")])
     assert result.exit_code == 0, result.output
-    assert "dis,dissect-warmup,0.3,0.75,0.75" in result.output
+    assert "dis,dissect-warmup,0.3,0.75,0.75,0.75" in result.output
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
     result = CliRunner().invoke(cli, ["report", "--all", "--ledger", str(hand_ledger), "--run", "dis",
                                       "--oracle", "o", "--out", str(tmp_path / "all")])
@@ -119,11 +131,11 @@ def test_selection_quality_is_mean_and_std_over_seeds(hand_ledger):
     columns, rows = ledger.named_query(hand_ledger, "selection_quality", ["%"])
     table = {(r[0], r[1]): dict(zip(columns, r)) for r in rows}
     warmup = table[("dissect-warmup", 0.3)]       # dis (R@sum 100) and perfect (110), seeds 0 and 1
-    assert (warmup["rsum_mean"], warmup["rsum_std"], warmup["seeds"]) == (105.0, 7.1, 2)
+    assert (warmup["rsum4_mean"], warmup["rsum4_std"], warmup["seeds"]) == (105.0, 7.1, 2)
     assert warmup["clean_selected"] == 0.875 and warmup["clean_selected_last_epoch"] == 0.875
     assert warmup["top1_mean"] is None             # no labels, no zero-shot classification
     flat = table[("random", 0.3)]
-    assert (flat["rsum_mean"], flat["rsum_std"], flat["clean_selected"]) == (90.0, 0.0, 0.5)
+    assert (flat["rsum4_mean"], flat["rsum4_std"], flat["clean_selected"]) == (90.0, 0.0, 0.5)
 
 
 def test_regime_map_pairs_seeds_and_draws(tmp_path):

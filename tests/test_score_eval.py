@@ -39,6 +39,7 @@ def test_five_captions_per_image_follow_the_clip_benchmark_convention():
     # captions: only image 0's first and image 2's five find their image first.
     assert m["ir_r1"] == pytest.approx(40.0) and m["ir_r5"] == 100.0
     assert m["rsum"] == pytest.approx(200 / 3 + 100 + 100 + 40 + 100 + 100)
+    assert m["rsum4"] == pytest.approx(200 / 3 + 100 + 40 + 100)     # the paper's: TR@1, TR@10, IR@1, IR@10
 
 
 def test_zero_shot_accuracy_on_known_logits():
@@ -62,7 +63,7 @@ def test_multi_caption_dataset_through_the_loader(tmp_path):
     assert images.shape[0] == 6 and texts.shape[0] == 30
     assert owner.tolist() == [i for i in range(6) for _ in range(5)]
     metrics = evaluate.evaluate_dataset(bundle.model, bundle.tokenizer, bundle.preprocess_val, dataset, "test")
-    assert set(metrics) == {"tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "rsum",
+    assert set(metrics) == {"tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "rsum", "rsum4",
                             "zeroshot_top1"}   # three classes: no top-5
 
 
@@ -71,8 +72,10 @@ def test_eval_prints_metrics_and_records_them(checkpoint, tiny_dataset):
     result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--format", "json")
     assert result.exit_code == 0, result.output
     metrics = {r["metric"]: r["value"] for r in json.loads(result.output)}
-    assert set(metrics) == {"tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "rsum"}
+    assert set(metrics) == {"tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "rsum", "rsum4"}
     assert metrics["tr_r10"] >= metrics["tr_r5"] >= metrics["tr_r1"] >= 0
+    assert metrics["rsum4"] == pytest.approx(metrics["tr_r1"] + metrics["tr_r10"] + metrics["ir_r1"]
+                                             + metrics["ir_r10"], abs=0.02)   # printed rounded to 2 places
     result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--ledger", ledger_dir, "--run", "r")
     assert result.exit_code == 0, result.output
     _, rows = ledger.query(ledger_dir, "SELECT epoch, metric FROM evals WHERE metric LIKE 'tiny/%' ORDER BY metric")

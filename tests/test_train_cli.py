@@ -7,7 +7,9 @@ from click.testing import CliRunner
 
 from dissect import ledger
 from dissect.cli.main import cli
+from dissect.engine import strategies
 from dissect.engine import train as engine_train
+from dissect.engine.config import TrainConfig
 
 BATCH = 20
 RATIO = 0.3
@@ -68,7 +70,7 @@ def test_evals_runs_and_steps_are_recorded(trained):
     assert [(r, e) for r, e, _ in rows] == [("all", 0), ("all", 1), ("warm", 0), ("warm", 1), ("warm", 2)]
     assert all(0 <= v <= 600 for *_, v in rows)
     _, rows = ledger.query(trained, "SELECT DISTINCT metric FROM evals ORDER BY 1")
-    assert [m for (m,) in rows] == ["ir_r1", "ir_r10", "ir_r5", "rsum", "tr_r1", "tr_r10", "tr_r5"]
+    assert [m for (m,) in rows] == ["ir_r1", "ir_r10", "ir_r5", "rsum", "rsum4", "tr_r1", "tr_r10", "tr_r5"]
     _, rows = ledger.query(trained, "SELECT name, strategy, ratio, status, world_size, config->>'warmup_epochs' "
                                     "FROM runs ORDER BY name")
     assert rows == [("all", "full", 1.0, "completed", 1, "1"), ("warm", "dissect-warmup", 0.3, "completed", 1, "1")]
@@ -149,3 +151,113 @@ def test_interrupted_then_resumed_run_writes_the_same_rows(tiny_dataset, tmp_pat
     assert ledger.query(ledger_dir, evals, ["cut"])[1] == ledger.query(ledger_dir, evals, ["whole"])[1]
     assert ledger.read_run(ledger_dir, "cut")["status"] == "completed"
     assert [p.stat().st_mtime_ns for p in first_epoch] == first_epoch_written   # epoch 0 was not redone
+
+
+SCORE_COLUMNS = "epoch, step, sample_id, clipscore, hist, delta, loss, selected"
+
+
+def run_rows(ledger_dir, run):
+    _, scores = ledger.query(ledger_dir, f"SELECT {SCORE_COLUMNS} FROM scores WHERE run = ? ORDER BY step, sample_id",
+                             [run])
+    _, steps = ledger.query(ledger_dir, "SELECT epoch, step, batch_size, n_selected, lr, loss, logit_scale "
+                                        "FROM steps WHERE run = ? ORDER BY step", [run])
+    _, evals = ledger.query(ledger_dir, "SELECT epoch, step, metric, value FROM evals WHERE run = ? ORDER BY ALL",
+                            [run])
+    return scores, steps, evals
+
+
+def test_batches_are_the_same_for_any_number_of_loader_workers(tiny_dataset, tmp_path):
+    """100 pairs, batch 30: four steps an epoch (30, 30, 30, 10), whatever --workers."""
+    ledger_dir = tmp_path / "ledger"
+    for workers in (0, 1, 2):
+        args = train_args(tiny_dataset, ledger_dir, f"w{workers}", "dissect-warmup", 2)
+        args[args.index("--workers") + 1] = workers
+        args[args.index("--batch-size") + 1] = 30
+        assert run_cli(*args).exit_code == 0
+    reference = run_rows(ledger_dir, "w0")
+    assert [(e, b) for e, _, b, *_ in reference[1]] == [(e, b) for e in (0, 1) for b in (30, 30, 30, 10)]
+    assert len(reference[0]) == 200 and reference[2]
+    assert run_rows(ledger_dir, "w1") == reference and run_rows(ledger_dir, "w2") == reference
+
+
+def test_a_resume_with_other_workers_continues_exactly(tiny_dataset, tmp_path):
+    ledger_dir = tmp_path / "ledger"
+    assert run_cli(*train_args(tiny_dataset, ledger_dir, "whole", "random", 2)).exit_code == 0
+
+    def interrupt_after_first_epoch(trainer):
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt
+
+    cfg = engine_train.TrainConfig(data=str(tiny_dataset), ledger=str(ledger_dir), run="cut", strategy="random",
+                                   ratio=RATIO, epochs=2, batch_size=BATCH, warmup_epochs=1, workers=2, quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        engine_train.train(cfg, on_epoch_end=interrupt_after_first_epoch)
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "cut", "random", 2, "--resume"))
+    assert result.exit_code == 0, result.output
+    assert run_rows(ledger_dir, "cut") == run_rows(ledger_dir, "whole")
+
+
+def test_random_and_full_run_no_scoring_pass_unless_asked(tiny_dataset, tmp_path):
+    ledger_dir = tmp_path / "ledger"
+    for run, strategy, extra in [("rand", "random", ()), ("rand-all", "random", ("--score-all",)),
+                                 ("all", "full", ())]:
+        assert run_cli(*train_args(tiny_dataset, ledger_dir, run, strategy, 2, *extra)).exit_code == 0
+    _, rows = ledger.query(ledger_dir, "SELECT run, count(*), count(clipscore), count(loss), "
+                                       "count(*) FILTER (WHERE selected), count(*) FILTER (WHERE selected AND "
+                                       "clipscore IS NOT NULL) FROM scores GROUP BY run ORDER BY run")
+    # random scores exactly what it trains (from the training forward); --score-all scores everything
+    assert rows == [("all", 200, 200, 200, 200, 200), ("rand", 200, 60, 60, 60, 60),
+                    ("rand-all", 200, 200, 200, 60, 60)]
+    _, rows = ledger.query(ledger_dir, "SELECT run, max(t_score) FROM steps GROUP BY run ORDER BY run")
+    assert dict(rows)["rand"] < 1e-3 and dict(rows)["all"] < 1e-3 and dict(rows)["rand-all"] > 1e-3
+    # the scoring pass does not change which samples random picks
+    _, rows = ledger.query(ledger_dir, "SELECT count(*) FROM scores a JOIN scores b USING (epoch, sample_id) "
+                                       "WHERE a.run = 'rand' AND b.run = 'rand-all' AND a.selected <> b.selected")
+    assert rows == [(0,)]
+    assert ledger.read_run(ledger_dir, "rand-all")["config"]["score_all"] is True
+
+
+def test_every_test_set_is_evaluated_under_its_own_name(tiny_dataset, tmp_path):
+    ledger_dir = tmp_path / "ledger"
+    args = train_args(tiny_dataset, ledger_dir, "two", "random", 2, "--test-data", f"coco={tiny_dataset}",
+                      "--test-data", f"flickr={tiny_dataset}")
+    assert run_cli(*args).exit_code == 0
+    _, rows = ledger.query(ledger_dir, "SELECT metric, count(*) FROM evals WHERE metric LIKE '%rsum4' GROUP BY 1 "
+                                       "ORDER BY 1")
+    assert rows == [("coco/rsum4", 2), ("flickr/rsum4", 2)]
+    result = run_cli("report", "--table", "1", "--ledger", ledger_dir, "--run", "two", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line and not line.startswith("sql:")]
+    assert lines[0].startswith("test_set,strategy,setting,r=0.3 IR@1,")
+    assert [line.split(",")[0] for line in lines[1:]] == ["coco", "flickr"]
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "dup", "random", 2, "--test-data", tiny_dataset,
+                                 "--test-data", tiny_dataset))
+    assert result.exit_code == 2 and "two --test-data sets are named" in result.output
+
+
+def test_adamw_defaults_follow_open_clip_train_per_model(trained, tiny_dataset, tmp_path):
+    config = ledger.read_run(trained, "warm")["config"]
+    assert (config["beta1"], config["beta2"], config["eps"]) == (0.9, 0.98, 1e-6)     # dissect-tiny is a ViT
+    resnet = TrainConfig(data="d", ledger="l", run="r", model="RN50").resolved(device="cpu", is_resnet=True)
+    assert (resnet.beta1, resnet.beta2, resnet.eps) == (0.9, 0.999, 1e-8)
+    ledger_dir = tmp_path / "ledger"
+    assert run_cli(*train_args(tiny_dataset, ledger_dir, "b", "random", 2, "--beta2", "0.95", "--eps", "1e-7")
+                   ).exit_code == 0
+    config = ledger.read_run(ledger_dir, "b")["config"]
+    assert (config["beta1"], config["beta2"], config["eps"]) == (0.9, 0.95, 1e-7)
+
+
+def test_the_cli_takes_its_defaults_from_the_library():
+    command = cli.commands["train"]
+    for param in command.params:
+        if param.name in TrainConfig.__dataclass_fields__ and param.name not in ("data", "ledger", "run"):
+            default = TrainConfig.__dataclass_fields__[param.name].default
+            if param.is_flag:
+                assert default is False, param.name
+            elif param.multiple:
+                assert default == (), param.name
+            else:
+                assert param.default == default, param.name
+    help_text = run_cli("train", "--help").output
+    for name in strategies.REGISTRY:
+        assert name in help_text

@@ -1,11 +1,12 @@
 -- Figure 3c: mean CLIPScore per epoch minus the epoch's mean over all samples,
--- clean vs noisy: the drift of the whole distribution taken out.
+-- clean vs noisy, of one run (the paper's: full-data training): the drift of the whole
+-- distribution taken out.
 -- Variables (SET VARIABLE name = value in the duckdb shell): run: the run; oracle: oracle name, or NULL for the ground truth.
 WITH by_class AS (
     SELECT s.epoch,
            is_clean(b.bits, s.sample_id) AS is_clean,
            avg(s.clipscore) AS mean_clipscore,
-           count(*) AS n
+           count(s.clipscore) AS n
     FROM scores s,
          (SELECT clean_bits(getvariable('run'), getvariable('oracle')) AS bits) b
     WHERE s.run = getvariable('run')

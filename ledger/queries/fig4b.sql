@@ -7,7 +7,7 @@ WITH last AS (
     SELECT s.run, s.clipscore, c.is_clean
     FROM scores s
     JOIN clean_split(getvariable('run'), getvariable('oracle')) c ON c.sample_id = s.sample_id
-    WHERE list_contains(getvariable('runs'), s.run) AND s.epoch = getvariable('epoch')
+    WHERE list_contains(getvariable('runs'), s.run) AND s.epoch = getvariable('epoch') AND s.clipscore IS NOT NULL
 ),
 means AS (
     SELECT run,

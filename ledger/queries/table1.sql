@@ -1,20 +1,25 @@
--- Table 1: final zero-shot retrieval of each method at each selection ratio as
--- "mean ± std" over seeds (image->text tr_r1/5/10, text->image ir_r1/5/10, rsum),
--- one column per ratio.
+-- Table 1: final zero-shot retrieval of each method at each selection ratio, one panel
+-- per test set, the paper's columns (IR@1, IR@10, TR@1, TR@10 per ratio), each cell
+-- "mean ± std (n)" over the seeds of one setting.
 -- Variables (SET VARIABLE name = value in the duckdb shell): runs: the runs to tabulate.
 WITH final AS (
-    SELECT run, metric, arg_max(value, step) AS value
-    FROM evals
+    SELECT run,
+           coalesce(nullif(regexp_extract(metric, '^(.*)/[^/]+$', 1), ''), 'test') AS test_set,
+           regexp_extract(metric, '([^/]+)$', 1) AS recall,
+           value
+    FROM final_metrics()
     WHERE list_contains(getvariable('runs'), run)
-    GROUP BY ALL
 ),
 cells AS (
-    SELECT f.metric, r.strategy, 'r=' || r.ratio AS ratio,
-           printf('%.1f ± %.1f (n=%d)', avg(f.value), coalesce(stddev_samp(f.value), 0), count(*)) AS cell
+    SELECT f.test_set, r.strategy, l.setting,
+           'r=' || r.ratio || ' ' || CASE f.recall WHEN 'ir_r1' THEN 'IR@1' WHEN 'ir_r10' THEN 'IR@10'
+                                                    WHEN 'tr_r1' THEN 'TR@1' ELSE 'TR@10' END AS col,
+           printf('%.2f ± %.2f (%d)', avg(f.value), coalesce(stddev_samp(f.value), 0), count(*)) AS cell
     FROM final f
     JOIN runs r ON r.name = f.run
-    WHERE r.status = 'completed'      -- a run still training has no final value yet
+    JOIN setting_labels(getvariable('runs')) l ON l.run = r.name
+    WHERE f.recall IN ('ir_r1', 'ir_r10', 'tr_r1', 'tr_r10') AND r.status = 'completed'
     GROUP BY ALL
 )
-PIVOT cells ON ratio USING any_value(cell) GROUP BY metric, strategy
-ORDER BY list_position(['rsum', 'tr_r1', 'tr_r5', 'tr_r10', 'ir_r1', 'ir_r5', 'ir_r10'], metric), strategy;
+PIVOT cells ON col USING any_value(cell) GROUP BY test_set, strategy, setting
+ORDER BY test_set, strategy = 'full' DESC, strategy, setting;

@@ -1,29 +1,32 @@
--- Table 6: wall-clock seconds each run needs to first reach the best R@sum of
--- the random-selection run and of the run itself, counting the compute and data
--- time of its steps (steps.t_data + t_score + t_train) up to that evaluation.
--- Variables (SET VARIABLE name = value in the duckdb shell): run: the selection run (DISSect); random: a random-selection run; runs: the runs to time.
-WITH clock AS (
-    SELECT run, step,
-           sum(t_data + t_score + t_train) OVER (PARTITION BY run ORDER BY step) AS seconds
-    FROM steps
-    WHERE list_contains(getvariable('runs'), run)
-),
-curve AS (
-    SELECT e.run, e.step, e.value AS rsum, c.seconds
-    FROM evals e
-    JOIN clock c ON c.run = e.run AND c.step = e.step - 1
-    WHERE e.metric = 'rsum'
+-- Table 6: wall-clock seconds (of steps: data, scoring and training time) each run needs
+-- to first reach the best value of the random-selection run and of the selection run
+-- (DISSect in the paper), and the percentage of the full-data run's total time saved.
+-- Variables (SET VARIABLE name = value in the duckdb shell): run: the selection run; random: a
+--   random-selection run; full: the full-data run; runs: the runs to time; metric: e.g. 'rsum4'.
+WITH curve AS (
+    SELECT * FROM metric_curve(getvariable('metric'), getvariable('runs'))
 ),
 targets AS (
-    SELECT (SELECT max(value) FROM evals WHERE run = getvariable('random') AND metric = 'rsum') AS random_best,
-           (SELECT max(value) FROM evals WHERE run = getvariable('run') AND metric = 'rsum') AS run_best
+    SELECT max(value) FILTER (WHERE run = getvariable('random')) AS random_best,
+           max(value) FILTER (WHERE run = getvariable('run')) AS selection_best,
+           (SELECT max(seconds) FROM step_clock([getvariable('full')])) AS full_seconds
+    FROM curve
+),
+timed AS (
+    SELECT c.run,
+           max(c.seconds) AS seconds_total,
+           min(c.seconds) FILTER (WHERE c.value >= t.random_best) AS seconds_to_random_best,
+           min(c.seconds) FILTER (WHERE c.value >= t.selection_best) AS seconds_to_selection_best,
+           any_value(t.full_seconds) AS full_seconds
+    FROM curve c, targets t
+    GROUP BY c.run
 )
 SELECT r.name AS run, r.strategy, r.ratio,
-       min(c.seconds) FILTER (WHERE c.rsum >= t.random_best) AS seconds_to_random_best,
-       min(c.seconds) FILTER (WHERE c.rsum >= t.run_best) AS seconds_to_run_best,
-       max(c.seconds) AS seconds_total
-FROM curve c
-JOIN runs r ON r.name = c.run,
-targets t
-GROUP BY ALL
+       seconds_total,
+       round(100 * (1 - seconds_total / full_seconds), 1) AS saved_pct_total,
+       seconds_to_random_best,
+       round(100 * (1 - seconds_to_random_best / full_seconds), 1) AS saved_pct_to_random_best,
+       seconds_to_selection_best,
+       round(100 * (1 - seconds_to_selection_best / full_seconds), 1) AS saved_pct_to_selection_best
+FROM timed JOIN runs r ON r.name = timed.run
 ORDER BY seconds_total DESC;

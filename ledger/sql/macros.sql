@@ -47,9 +47,74 @@ CREATE OR REPLACE MACRO auroc(rank_col, positive) AS
         - count(*) FILTER (WHERE positive) * (count(*) FILTER (WHERE positive) + 1) / 2.0)
     / nullif(count(*) FILTER (WHERE positive) * count(*) FILTER (WHERE NOT positive), 0);
 
--- The last value of an eval metric of each run.
-CREATE OR REPLACE MACRO final_metric(metric_name) AS TABLE
-    SELECT run, arg_max(value, step) AS value, max(step) AS step
+-- The last value of every eval metric of each run.
+CREATE OR REPLACE MACRO final_metrics() AS TABLE
+    SELECT run, metric, arg_max(value, step) AS value, max(step) AS step
     FROM evals
-    WHERE metric = metric_name
-    GROUP BY run;
+    GROUP BY run, metric;
+
+-- The last value of one eval metric of each run.
+CREATE OR REPLACE MACRO final_metric(metric_name) AS TABLE
+    SELECT run, value, step FROM final_metrics() WHERE metric = metric_name;
+
+-- What a run's result depends on besides its strategy, ratio and seed: its config less the
+-- flags that only name, place or watch it, and less the hyper-parameters of strategies
+-- it does not run. Runs whose settings are equal are seeds of one experiment.
+CREATE OR REPLACE MACRO run_setting(config) AS
+    json_merge_patch(config, json_object(
+        'data', NULL, 'ledger', NULL, 'run', NULL, 'out', NULL, 'seed', NULL, 'strategy', NULL, 'ratio', NULL,
+        'device', NULL, 'workers', NULL, 'resume', NULL, 'quiet', NULL, 'eval_every', NULL,
+        'warmup_epochs', CASE WHEN config->>'strategy' = 'dissect-warmup' THEN config->'warmup_epochs' END,
+        'momentum', CASE WHEN config->>'strategy' = 'dissect-momentum' THEN config->'momentum' END));
+
+-- For each of the named runs, the settings in which it differs from some other run that
+-- has them, as 'key=value ...' ('' where all share one setting): the label that keeps runs of
+-- different experiments from being averaged together.
+CREATE OR REPLACE MACRO setting_labels(run_names) AS TABLE
+    WITH s AS (
+        SELECT name, run_setting(config) AS setting FROM runs WHERE list_contains(run_names, name)
+    ),
+    varying AS (
+        SELECT k FROM s, unnest(json_keys(s.setting)) AS t(k)
+        GROUP BY k
+        HAVING count(DISTINCT s.setting->>k) > 1   -- among the runs that have the setting at all
+    )
+    SELECT s.name AS run,
+           coalesce(string_agg(v.k || '=' || coalesce(s.setting->>v.k, 'null'), ' ' ORDER BY v.k), '') AS setting
+    FROM s LEFT JOIN varying v ON true
+    GROUP BY s.name;
+
+-- Final value of a metric per (strategy, setting, ratio) over the completed ones of the
+-- named runs: mean, sample std and n (the seeds of that experiment).
+CREATE OR REPLACE MACRO metric_by_setting(metric_name, run_names) AS TABLE
+    SELECT r.strategy, l.setting, r.ratio,
+           avg(f.value) AS metric_mean, coalesce(stddev_samp(f.value), 0) AS metric_std, count(*) AS n
+    FROM final_metric(metric_name) f
+    JOIN runs r ON r.name = f.run
+    JOIN setting_labels(run_names) l ON l.run = r.name
+    WHERE r.status = 'completed'
+    GROUP BY ALL;
+
+-- A run's epochs of DISSect-Warmup's random warm-up (T_w); 0 for every other strategy.
+CREATE OR REPLACE MACRO warmup_epochs(run_name) AS (
+    SELECT CASE WHEN strategy = 'dissect-warmup' THEN coalesce((config->>'warmup_epochs')::INTEGER, 0) ELSE 0 END
+    FROM runs WHERE name = run_name
+);
+
+-- Per step of each run: training iterations as the paper counts them (samples trained so
+-- far / the global batch size), steps done, and seconds of steps so far.
+CREATE OR REPLACE MACRO step_clock(run_names) AS TABLE
+    SELECT s.run, s.step,
+           sum(s.n_selected) OVER w / (r.batch_size * r.world_size) AS trained,
+           s.step + 1 AS steps,
+           sum(s.t_data + s.t_score + s.t_train) OVER w AS seconds
+    FROM steps s JOIN runs r ON r.name = s.run
+    WHERE list_contains(run_names, s.run)
+    WINDOW w AS (PARTITION BY s.run ORDER BY s.step);
+
+-- Each eval of the named runs at the step it was taken, with the clock of step_clock.
+CREATE OR REPLACE MACRO metric_curve(metric_name, run_names) AS TABLE
+    SELECT e.run, e.step, e.value, c.trained, c.steps, c.seconds
+    FROM evals e
+    JOIN step_clock(run_names) c ON c.run = e.run AND c.step = e.step - 1
+    WHERE e.metric = metric_name;

@@ -1,4 +1,5 @@
--- Per run: final retrieval, how clean the selected samples were, wall time.
+-- Per run: final retrieval (the paper's R@Sum, rsum4), how clean the selected samples
+-- were, the fraction of the samples it trained on, wall time.
 -- Clean is the dataset's ground truth (samples.is_noisy); NULL where it has none.
 -- $1: a list of run names.
 WITH picks AS (
@@ -18,19 +19,19 @@ clean AS (
     FROM picks
     GROUP BY run
 ),
-last_eval AS (
-    SELECT run, arg_max(value, step) AS rsum
-    FROM evals
-    WHERE metric = 'rsum' AND list_contains($1, run)
+trained AS (
+    SELECT run, sum(n_selected) / sum(batch_size) AS trained_fraction FROM steps WHERE list_contains($1, run)
     GROUP BY run
 )
 SELECT r.name AS run, r.strategy, r.ratio,
-       round(l.rsum, 1) AS rsum,
+       round(l.value, 1) AS rsum4,
+       round(t.trained_fraction, 3) AS trained_fraction,
        round(c.clean_selected, 3) AS clean_selected,
        round(c.clean_selected_last_epoch, 3) AS clean_selected_last_epoch,
        round(epoch(r."end" - r.start), 1) AS seconds
 FROM runs r
-LEFT JOIN last_eval l ON l.run = r.name
+LEFT JOIN final_metric('rsum4') l ON l.run = r.name
+LEFT JOIN trained t ON t.run = r.name
 LEFT JOIN clean c ON c.run = r.name
 WHERE list_contains($1, r.name)
 ORDER BY r.start;

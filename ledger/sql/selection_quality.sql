@@ -1,9 +1,10 @@
 -- Per strategy and ratio, over the completed runs whose names match $1 (one benchmark):
--- final R@sum and zero-shot top-1 (where the test split has labels) as mean ± std
--- over seeds, and the clean fraction of the picks (all epochs, and the last epoch)
+-- final R@Sum (the paper's, rsum4), the six-recall sum (rsum) and zero-shot top-1
+-- (where the test split has labels) as mean ± std over seeds, and the clean fraction of the picks (all epochs, and the last epoch)
 -- by the dataset's ground truth.
 WITH final AS (
     SELECT run,
+           arg_max(value, step) FILTER (WHERE metric = 'rsum4') AS rsum4,
            arg_max(value, step) FILTER (WHERE metric = 'rsum') AS rsum,
            arg_max(value, step) FILTER (WHERE metric = 'zeroshot_top1') AS top1
     FROM evals WHERE run LIKE $1 GROUP BY run
@@ -19,8 +20,9 @@ picks AS (
     GROUP BY s.run
 )
 SELECT r.strategy, r.ratio,
+       round(avg(f.rsum4), 1) AS rsum4_mean,
+       round(coalesce(stddev_samp(f.rsum4), 0), 1) AS rsum4_std,
        round(avg(f.rsum), 1) AS rsum_mean,
-       round(coalesce(stddev_samp(f.rsum), 0), 1) AS rsum_std,
        round(avg(f.top1), 1) AS top1_mean,
        round(stddev_samp(f.top1), 1) AS top1_std,
        round(avg(p.clean_selected), 3) AS clean_selected,
@@ -31,4 +33,4 @@ JOIN final f ON f.run = r.name
 JOIN picks p ON p.run = r.name
 WHERE r.name LIKE $1 AND r.status = 'completed'
 GROUP BY ALL
-ORDER BY r.ratio, rsum_mean DESC;
+ORDER BY r.ratio, rsum4_mean DESC;

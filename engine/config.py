@@ -1,0 +1,73 @@
+"""A training run's settings: the one source of defaults for `dissect train` and the library.
+
+Torch-free, so the command line can read the defaults without loading torch.
+"""
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+# open_clip_train's AdamW defaults (its params.get_default_params): ViTs, and ResNets.
+VIT_BETAS_EPS = (0.9, 0.98, 1e-6)
+RESNET_BETAS_EPS = (0.9, 0.999, 1e-8)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    ledger: str
+    run: str
+    model: str = "dissect-tiny"
+    strategy: str = "dissect-warmup"
+    ratio: float = 0.3
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    beta1: float | None = None         # AdamW; default per model as open_clip_train sets it
+    beta2: float | None = None
+    eps: float | None = None
+    warmup_steps: int = 50
+    logit_scale_lr_mult: float = 1.0
+    seed: int = 0
+    eval_every: int = 1
+    out: str | None = None
+    warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
+    momentum: float = 0.9              # dissect-momentum's beta
+    score_mode: str = "eval"           # model mode of the scoring pass
+    score_all: bool = False            # a scoring pass for every strategy, so every sample is scored every epoch
+    workers: int = 2                   # loader processes; the batches do not depend on their number
+    select_scope: str = "global"       # under torchrun: top-k over the global batch, or within each rank's
+    local_loss: bool = False           # open_clip's ClipLoss options under torchrun
+    gather_with_grad: bool = False
+    test_data: tuple[str, ...] = ()    # held-out sets, PATH or NAME=PATH [default: DATA's test split]
+    csv_img_key: str = "filepath"      # open_clip's CSV columns, for DATA / test data given as CSV
+    csv_caption_key: str = "title"
+    csv_separator: str = "\t"
+    device: str | None = None
+    resume: bool = False
+    quiet: bool = False
+
+    def resolved(self, *, device: str, is_resnet: bool) -> "TrainConfig":
+        """Every default that depends on other settings or on the machine, filled in."""
+        beta1, beta2, eps = RESNET_BETAS_EPS if is_resnet else VIT_BETAS_EPS
+        return replace(
+            self,
+            out=self.out or str(Path(self.ledger) / "checkpoints" / self.run),
+            warmup_epochs=self.warmup_epochs if self.warmup_epochs is not None else max(1, self.epochs // 4),
+            device=self.device or device,
+            ratio=1.0 if self.strategy == "full" else self.ratio,  # full trains on every sample
+            beta1=beta1 if self.beta1 is None else self.beta1,
+            beta2=beta2 if self.beta2 is None else self.beta2,
+            eps=eps if self.eps is None else self.eps,
+            test_data=tuple(self.test_data),
+        )
+
+    def as_record(self) -> dict:
+        return asdict(self)
+
+
+def test_set_name(spec: str) -> tuple[str, str]:
+    """(name, path) of a --test-data value: NAME=PATH, or PATH named after its folder or file."""
+    name, sep, path = spec.partition("=")
+    if sep and name and "/" not in name:
+        return name, path
+    return Path(spec.rstrip("/")).stem or "test", spec
