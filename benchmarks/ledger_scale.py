@@ -80,7 +80,8 @@ def main():
                 writer.add("scores", {"run": "dissect", "epoch": epoch}, {
                     "step": np.full(len(ids), epoch * steps_per_epoch + s), "sample_id": ids,
                     "clipscore": clipscore[ids], "hist": h, "delta": h - clipscore[ids],
-                    "loss": rng.random(len(ids), dtype=np.float32), "selected": selected})
+                    "loss": rng.random(len(ids), dtype=np.float32), "selected": selected,
+                    "correct": rng.random(len(ids)) < 0.5})
             if epoch < epochs // 4:
                 hist = clipscore.copy()
             writer.flush()

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from dissect import ledger
-from dissect.ledger import report
+from dissect.ledger import curation, report
 from dissect.cli.output import FORMATS, emit
 from dissect.engine.config import TrainConfig
 
@@ -175,6 +175,8 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
 @click.option("--test-data", multiple=True,
               help="Held-out set for the periodic eval, PATH or NAME=PATH, in any format DATA takes; "
                    "repeatable, metrics stored as NAME/metric [default: DATA's own test split].")
+@click.option("--subset", default=None, type=click.Path(dir_okay=False),
+              help="Train on the samples of this `dissect curate` subset only (any strategy).")
 @csv_options
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--resume", is_flag=True, help="Continue RUN from its last checkpoint.")
@@ -222,17 +224,23 @@ def runs(ledger_dir, fmt):
 @click.option("--model", default="dissect-tiny", show_default=True, help="The checkpoint's open_clip model name.")
 @click.option("--name", required=True, help="Name of this oracle in the ledger's `oracle` table.")
 @ledger_option
-@click.option("--batch-size", default=256, show_default=True)
+@click.option("--batch-size", default=256, show_default=True,
+              help="Batch of the loss and of negCLIPLoss's random batches.")
+@click.option("--rounds", default=5, show_default=True, help="Random batchings negCLIPLoss is averaged over.")
+@click.option("--seed", default=0, show_default=True, help="Seed of negCLIPLoss's random batchings.")
 @click.option("--workers", default=2, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--replace", is_flag=True, help="Replace an oracle of the same name.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def score(data, ckpt, model, name, ledger_dir, batch_size, workers, device, replace, quiet):
-    """Score every sample of DATA with a checkpoint into the ledger's `oracle` table."""
+def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers, device, replace, quiet):
+    """Score every sample of DATA with a checkpoint into the ledger's `oracle` table:
+    CLIPScore, InfoNCE loss and negCLIPLoss (the oracle-clipscore and oracle-cliploss
+    curation rules read them)."""
     from dissect.engine import scoring
 
     n = scoring.score(data, checkpoint=ckpt, model_name=model, name=name, ledger_dir=ledger_dir,
-                      batch_size=batch_size, replace=replace, workers=workers, device=device, quiet=quiet)
+                      batch_size=batch_size, rounds=rounds, seed=seed, replace=replace, workers=workers,
+                      device=device, quiet=quiet)
     click.echo(f"scored {n} samples as oracle {name!r} in {ledger_dir}")
 
 
@@ -261,6 +269,52 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
         scoring.record_eval(ledger_dir, run, ckpt, metrics, prefix=f"{Path(data_path).resolve().name}/")
     emit(["metric", "value"], [(k, round(v, 2)) for k, v in metrics.items()], fmt,
          title=f"zero-shot metrics on {Path(data_path).name}")
+
+
+@cli.command()
+@ledger_option
+@click.option("--by", "rule", required=True, type=click.Choice(list(curation.RULES)),
+              help="Curation rule: one SQL file of dissect/ledger/curate/.")
+@click.option("--keep", type=float, default=None, help="Fraction of the dataset's train samples to keep, in (0, 1].")
+@click.option("--keep-n", type=int, default=None, help="Number of train samples to keep (instead of --keep).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Subset file to write.")
+@click.option("--run", default=None, help="Run whose history the rule reads (forgetting, final-clipscore, "
+                                          "mean-clipscore, delta).")
+@click.option("--oracle", default=None, help="Oracle the rule reads (oracle-clipscore, oracle-cliploss).")
+@click.option("--dataset", default=None, help="Dataset to curate [default: the run's or the oracle's, or the "
+                                              "ledger's only one].")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random rule.")
+@click.option("--hist-epoch", type=int, default=None,
+              help="delta's early-learning epoch (from 0) [default: a quarter of the run].")
+@click.option("--format", "fmt", type=click.Choice(curation.FORMATS), default="parquet", show_default=True,
+              help="parquet: sample_id, key, uid, caption, score, rank; npy: DataComp's sorted uid array (u8,u8).")
+@click.option("--reshard", default=None, type=click.Path(file_okay=False),
+              help="Also write the kept samples as new webdataset shards (and a dataset) in this folder.")
+@click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
+              help="The dataset folder, for --reshard [default: where the ledger's runs found it].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist_epoch, fmt, reshard, data_dir,
+           overwrite):
+    """Write a subset of a dataset's train samples chosen by RULE from what the ledger knows:
+    an oracle's scores or a run's per-sample history. Train on it with `dissect train DATA --subset OUT`."""
+    subset = curation.curate(ledger_dir, rule, keep=keep, keep_n=keep_n, run=run, oracle=oracle, dataset=dataset,
+                             seed=seed, hist_epoch=hist_epoch)
+    source = None
+    if reshard:
+        from dissect.engine import data
+
+        source = data.open_dataset(data_dir or ledger.dataset_path(ledger_dir, subset.meta.dataset))
+        if source.fingerprint != subset.meta.dataset_fingerprint:
+            raise data.DatasetError(f"{source.root} is not the dataset {subset.meta.dataset} of the ledger: "
+                                    "pass --data with the folder it was trained from")
+        if Path(reshard).exists() and any(Path(reshard).iterdir()):
+            raise data.DatasetError(f"{reshard} exists and is not empty: choose a new folder for --reshard")
+    path = curation.write_subset(subset, out, fmt=fmt, overwrite=overwrite)
+    meta = subset.meta
+    click.echo(f"kept {meta.n} of {meta.n_train} train samples of {meta.dataset} by {rule}: {path}")
+    if source is not None:
+        resharded = data.reshard(source, subset.table["sample_id"].to_numpy(), reshard)
+        click.echo(f"shards: {resharded.root} ({len(resharded.shard_urls('train'))} shards)")
 
 
 @cli.command("report")
@@ -330,7 +384,8 @@ def demo(out, epochs, n, test_n, overwrite):
     ledger_dir, run_names = engine_demo.run(
         settings, on_run_start=lambda s: click.echo(f"training {s} ..."))
     columns, rows = ledger.named_query(ledger_dir, "run_summary", [run_names])
-    emit(columns, rows, title="demo: R@sum on the clean test split; clean = share of selected pairs that are not noisy")
+    emit(columns, rows, title="demo: rsum4 = the paper's R@Sum (IR@1 + IR@10 + TR@1 + TR@10) on the clean test split; "
+                              "clean = share of selected pairs that are not noisy")
     from dissect.ledger import figures
 
     report_dir = Path(out) / "report"

@@ -39,6 +39,7 @@ class TrainConfig:
     local_loss: bool = False           # open_clip's ClipLoss options under torchrun
     gather_with_grad: bool = False
     test_data: tuple[str, ...] = ()    # held-out sets, PATH or NAME=PATH [default: DATA's test split]
+    subset: str | None = None          # train on the samples of this `dissect curate` subset only
     csv_img_key: str = "filepath"      # open_clip's CSV columns, for DATA / test data given as CSV
     csv_caption_key: str = "title"
     csv_separator: str = "\t"

@@ -1,9 +1,11 @@
-"""Datasets on disk and the loader that streams them into training.
+"""Datasets on disk and the loader that reads them into training by sample id.
 
 A dataset is a folder with webdataset tar shards in img2dataset's layout
 (KEY.png / KEY.txt / KEY.json) and a manifest `samples.parquet` that gives every
 sample a dense `sample_id` (0..N-1) next to the source's own `key`. Dense ids
-let the training state be plain tensors indexed by id.
+let the training state be plain tensors indexed by id, and members.parquet (where
+each sample's bytes sit in its shard) lets the loader read any sample directly, so
+the batches are a function of (seed, epoch, world size) and nothing else.
 """
 import contextlib
 import functools
@@ -36,7 +38,7 @@ SHARD_SIZE = 1000
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 # Where a sample's bytes sit in its shard, row i for sample id i (offsets -1: not found).
 MEMBERS_SCHEMA = pa.schema([("sample_id", pa.int64()), ("image_offset", pa.int64()), ("image_size", pa.int64()),
-                            ("text_offset", pa.int64()), ("text_size", pa.int64())])
+                            ("text_offset", pa.int64()), ("text_size", pa.int64()), ("image_ext", pa.string())])
 
 
 class DatasetError(InputError):
@@ -79,7 +81,8 @@ class Dataset:
         path = self.root / MEMBERS
         if path.exists():
             index = pq.read_table(path)
-            if (index.schema.metadata or {}).get(b"fingerprint") == self.fingerprint.encode():
+            if (index.schema.metadata or {}).get(b"fingerprint") == self.fingerprint.encode() \
+                    and index.schema.names == MEMBERS_SCHEMA.names:
                 return index
         index = build_member_index(self.root, self.manifest)
         with contextlib.suppress(OSError):
@@ -214,6 +217,7 @@ def build_member_index(root: Path, manifest: pa.Table) -> pa.Table:
     per sample id). A sample whose shard or members cannot be found gets offset -1."""
     columns = {name: np.full(manifest.num_rows, -1, dtype=np.int64) for name in MEMBERS_SCHEMA.names}
     columns["sample_id"] = manifest["sample_id"].to_numpy()
+    columns["image_ext"] = np.full(manifest.num_rows, None, dtype=object)
     shards, keys = manifest["shard"].to_pylist(), manifest["key"].to_pylist()
     by_shard: dict[str, list[int]] = {}
     for row, shard in enumerate(shards):
@@ -225,10 +229,11 @@ def build_member_index(root: Path, manifest: pa.Table) -> pa.Table:
             continue
         for row in rows:
             found = members.get(keys[row], {})
-            image = next((found[e] for e in IMAGE_EXTS if e in found), None)
-            if image is None or "txt" not in found:
+            ext = next((e for e in IMAGE_EXTS if e in found), None)
+            if ext is None or "txt" not in found:
                 continue
-            columns["image_offset"][row], columns["image_size"][row] = image
+            columns["image_offset"][row], columns["image_size"][row] = found[ext]
+            columns["image_ext"][row] = ext
             columns["text_offset"][row], columns["text_size"][row] = found["txt"]
     return pa.table(columns, schema=MEMBERS_SCHEMA)
 
@@ -258,12 +263,17 @@ class SampleReader(torch.utils.data.Dataset):
             fd = self._files[shard] = os.open(self.root / self.shard_names[shard], os.O_RDONLY)
         return os.pread(fd, int(size), int(offset))
 
+    def raw(self, sample_id: int) -> tuple[bytes, bytes]:
+        """A sample's image and caption bytes as its shard holds them."""
+        shard = self.shard[sample_id]
+        return self._read(shard, *self.image[sample_id]), self._read(shard, *self.text[sample_id])
+
     def __getitem__(self, sample_id: int):
         """None where the sample cannot be read (its shard vanished, its bytes are damaged)."""
-        shard = self.shard[sample_id]
         try:
-            image = Image.open(io.BytesIO(self._read(shard, *self.image[sample_id]))).convert("RGB")
-            text = self._read(shard, *self.text[sample_id]).decode("utf-8")
+            image_bytes, text_bytes = self.raw(sample_id)
+            image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+            text = text_bytes.decode("utf-8")
         except (OSError, ValueError, UnicodeDecodeError):
             return None
         with torch.random.fork_rng(devices=[]):
@@ -276,6 +286,23 @@ class SampleReader(torch.utils.data.Dataset):
     def __del__(self):
         for fd in self._files.values():
             os.close(fd)
+
+
+def reshard(dataset: Dataset, ids: np.ndarray, out, shard_size: int = SHARD_SIZE) -> Dataset:
+    """The samples IDS of DATASET as a new dataset at OUT: webdataset shards in img2dataset's
+    layout (open_clip_train reads them with nothing of dissect installed) and a manifest,
+    keys, uids, captions and ground truth kept; all or nothing."""
+    reader = SampleReader(dataset, transform=None)
+    manifest = dataset.manifest.take(pa.array(ids))   # dense ids are row numbers
+    exts = dataset.members["image_ext"].take(pa.array(ids)).to_pylist()
+
+    def samples():
+        for row, ext in zip(manifest.to_pylist(), exts):
+            image, text = reader.raw(row["sample_id"])
+            yield Sample("train", image, ext, text.decode("utf-8"), is_noisy=row["is_noisy"], label=row["label"],
+                         key=row["key"], uid=row["uid"], meta={"source_sample_id": row["sample_id"]})
+
+    return write_dataset(out, samples(), shard_size)
 
 
 def epoch_batches(ids: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,
@@ -302,8 +329,9 @@ def epoch_batches(ids: np.ndarray, batch_size: int, *, shuffle: bool, seed: int 
 
 def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: int,
            shuffle: bool, seed: int = 0, epoch: int = 0, workers: int = 0, rank: int = 0, world_size: int = 1,
-           all_captions: bool = False) -> torch.utils.data.DataLoader:
-    """Batches of (sample_id, image, tokens) of the split, in epoch_batches' order.
+           all_captions: bool = False, only: np.ndarray | None = None) -> torch.utils.data.DataLoader:
+    """Batches of (sample_id, image, tokens) of the split (of its ids in ONLY, a sorted
+    subset, where given), in epoch_batches' order.
 
     Training takes a sample's first caption. With all_captions (retrieval eval)
     a batch is (sample_id, image, tokens, owner): every caption of every image,
@@ -315,11 +343,14 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
     part = dataset.split(split)
     present = {s for s in set(part["shard"].to_pylist()) if (dataset.root / s).exists()}
     ids = part.filter(pc.is_in(part["shard"], pa.array(sorted(present), pa.string())))["sample_id"].to_numpy()
+    if only is not None:
+        ids = ids[np.isin(ids, only, assume_unique=True)]
     batches = epoch_batches(ids, batch_size, shuffle=shuffle, seed=seed, epoch=epoch, rank=rank,
                             world_size=world_size)
     reader = SampleReader(dataset, transform, seed=seed, epoch=epoch)
     return torch.utils.data.DataLoader(reader, batch_sampler=[b.tolist() for b in batches], num_workers=workers,
-                                       generator=torch.Generator().manual_seed(seed), collate_fn=functools.partial(collate, tokenizer=tokenizer,
+                                       generator=torch.Generator().manual_seed(seed),
+                                       collate_fn=functools.partial(collate, tokenizer=tokenizer,
                                                                     all_captions=all_captions))
 
 

@@ -1,4 +1,4 @@
-"""The two per-sample numbers every strategy and analysis is built on."""
+"""The per-sample numbers every strategy and analysis is built on."""
 import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
@@ -7,11 +7,34 @@ CLIPSCORE_WEIGHT = 100.0
 
 
 def per_sample_scores(loss_fn: ClipLoss, image_features, text_features, logit_scale):
-    """CLIPScore = 100 * max(cos, 0) (Eq. 2) and the per-sample InfoNCE loss: the mean
-    of the image->text and text->image cross-entropy of the sample's row and column."""
+    """CLIPScore = 100 * max(cos, 0) (Eq. 2); the per-sample InfoNCE loss: the mean of the
+    image->text and text->image cross-entropy of the sample's row and column; and whether
+    the pair is "learned" within its batch (forgetting, Toneva et al.): its image's most
+    similar text is its own caption and its caption's most similar image its own image."""
     logits_per_image, logits_per_text = loss_fn.get_logits(image_features, text_features, logit_scale)
     labels = torch.arange(image_features.shape[0], device=image_features.device)
     loss = (F.cross_entropy(logits_per_image, labels, reduction="none")
             + F.cross_entropy(logits_per_text, labels, reduction="none")) / 2
     clipscore = CLIPSCORE_WEIGHT * (image_features * text_features).sum(-1).clamp(min=0)
-    return clipscore.float(), loss.float()
+    correct = (logits_per_image.argmax(1) == labels) & (logits_per_text.argmax(1) == labels)
+    return clipscore.float(), loss.float(), correct
+
+
+def neg_clip_loss(image_features, text_features, logit_scale, batch_size: int, rounds: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """negCLIPLoss (Wang et al., NeurIPS 2024), the paper's CLIPLoss coreset score: the per-sample
+    InfoNCE loss times the temperature, negated, averaged over `rounds` random batchings:
+        s_ii - tau / 2 * (logsumexp_j s_ij / tau + logsumexp_j s_ji / tau),
+    s the cosine similarity, tau = 1 / logit_scale. The pair's similarity minus how similar
+    it is to the other pairs of its batch; higher is a better pair."""
+    n = image_features.shape[0]
+    tau = 1.0 / float(logit_scale)
+    total = torch.zeros(n)
+    for _ in range(rounds):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            similarity = image_features[rows] @ text_features[rows].T
+            normaliser = (torch.logsumexp(similarity / tau, 1) + torch.logsumexp(similarity / tau, 0)) / 2
+            total[rows] += similarity.diagonal() - tau * normaliser
+    return total / rounds

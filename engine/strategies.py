@@ -6,7 +6,7 @@ samples to train on, and the historical score it compared against (or None).
 Per-sample state is a tensor of size N indexed by `sample_id`, so a step costs
 a gather and a top-k, never a Python loop over samples.
 
-Semantics follow ../shared/reference/METHOD-NOTES.md.
+Semantics: docs/method.md.
 """
 import math
 from dataclasses import dataclass

@@ -14,12 +14,14 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import torch
 from open_clip.loss import ClipLoss
 from open_clip_train.scheduler import cosine_lr
 from tqdm import tqdm
 
 from dissect import ledger
+from dissect.ledger import curation
 from dissect.engine import data, distributed, evaluate, ingest, models, strategies
 from dissect.engine.scores import per_sample_scores
 from dissect.engine.config import TrainConfig, test_set_name
@@ -41,6 +43,7 @@ class Step:
     rows: slice
     clipscore: torch.Tensor
     loss: torch.Tensor
+    correct: torch.Tensor       # 1.0 / 0.0: the pair is (not) learned within its batch
     hist: torch.Tensor
     trained: torch.Tensor       # bool
     train_loss: float           # NaN when nothing was trained
@@ -60,6 +63,26 @@ class Data:
     train: data.Dataset
     tests: list[TestSet]            # where the periodic eval reads from
     notes: list[str]                # what ingesting the sources did
+    subset: np.ndarray | None = None        # sorted train ids of --subset
+    subset_record: dict | None = None       # what the run record says of it
+
+
+def open_subset(path: str, dataset: data.Dataset) -> tuple[np.ndarray, dict]:
+    """The ids of a `dissect curate` subset of DATASET, or an InputError that says why not."""
+    try:
+        ids, meta, digest = curation.read_subset(path)
+    except ledger.LedgerError as e:
+        raise InputError(str(e)) from e
+    if meta.dataset_fingerprint != dataset.fingerprint:
+        raise InputError(f"subset {path} was curated from dataset {meta.dataset}, not from this one "
+                         f"({dataset.name}): curate it from a ledger that trained on this dataset")
+    train_ids = dataset.split("train")["sample_id"].to_numpy()
+    strays = int((~np.isin(ids, train_ids)).sum())
+    if strays:
+        raise InputError(f"subset {path} has {strays} ids that are not train samples of {dataset.name}")
+    record = {"path": str(Path(path).resolve()), "rule": meta.rule, "keep": meta.keep, "n": len(ids),
+              "run": meta.run, "oracle": meta.oracle, "fingerprint": digest}
+    return ids, record
 
 
 def validate(cfg: TrainConfig) -> Data:
@@ -108,7 +131,8 @@ def validate(cfg: TrainConfig) -> Data:
         if record["dataset_fingerprint"] != dataset.fingerprint:
             raise InputError(f"run {cfg.run!r} was trained on another dataset (fingerprint "
                              f"{record['dataset_fingerprint'][:12]}, {cfg.data} has {dataset.fingerprint[:12]})")
-    return Data(dataset, tests, notes)
+    subset, subset_record = open_subset(cfg.subset, dataset) if cfg.subset else (None, None)
+    return Data(dataset, tests, notes, subset, subset_record)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, logit_scale_lr_mult: float):
@@ -168,7 +192,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr,
             betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
-        n_train = dataset.split("train").num_rows
+        n_train = dataset.split("train").num_rows if sources.subset is None else len(sources.subset)
         self.steps_per_epoch = math.ceil(n_train / (cfg.batch_size * world.world_size))
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.schedule = cosine_lr(self.optimizer, cfg.lr, cfg.warmup_steps, self.total_steps)
@@ -225,18 +249,19 @@ class Trainer:
             if self.world.enabled else ids
         t0 = time.perf_counter()
         scored = self.strategy.scores_batch or self.cfg.score_all
-        clipscore = loss = None
+        clipscore = loss = correct = None
         if scored:
-            clipscore, loss = self.global_scores(sizes, *self.features(images, tokens))
+            clipscore, loss, correct = self.global_scores(sizes, *self.features(images, tokens))
         selection = self.select(global_ids, clipscore, loss, sizes)
         t1 = time.perf_counter()
         train_loss, trained, trained_scores = self.train_selected(images, tokens, selection.selected, sizes,
                                                                   want_scores=not scored)
         if not scored:
-            clipscore, loss = trained_scores
+            clipscore, loss, correct = trained_scores
         nan = torch.full((len(global_ids),), float("nan"))
         return Step(ids=ids, rows=slice(sum(sizes[:self.world.rank]), sum(sizes[:self.world.rank + 1])),
-                    clipscore=clipscore, loss=loss, hist=nan if selection.hist is None else selection.hist,
+                    clipscore=clipscore, loss=loss, correct=correct.float(),
+                    hist=nan if selection.hist is None else selection.hist,
                     trained=trained, train_loss=train_loss, t_score=t1 - t0, t_train=time.perf_counter() - t1)
 
     @torch.inference_mode()
@@ -252,7 +277,7 @@ class Trainer:
         return image_features, text_features, logit_scale
 
     def global_scores(self, sizes, image_features, text_features, logit_scale):
-        """CLIPScore and per-sample loss of every sample of the global batch (all ranks' rows)."""
+        """CLIPScore, per-sample loss and learned-in-batch of every sample of the global batch (all ranks' rows)."""
         image_features = distributed.gather_rows(self.world, image_features.float(), sizes)
         text_features = distributed.gather_rows(self.world, text_features.float(), sizes)
         return (t.cpu() for t in per_sample_scores(self.score_loss, image_features, text_features, logit_scale))
@@ -280,15 +305,15 @@ class Trainer:
         the picks are cut to one (the last in global order wait for another visit). Each
         rank trains on its slice of the picks in global order. Returns the train loss
         (NaN when nothing was trained), the mask of what was trained and, with want_scores,
-        the trained samples' CLIPScore and loss from the training forward (NaN elsewhere)."""
+        the trained samples' CLIPScore, loss and learned-in-batch from the training forward (NaN elsewhere)."""
         world = self.world
         picks = selected.nonzero().squeeze(1)
         trained = torch.zeros_like(selected)
         trained[picks[:len(picks) - len(picks) % world.world_size]] = True
         share = int(trained.sum()) // world.world_size
-        clipscore, loss = torch.full((2, len(selected)), float("nan"))
+        clipscore, loss, correct = torch.full((3, len(selected)), float("nan"))
         if share == 0:
-            return float("nan"), trained, (clipscore, loss)
+            return float("nan"), trained, (clipscore, loss, correct)
         start = sum(sizes[:world.rank])
         local_picks = trained[start:start + sizes[world.rank]].nonzero().squeeze(1).to(self.device)
         counts = [int(trained[sum(sizes[:r]):sum(sizes[:r + 1])].sum()) for r in range(world.world_size)]
@@ -299,9 +324,9 @@ class Trainer:
                                                                                picked_tokens[part])
         if want_scores:
             shares = [share] * world.world_size
-            clipscore[trained], loss[trained] = self.global_scores(shares, image_features, text_features,
-                                                                   logit_scale)
-        return float(train_loss), trained, (clipscore, loss)
+            scores = self.global_scores(shares, image_features, text_features, logit_scale)
+            clipscore[trained], loss[trained], correct[trained] = (t.float() for t in scores)
+        return float(train_loss), trained, (clipscore, loss, correct)
 
     def train_on(self, images, tokens):
         self.ddp_model.train()
@@ -337,7 +362,8 @@ class Trainer:
         torch.manual_seed((cfg.seed * 1_000_003 + self.epoch) * 1_009 + world.rank)
         batches = iter(data.loader(self.dataset, "train", transform=self.preprocess_train, tokenizer=self.tokenizer,
                                    batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=self.epoch,
-                                   workers=cfg.workers, rank=world.rank, world_size=world.world_size))
+                                   workers=cfg.workers, rank=world.rank, world_size=world.world_size,
+                                   only=self.sources.subset))
         progress = tqdm(total=self.steps_per_epoch, desc=f"{cfg.run} epoch {self.epoch + 1}/{cfg.epochs}",
                         unit="batch", disable=cfg.quiet or not world.is_main, leave=False)
         t_start = time.perf_counter()
@@ -362,6 +388,7 @@ class Trainer:
             "delta": (step.hist - step.clipscore)[rows].numpy(),
             "loss": step.loss[rows].numpy(),
             "selected": step.trained[rows].numpy(),
+            "correct": step.correct[rows].numpy(),
         })
         if self.world.is_main:
             writer.add("steps", partition, {
@@ -392,14 +419,15 @@ class Trainer:
                 "value": list(metrics.values())})
 
 
-def run_record(cfg: TrainConfig, dataset: data.Dataset, world: distributed.World, status: str, start: str,
+def run_record(cfg: TrainConfig, sources: Data, world: distributed.World, status: str, start: str,
                end: str | None) -> dict:
+    dataset = sources.train
     return {
         "name": cfg.run, "strategy": cfg.strategy, "ratio": cfg.ratio, "model": cfg.model,
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
         "dataset": dataset.name, "dataset_path": str(dataset.root), "dataset_fingerprint": dataset.fingerprint,
         "world_size": world.world_size, "start": start, "end": end, "status": status,
-        "config": cfg.as_record(), "versions": versions(),
+        "subset": sources.subset_record, "config": cfg.as_record(), "versions": versions(),
     }
 
 
@@ -434,7 +462,7 @@ def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> dic
         if cfg.resume:
             ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
         ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest, dataset.skipped())
-        ledger.write_run(cfg.ledger, run_record(cfg, dataset, world, "running", start, None))
+        ledger.write_run(cfg.ledger, run_record(cfg, sources, world, "running", start, None))
     distributed.barrier(world)
     status = "failed"
     try:
@@ -457,7 +485,7 @@ def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> dic
         status = "interrupted"
         raise
     finally:
-        record = run_record(cfg, dataset, world, status, start, _now())
+        record = run_record(cfg, sources, world, status, start, _now())
         if world.is_main:
             ledger.write_run(cfg.ledger, record)
     return record

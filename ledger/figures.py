@@ -35,7 +35,8 @@ def draw_line(result: Result, ax):
         xs, ys = [r[a.x] for r in rows], [r[a.y] for r in rows]
         label = " ".join(_label(h) for h in hue if h not in ("", None))
         if std != a.y and std in rows[0]:
-            ax.errorbar(xs, ys, yerr=[r[std] for r in rows], marker="o", capsize=3, label=label)
+            style = ":" if label.startswith("coreset") else "-"   # chosen once, before training: dotted, as in the paper
+            ax.errorbar(xs, ys, yerr=[r[std] for r in rows], marker="o", capsize=3, label=label, linestyle=style)
         else:
             ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, label=label)
     first = dict(zip(result.columns, result.rows[0]))

@@ -40,7 +40,7 @@ ANALYSES = {a.key: a for a in (
     Analysis("2", "Retrieval vs selection ratio, every method",
              "Final metric (the paper's R@Sum by default) of each strategy at each ratio, mean and std over "
              "the seeds of one setting.",
-             "line", x="ratio", y="metric_mean", hue="strategy"),
+             "line", x="ratio", y="metric_mean", hue="method"),
     Analysis("3a", "CLIPScore histograms, clean vs noisy",
              "How the clean and the noisy pairs' CLIPScores overlap more as training memorises "
              "(the dataset's full-data run where there is one, as in the paper).",
@@ -70,7 +70,7 @@ ANALYSES = {a.key: a for a in (
              "line", x="x", y="value", hue="run"),
     Analysis("5b", "Retrieval vs selection ratio, run's strategy vs random",
              "Final metric of the strategy and of random selection at each ratio.",
-             "line", x="ratio", y="metric_mean", hue="strategy"),
+             "line", x="ratio", y="metric_mean", hue="method"),
     Analysis("table1", "Table 1: retrieval grid, methods x ratios",
              "Final IR@1, IR@10, TR@1, TR@10 per strategy and ratio, one panel per test set, "
              "mean ± std (n seeds of one setting).", "table"),

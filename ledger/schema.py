@@ -34,6 +34,7 @@ SCORES = Table(
         ("delta", pa.float32()),
         ("loss", pa.float32()),
         ("selected", pa.bool_()),
+        ("correct", pa.bool_()),    # learned within its batch: its image's nearest text is its caption and back
     ]),
 )
 
@@ -87,6 +88,7 @@ ORACLE = Table(
         ("sample_id", pa.int64()),
         ("clipscore", pa.float32()),
         ("loss", pa.float32()),
+        ("negcliploss", pa.float32()),   # the CLIPLoss coreset score (Wang et al. 2024); docs/curation.md
     ]),
 )
 
@@ -121,6 +123,7 @@ RUN_COLUMNS = (
     ("start", "TIMESTAMP"),
     ("end", "TIMESTAMP"),
     ("status", "VARCHAR"),
+    ("subset", "JSON"),          # the `dissect curate` subset it trained on: path, rule, keep, n, fingerprint
 )
 
 _DUCKDB_TYPES = {

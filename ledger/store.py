@@ -61,7 +61,10 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckD
     runs_glob = str(root / "runs" / "*.json")
     if _has_files(runs_glob):
         columns = ", ".join(f'CAST("{col}" AS {typ}) AS "{col}"' for col, typ in RUN_COLUMNS)
-        con.execute(sql_text("runs_view.sql").format(columns=columns, glob=_quote(runs_glob)))
+        # timestamps are read as text and cast: the records hold ISO times with an offset
+        json_columns = ", ".join(f"'{col}': '{'VARCHAR' if typ == 'TIMESTAMP' else typ}'" for col, typ in RUN_COLUMNS)
+        con.execute(sql_text("runs_view.sql").format(columns=columns, json_columns=json_columns,
+                                                     glob=_quote(runs_glob)))
     else:
         empty = [*RUN_COLUMNS, ("config", "JSON"), ("versions", "JSON")]
         con.execute(sql_text("empty_view.sql").format(name="runs", typed_nulls=_typed_nulls(empty)))
@@ -125,6 +128,14 @@ def drop_run(root, run: str) -> None:
     """Remove a run's record and every partition it wrote (to train it again from scratch)."""
     drop_epochs(root, run, 0)
     run_record_path(root, run).unlink(missing_ok=True)
+
+
+def dataset_path(root, dataset: str) -> str:
+    """Where the ledger's runs found a dataset's folder."""
+    row = query(root, "SELECT any_value(dataset_path) FROM runs WHERE dataset = ?", [dataset])[1]
+    if not row or row[0][0] is None:
+        raise LedgerError(f"no run of {dataset} in ledger {root} says where its folder is: pass --data")
+    return row[0][0]
 
 
 # --- the samples table -------------------------------------------------------

@@ -1,8 +1,9 @@
 """Write side of the ledger: a background thread that turns rows into Parquet parts.
 
-The training loop hands over numpy columns and never waits on disk. Rows are
-buffered per partition and written as one part when the loop calls flush()
-(at the end of an epoch) or when a buffer grows past `max_rows`. Each part is
+The training loop hands over numpy columns and goes on; it waits on disk only when
+it calls flush() (at the end of an epoch, for that epoch's parts) or when the queue
+of 256 unwritten steps is full. Rows are buffered per partition and written as one
+part at flush() or when a buffer grows past `max_rows`. Each part is
 written under a hidden temporary name and renamed into place, so a reader, or a
 crash, never sees half a file.
 """

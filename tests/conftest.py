@@ -37,12 +37,14 @@ def run_record(name, strategy, ratio=0.3, seed=0, dataset="d"):
             "config": {"strategy": strategy, "ratio": ratio, "seed": seed, "warmup_epochs": 1}, "versions": {}}
 
 
-def add_scores(writer, run, epoch, clipscore, delta, selected):
+def add_scores(writer, run, epoch, clipscore, delta, selected, correct=()):
+    """correct: the ids learned in their batch that epoch (the others not)."""
     clipscore = np.asarray(clipscore, dtype=np.float32)
     delta = np.asarray(delta, dtype=np.float32)
     writer.add("scores", {"run": run, "epoch": epoch}, {
         "step": np.full(N, epoch), "sample_id": np.arange(N), "clipscore": clipscore, "hist": delta + clipscore,
-        "delta": delta, "loss": np.ones(N, dtype=np.float32), "selected": np.isin(np.arange(N), selected)})
+        "delta": delta, "loss": np.ones(N, dtype=np.float32), "selected": np.isin(np.arange(N), selected),
+        "correct": np.isin(np.arange(N), correct)})
 
 
 def add_curve(writer, run, points, seconds_per_step=1.0, n_selected=2):
@@ -88,5 +90,6 @@ def hand_ledger(tmp_path_factory):
         # an oracle that scores ids 4-7 above 0-3: clean by oracle = {4, 5, 6, 7}
         writer.add("oracle", {"name": "o"}, {"dataset": ["d"] * N, "sample_id": np.arange(N),
                                              "clipscore": np.arange(N, dtype=np.float32) * 10,
-                                             "loss": np.ones(N, dtype=np.float32)})
+                                             "loss": np.ones(N, dtype=np.float32),
+                                             "negcliploss": -np.arange(N, dtype=np.float32)})
     return root

@@ -13,6 +13,7 @@ def score_rows(ids, epoch, step):
     return {
         "step": np.full(n, step), "sample_id": np.asarray(ids), "clipscore": clipscore, "hist": hist,
         "delta": hist - clipscore, "loss": np.ones(n, dtype=np.float32), "selected": np.arange(n) < 3,
+        "correct": np.arange(n) < 5,
     }
 
 
@@ -39,7 +40,7 @@ def test_views_of_an_empty_ledger_have_columns_and_no_rows(tmp_path):
         cols, rows = ledger.query(tmp_path, f"SELECT * FROM {table}")
         assert rows == [] and cols
     cols, _ = ledger.query(tmp_path, "SELECT * FROM scores")
-    assert cols == ["run", "epoch", "step", "sample_id", "clipscore", "hist", "delta", "loss", "selected"]
+    assert cols == ["run", "epoch", "step", "sample_id", "clipscore", "hist", "delta", "loss", "selected", "correct"]
 
 
 def test_missing_ledger_and_bad_sql_are_ledger_errors(tmp_path):
@@ -56,7 +57,7 @@ def test_run_records_drop_epochs_and_samples(tmp_path):
               "config": {"lr": 0.1}, "versions": {"torch": "x"}}
     ledger.write_run(tmp_path, record)
     assert ledger.read_run(tmp_path, "r1") == record
-    _, rows = ledger.query(tmp_path, "SELECT name, ratio, status, \"end\", config.lr FROM runs")
+    _, rows = ledger.query(tmp_path, "SELECT name, ratio, status, \"end\", (config->>'lr')::DOUBLE FROM runs")
     assert rows == [("r1", 0.3, "running", None, 0.1)]
 
     with ledger.LedgerWriter(tmp_path) as writer:

@@ -72,12 +72,12 @@ def test_table6_seconds_to_targets(hand_ledger):
 
 def test_table1_and_figure2_mean_and_std_over_seeds(hand_ledger):
     rows, _ = analyse(hand_ledger, "2", vs=("perfect", "full"))
-    by = {(r["strategy"], r["ratio"]): r for r in rows}
+    by = {(r["method"], r["ratio"]): r for r in rows}
     warm = by[("dissect-warmup", 0.3)]
     assert warm["metric_mean"] == 105.0 and warm["n"] == 2 and warm["setting"] == ""
     assert warm["metric_std"] == pytest.approx(np.std([100, 110], ddof=1))
     rows, _ = analyse(hand_ledger, "table1", vs=("perfect", "full"))
-    assert [r["strategy"] for r in rows] == ["full", "dissect-warmup"]   # full data first, as in the paper
+    assert [r["method"] for r in rows] == ["full", "dissect-warmup"]   # full data first, as in the paper
     warm = rows[1]
     assert warm["test_set"] == "test" and warm["r=0.3 IR@1"] == "26.25 ± 1.77 (2)"
     assert [c for c in rows[0] if c.startswith("r=")] == ["r=0.3 IR@1", "r=0.3 IR@10", "r=0.3 TR@1", "r=0.3 TR@10",

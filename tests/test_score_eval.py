@@ -42,6 +42,24 @@ def test_five_captions_per_image_follow_the_clip_benchmark_convention():
     assert m["rsum4"] == pytest.approx(200 / 3 + 100 + 40 + 100)     # the paper's: TR@1, TR@10, IR@1, IR@10
 
 
+def test_neg_clip_loss_is_the_similarity_minus_the_batch_normaliser():
+    from dissect.engine.scores import neg_clip_loss
+
+    torch.manual_seed(0)
+    images, texts = F.normalize(torch.randn(6, 4), dim=1), F.normalize(torch.randn(6, 4), dim=1)
+    logit_scale = torch.tensor(10.0)
+    one_batch = neg_clip_loss(images, texts, logit_scale, batch_size=6, rounds=3, generator=torch.Generator())
+    s = images @ texts.T
+    expected = s.diagonal() - 0.1 * (torch.logsumexp(s / 0.1, 1) + torch.logsumexp(s / 0.1, 0)) / 2
+    assert torch.allclose(one_batch, expected, atol=1e-6)        # one batch of all: every round the same
+    # = -tau * the per-sample InfoNCE loss at that batch
+    loss = (F.cross_entropy(10 * s, torch.arange(6), reduction="none")
+            + F.cross_entropy(10 * s.T, torch.arange(6), reduction="none")) / 2
+    assert torch.allclose(one_batch, -0.1 * loss, atol=1e-6)
+    halves = neg_clip_loss(images, texts, logit_scale, batch_size=3, rounds=4, generator=torch.Generator())
+    assert halves.shape == (6,) and not torch.allclose(halves, one_batch)
+
+
 def test_zero_shot_accuracy_on_known_logits():
     logits = torch.tensor([[0.9, 0.1, 0.0, 0.0, 0.0, 0.0],
                            [0.1, 0.9, 0.0, 0.0, 0.0, 0.0],
@@ -92,6 +110,10 @@ def test_score_writes_every_sample_and_refuses_a_second_time(checkpoint, tiny_da
     assert result.exit_code == 0, result.output
     query = "SELECT name, count(*), count(DISTINCT sample_id), min(clipscore) >= 0, max(clipscore) <= 100 FROM oracle GROUP BY name"
     assert ledger.query(ledger_dir, query)[1] == [("o", 130, 130, True, True)]
+    # negCLIPLoss: a similarity (at most 1) minus a normalisation, so below the pair's own cosine
+    _, rows = ledger.query(ledger_dir, "SELECT count(negcliploss), max(negcliploss - clipscore / 100 * 1.0001) < 0 "
+                                       "FROM oracle WHERE clipscore > 0")
+    assert rows[0][0] > 0 and rows[0][1]
     before = sorted(p.stat().st_mtime_ns for p in (ledger_dir / "oracle").rglob("*.parquet"))
     result = run_cli("score", tiny_dataset, "--ckpt", ckpt, "--name", "o", "--ledger", ledger_dir, "--quiet")
     assert result.exit_code == 2 and "already in" in result.output

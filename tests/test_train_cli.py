@@ -228,7 +228,7 @@ def test_every_test_set_is_evaluated_under_its_own_name(tiny_dataset, tmp_path):
     result = run_cli("report", "--table", "1", "--ledger", ledger_dir, "--run", "two", "--format", "csv")
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line and not line.startswith("sql:")]
-    assert lines[0].startswith("test_set,strategy,setting,r=0.3 IR@1,")
+    assert lines[0].startswith("test_set,method,setting,r=0.3 IR@1,")
     assert [line.split(",")[0] for line in lines[1:]] == ["coco", "flickr"]
     result = run_cli(*train_args(tiny_dataset, ledger_dir, "dup", "random", 2, "--test-data", tiny_dataset,
                                  "--test-data", tiny_dataset))

@@ -1,4 +1,5 @@
--- Table 1: final zero-shot retrieval of each method at each selection ratio, one panel
+-- Table 1: final zero-shot retrieval of each method (online strategies, coresets) at each
+-- selection ratio (coresets: the kept fraction), one panel
 -- per test set, the paper's columns (IR@1, IR@10, TR@1, TR@10 per ratio), each cell
 -- "mean ± std (n)" over the seeds of one setting.
 -- Variables (SET VARIABLE name = value in the duckdb shell): runs: the runs to tabulate.
@@ -11,8 +12,8 @@ WITH final AS (
     WHERE list_contains(getvariable('runs'), run)
 ),
 cells AS (
-    SELECT f.test_set, r.strategy, l.setting,
-           'r=' || r.ratio || ' ' || CASE f.recall WHEN 'ir_r1' THEN 'IR@1' WHEN 'ir_r10' THEN 'IR@10'
+    SELECT f.test_set, run_method(r.strategy, r.subset) AS method, l.setting,
+           'r=' || run_ratio(r.ratio, r.subset) || ' ' || CASE f.recall WHEN 'ir_r1' THEN 'IR@1' WHEN 'ir_r10' THEN 'IR@10'
                                                     WHEN 'tr_r1' THEN 'TR@1' ELSE 'TR@10' END AS col,
            printf('%.2f ± %.2f (%d)', avg(f.value), coalesce(stddev_samp(f.value), 0), count(*)) AS cell
     FROM final f
@@ -21,5 +22,5 @@ cells AS (
     WHERE f.recall IN ('ir_r1', 'ir_r10', 'tr_r1', 'tr_r10') AND r.status = 'completed'
     GROUP BY ALL
 )
-PIVOT cells ON col USING any_value(cell) GROUP BY test_set, strategy, setting
-ORDER BY test_set, strategy = 'full' DESC, strategy, setting;
+PIVOT cells ON col USING any_value(cell) GROUP BY test_set, method, setting
+ORDER BY test_set, method = 'full' DESC, method LIKE 'coreset%' DESC, method, setting;

@@ -63,7 +63,7 @@ CREATE OR REPLACE MACRO final_metric(metric_name) AS TABLE
 CREATE OR REPLACE MACRO run_setting(config) AS
     json_merge_patch(config, json_object(
         'data', NULL, 'ledger', NULL, 'run', NULL, 'out', NULL, 'seed', NULL, 'strategy', NULL, 'ratio', NULL,
-        'device', NULL, 'workers', NULL, 'resume', NULL, 'quiet', NULL, 'eval_every', NULL,
+        'device', NULL, 'workers', NULL, 'resume', NULL, 'quiet', NULL, 'eval_every', NULL, 'subset', NULL,
         'warmup_epochs', CASE WHEN config->>'strategy' = 'dissect-warmup' THEN config->'warmup_epochs' END,
         'momentum', CASE WHEN config->>'strategy' = 'dissect-momentum' THEN config->'momentum' END));
 
@@ -84,10 +84,22 @@ CREATE OR REPLACE MACRO setting_labels(run_names) AS TABLE
     FROM s LEFT JOIN varying v ON true
     GROUP BY s.name;
 
--- Final value of a metric per (strategy, setting, ratio) over the completed ones of the
+-- What a run is, as the paper's tables name it: its online strategy, or 'coreset RULE'
+-- (+ the strategy run inside it) for a run on a `dissect curate` subset.
+CREATE OR REPLACE MACRO run_method(strategy, subset) AS
+    CASE WHEN subset IS NULL THEN strategy
+         ELSE 'coreset ' || (subset->>'rule') || CASE WHEN strategy = 'full' THEN '' ELSE ' + ' || strategy END
+    END;
+
+-- The fraction of the dataset's train samples a run trains on per epoch: its selection
+-- ratio times the fraction a subset kept.
+CREATE OR REPLACE MACRO run_ratio(ratio, subset) AS
+    round(ratio * coalesce((subset->>'keep')::DOUBLE, 1), 3);
+
+-- Final value of a metric per (method, setting, ratio) over the completed ones of the
 -- named runs: mean, sample std and n (the seeds of that experiment).
 CREATE OR REPLACE MACRO metric_by_setting(metric_name, run_names) AS TABLE
-    SELECT r.strategy, l.setting, r.ratio,
+    SELECT run_method(r.strategy, r.subset) AS method, l.setting, run_ratio(r.ratio, r.subset) AS ratio,
            avg(f.value) AS metric_mean, coalesce(stddev_samp(f.value), 0) AS metric_std, count(*) AS n
     FROM final_metric(metric_name) f
     JOIN runs r ON r.name = f.run
