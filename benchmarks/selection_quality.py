@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/selection_quality.py --ledger L [--quick] [--regime]
 
 Strategies {full, random, small-loss, big-loss, clipscore, dissect-warmup,
-dissect-momentum} and the oracle-clean reference (random among the pairs whose
+dissect-momentum, infobatch, scan, divbs} and the oracle-clean reference (random among the pairs whose
 is_noisy is false: the head-room), at ratios {0.3, 0.5, 0.7} and seeds {0, 1, 2},
 on three benchmarks with 40 % caption noise: synthetic shapes with shuffled
 captions, synthetic shapes with partially wrong captions (one attribute changed),
@@ -39,7 +39,8 @@ from dissect.engine import fashion_mnist, strategies, synthetic, train
 from dissect.engine.errors import InputError
 from dissect.ledger import figures
 
-STRATEGIES = ("random", "small-loss", "big-loss", "clipscore", "dissect-warmup", "dissect-momentum", "oracle-clean")
+STRATEGIES = ("random", "small-loss", "big-loss", "clipscore", "dissect-warmup", "dissect-momentum", "infobatch", "scan",
+              "divbs", "oracle-clean")
 BENCHMARKS = ("shapes-shuffle", "shapes-partial", "fashion-mnist")
 N, TEST_N, EPOCHS, NOISE = 1500, 500, 10, 0.4
 SEEDS = (0, 1, 2)
@@ -71,6 +72,7 @@ class Run:
     seed: int
     epochs: int = EPOCHS
     warmup_epochs: int = EPOCHS // 2
+    subset: Path | None = None      # a `dissect curate` subset to train on
 
 
 def one_thread() -> None:
@@ -86,8 +88,9 @@ def train_run(ledger_dir: Path, run: Run) -> str:
         return f"{run.name}: in the ledger"
     cfg = train.TrainConfig(data=str(run.data), ledger=str(ledger_dir), run=run.name, strategy=run.strategy,
                             ratio=run.ratio, epochs=run.epochs, warmup_epochs=run.warmup_epochs, seed=run.seed,
-                            eval_every=run.epochs // 2, workers=0, quiet=True)
-    resume = record is not None and (Path(cfg.resolved().out) / train.CHECKPOINT).exists()
+                            eval_every=run.epochs // 2, workers=0, quiet=True,
+                            subset=None if run.subset is None else str(run.subset))
+    resume = record is not None and (Path(cfg.checkpoint_dir) / train.CHECKPOINT).exists()
     if record is not None and not resume:
         ledger.drop_run(ledger_dir, run.name)
     record = train.train(replace(cfg, resume=resume))

@@ -75,12 +75,14 @@ def csv_options(f):
               help="Folder with the idx files [default: /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist].")
 @click.option("--n", default=None, type=int, help="Use the first N train images [default: all 60,000].")
 @click.option("--test-n", default=None, type=int, help="Use the first N test images [default: all 10,000].")
-def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n):
+@click.option("--skip", default=0, show_default=True,
+              help="Start at this train image (a disjoint sample, e.g. to train an oracle on).")
+def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
     """Write Fashion-MNIST as an image-text dataset with caption noise and a labelled test split."""
     from dissect.engine import fashion_mnist
 
     dataset = fashion_mnist.make_fashion_mnist(out, noise_ratio=noise_ratio, seed=seed, source=source, n=n,
-                                               test_n=test_n)
+                                               test_n=test_n, skip=skip)
     noisy = sum(dataset.manifest["is_noisy"].to_pylist())
     click.echo(f"wrote {dataset.n_samples} samples ({dataset.split('train').num_rows} train, {noisy} noisy; "
                f"{dataset.split('test').num_rows} test with labels) to {out}")
@@ -125,8 +127,8 @@ def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, capti
     click.echo(f"{result.dataset.root}: {result.summary()}   train with: dissect train {result.dataset.root}")
 
 
-STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, "
-              "oracle-clean (a reference that needs ground-truth noise flags)")
+STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, infobatch, "
+              "scan, divbs, oracle-clean (a reference that needs ground-truth noise flags)")
 
 
 @cli.command()
@@ -160,6 +162,17 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
 @click.option("--warmup-epochs", default=None, type=int,
               help="dissect-warmup's T_w: random selection before, delta after [default: epochs // 4].")
 @click.option("--momentum", default=TrainConfig.momentum, show_default=True, help="dissect-momentum's beta.")
+@click.option("--infobatch-anneal", default=TrainConfig.infobatch_anneal, show_default=True,
+              help="infobatch: the final fraction of the epochs that prunes nothing.")
+@click.option("--infobatch-max-prune", default=TrainConfig.infobatch_max_prune, show_default=True,
+              help="infobatch: the largest prune probability p (kept samples weigh 1 / (1 - p)).")
+@click.option("--scan-spread", default=TrainConfig.scan_spread, show_default=True,
+              help="scan: the kept fraction falls linearly from r (1 + s) to r (1 - s) over the epochs.")
+@click.option("--scan-low-share", default=TrainConfig.scan_low_share, show_default=True,
+              help="scan: the share of the pruned samples taken from the lowest losses (the rest: highest).")
+@click.option("--divbs-features", type=click.Choice(["grad", "embedding"]), default=TrainConfig.divbs_features,
+              show_default=True, help="divbs: per-sample features, the InfoNCE gradient w.r.t. the embeddings "
+                                      "or the embeddings.")
 @click.option("--score-mode", type=click.Choice(["eval", "train"]), default=TrainConfig.score_mode,
               show_default=True, help="Model mode of the no-grad scoring pass.")
 @click.option("--score-all", is_flag=True, help="Run the scoring pass for every strategy, so every sample gets a "
@@ -192,7 +205,9 @@ def train(data, ledger_dir, run, **options):
     record = engine_train.train(TrainConfig(data=data, ledger=ledger_dir, run=run, **options), log=click.echo)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
-    click.echo(f"run {run} {record['status']}: ledger {ledger_dir}, checkpoint {record['config']['out']}")
+    _, trained = ledger.named_query(ledger_dir, "trained_fraction", [run])
+    click.echo(f"run {run} {record['status']}: trained {trained[0][0]:.3f} of the samples it loaded; "
+               f"ledger {ledger_dir}, checkpoint {record['config']['out']}")
     _, skipped = ledger.named_query(ledger_dir, "skipped_summary", [record["dataset"], run])
     if skipped:
         click.echo("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped)

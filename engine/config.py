@@ -32,6 +32,11 @@ class TrainConfig:
     out: str | None = None
     warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
     momentum: float = 0.9              # dissect-momentum's beta
+    infobatch_anneal: float = 0.125    # infobatch: the final fraction of the epochs that prunes nothing
+    infobatch_max_prune: float = 0.9   # infobatch: the largest prune probability (kept weights <= 1 / (1 - p))
+    scan_spread: float = 0.5           # scan: the kept fraction falls from r (1 + s) to r (1 - s)
+    scan_low_share: float = 0.5        # scan: the share of the pruned taken from the lowest losses
+    divbs_features: str = "grad"       # divbs: `grad` (InfoNCE gradient w.r.t. the embeddings) or `embedding`
     score_mode: str = "eval"           # model mode of the scoring pass
     score_all: bool = False            # a scoring pass for every strategy, so every sample is scored every epoch
     workers: int = 2                   # loader processes; the batches do not depend on their number
@@ -47,12 +52,16 @@ class TrainConfig:
     resume: bool = False
     quiet: bool = False
 
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.out or str(Path(self.ledger) / "checkpoints" / self.run)
+
     def resolved(self, *, device: str, is_resnet: bool) -> "TrainConfig":
         """Every default that depends on other settings or on the machine, filled in."""
         beta1, beta2, eps = RESNET_BETAS_EPS if is_resnet else VIT_BETAS_EPS
         return replace(
             self,
-            out=self.out or str(Path(self.ledger) / "checkpoints" / self.run),
+            out=self.checkpoint_dir,
             warmup_epochs=self.warmup_epochs if self.warmup_epochs is not None else max(1, self.epochs // 4),
             device=self.device or device,
             ratio=1.0 if self.strategy == "full" else self.ratio,  # full trains on every sample

@@ -50,11 +50,12 @@ def load(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def samples(folder: Path, noise_ratio: float, seed: int, n: int | None, test_n: int | None):
+def samples(folder: Path, noise_ratio: float, seed: int, n: int | None, test_n: int | None, skip: int = 0):
     rng = np.random.default_rng(seed)
-    for split, limit in (("train", n), ("test", test_n)):
+    for split, first, limit in (("train", skip, n), ("test", 0, test_n)):
         images, labels = load(folder, split)
-        images, labels = images[:limit], labels[:limit]
+        end = None if limit is None else first + limit
+        images, labels = images[first:end], labels[first:end]
         templates = rng.integers(len(TEMPLATES), size=len(labels))
         noisy = np.zeros(len(labels), dtype=bool)
         if split == "train":
@@ -71,11 +72,15 @@ def samples(folder: Path, noise_ratio: float, seed: int, n: int | None, test_n: 
 
 
 def make_fashion_mnist(out, *, noise_ratio: float, seed: int = 0, source: str | None = None,
-                       n: int | None = None, test_n: int | None = None) -> Dataset:
+                       n: int | None = None, test_n: int | None = None, skip: int = 0) -> Dataset:
+    """Fashion-MNIST as image-text pairs: train images skip .. skip + n (a disjoint sample for
+    another skip), the first test_n test images."""
     if not 0 <= noise_ratio < 1:
         raise DatasetError(f"--noise-ratio {noise_ratio} is outside [0, 1)")
+    if skip < 0:
+        raise DatasetError(f"--skip {skip} is negative")
     folder = Path(source) if source else DEBIAN_DIR
     for split in FILES:   # fail before writing anything
         for stem in FILES[split]:
             _find(folder, stem)
-    return write_dataset(out, samples(folder, noise_ratio, seed, n, test_n), classnames=CLASSNAMES)
+    return write_dataset(out, samples(folder, noise_ratio, seed, n, test_n, skip), classnames=CLASSNAMES)

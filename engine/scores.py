@@ -20,6 +20,19 @@ def per_sample_scores(loss_fn: ClipLoss, image_features, text_features, logit_sc
     return clipscore.float(), loss.float(), correct
 
 
+def weighted_clip_loss(loss_fn: ClipLoss, image_features, text_features, logit_scale, weights, part=slice(None)):
+    """open_clip's ClipLoss with a weight per sample: the mean over its logit rows of the weight
+    times the mean of the image->text and text->image cross-entropy; weights of 1 give ClipLoss's
+    value. The logits gather across ranks as ClipLoss does. weights: one per sample of the
+    gathered batch; `part`, this rank's rows of it, is used when ClipLoss keeps local rows."""
+    logits_per_image, logits_per_text = loss_fn.get_logits(image_features, text_features, logit_scale)
+    labels = loss_fn.get_ground_truth(image_features.device, logits_per_image.shape[0])
+    rows = weights if logits_per_image.shape[0] == len(weights) else weights[part]
+    per_sample = (F.cross_entropy(logits_per_image, labels, reduction="none")
+                  + F.cross_entropy(logits_per_text, labels, reduction="none")) / 2
+    return (rows * per_sample).mean()
+
+
 def neg_clip_loss(image_features, text_features, logit_scale, batch_size: int, rounds: int,
                   generator: torch.Generator) -> torch.Tensor:
     """negCLIPLoss (Wang et al., NeurIPS 2024), the paper's CLIPLoss coreset score: the per-sample

@@ -23,15 +23,31 @@ from tqdm import tqdm
 from dissect import ledger
 from dissect.ledger import curation
 from dissect.engine import data, distributed, evaluate, ingest, models, strategies
-from dissect.engine.scores import per_sample_scores
+from dissect.engine.scores import per_sample_scores, weighted_clip_loss
 from dissect.engine.config import TrainConfig, test_set_name
 from dissect.engine.errors import InputError
 
 MAX_LOGIT_SCALE = math.log(100)
+DIVBS_FEATURES = ("grad", "embedding")
 CHECKPOINT = "checkpoint.pt"
 
 
 END = object()  # the loader has no batch left
+
+
+@dataclass
+class Scores:
+    """Per-sample numbers of the global batch: from the scoring pass (features too), or from
+    the training forward for the trained samples (NaN elsewhere, no features)."""
+    clipscore: torch.Tensor
+    loss: torch.Tensor
+    correct: torch.Tensor
+    features: strategies.Features | None
+
+    def part(self, rows: slice) -> "Scores":
+        f = self.features
+        return Scores(self.clipscore[rows], self.loss[rows], self.correct[rows],
+                      strategies.Features(f.image[rows], f.text[rows], f.logit_scale))
 
 
 @dataclass
@@ -101,6 +117,17 @@ def validate(cfg: TrainConfig) -> Data:
         raise InputError(f"--warmup-epochs {cfg.warmup_epochs} must be at least 1 and below --epochs {cfg.epochs}")
     if not 0 <= cfg.momentum < 1:
         raise InputError(f"--momentum {cfg.momentum} is outside [0, 1)")
+    if not 0 <= cfg.infobatch_anneal < 1:
+        raise InputError(f"--infobatch-anneal {cfg.infobatch_anneal} is outside [0, 1): give the final fraction "
+                         "of the epochs that prunes nothing")
+    if not 0 <= cfg.infobatch_max_prune < 1:
+        raise InputError(f"--infobatch-max-prune {cfg.infobatch_max_prune} is outside [0, 1)")
+    if not 0 <= cfg.scan_spread < 1:
+        raise InputError(f"--scan-spread {cfg.scan_spread} is outside [0, 1)")
+    if not 0 <= cfg.scan_low_share <= 1:
+        raise InputError(f"--scan-low-share {cfg.scan_low_share} is outside [0, 1]")
+    if cfg.divbs_features not in DIVBS_FEATURES:
+        raise InputError(f"--divbs-features {cfg.divbs_features!r}: use {' or '.join(DIVBS_FEATURES)}")
     if cfg.select_scope not in ("global", "local"):
         raise InputError(f"--select-scope {cfg.select_scope!r}: use global or local")
     if cfg.score_mode not in ("eval", "train"):
@@ -184,9 +211,9 @@ class Trainer:
             if world.enabled else self.model
         noisy = dataset.manifest["is_noisy"]
         self.strategy = strategies.create(
-            cfg.strategy, n_samples=dataset.n_samples, ratio=cfg.ratio,
-            seed=cfg.seed, warmup_epochs=cfg.warmup_epochs, momentum=cfg.momentum,
-            clean=None if noisy.null_count else ~torch.tensor(noisy.to_numpy(zero_copy_only=False)))
+            cfg.strategy, n_samples=dataset.n_samples, ratio=cfg.ratio, seed=cfg.seed,
+            clean=None if noisy.null_count else ~torch.tensor(noisy.to_numpy(zero_copy_only=False)),
+            **{key: getattr(cfg, key) for key in strategies.REGISTRY[cfg.strategy].settings})
         if cfg.select_scope == "global":
             self.strategy.k_multiple = world.world_size
         self.optimizer = torch.optim.AdamW(
@@ -249,18 +276,16 @@ class Trainer:
             if self.world.enabled else ids
         t0 = time.perf_counter()
         scored = self.strategy.scores_batch or self.cfg.score_all
-        clipscore = loss = correct = None
-        if scored:
-            clipscore, loss, correct = self.global_scores(sizes, *self.features(images, tokens))
-        selection = self.select(global_ids, clipscore, loss, sizes)
+        scores = self.global_scores(sizes, *self.features(images, tokens)) if scored else None
+        selection = self.select(global_ids, scores, sizes)
         t1 = time.perf_counter()
-        train_loss, trained, trained_scores = self.train_selected(images, tokens, selection.selected, sizes,
+        train_loss, trained, trained_scores = self.train_selected(images, tokens, selection, sizes,
                                                                   want_scores=not scored)
-        if not scored:
-            clipscore, loss, correct = trained_scores
+        scores = scores if scored else trained_scores
+        self.strategy.trained(global_ids, trained, scores.loss)
         nan = torch.full((len(global_ids),), float("nan"))
         return Step(ids=ids, rows=slice(sum(sizes[:self.world.rank]), sum(sizes[:self.world.rank + 1])),
-                    clipscore=clipscore, loss=loss, correct=correct.float(),
+                    clipscore=scores.clipscore, loss=scores.loss, correct=scores.correct.float(),
                     hist=nan if selection.hist is None else selection.hist,
                     trained=trained, train_loss=train_loss, t_score=t1 - t0, t_train=time.perf_counter() - t1)
 
@@ -276,62 +301,73 @@ class Trainer:
         self.model.train()
         return image_features, text_features, logit_scale
 
-    def global_scores(self, sizes, image_features, text_features, logit_scale):
-        """CLIPScore, per-sample loss and learned-in-batch of every sample of the global batch (all ranks' rows)."""
+    def global_scores(self, sizes, image_features, text_features, logit_scale) -> Scores:
+        """CLIPScore, per-sample loss, learned-in-batch and features of every sample of the
+        global batch (all ranks' rows)."""
         image_features = distributed.gather_rows(self.world, image_features.float(), sizes)
         text_features = distributed.gather_rows(self.world, text_features.float(), sizes)
-        return (t.cpu() for t in per_sample_scores(self.score_loss, image_features, text_features, logit_scale))
+        clipscore, loss, correct = (t.cpu() for t in per_sample_scores(self.score_loss, image_features,
+                                                                        text_features, logit_scale))
+        return Scores(clipscore, loss, correct, strategies.Features(image_features, text_features, logit_scale))
 
-    def select(self, ids, clipscore, loss, sizes) -> strategies.Selection:
+    def select(self, ids, scores: Scores | None, sizes) -> strategies.Selection:
         """The strategy's pick over the global batch, or within each rank's part (--select-scope local).
         Either way every rank runs it on the same global view, so the state stays identical."""
-        if self.cfg.select_scope == "global" or len(sizes) == 1:
-            return self.strategy.select(ids, clipscore, loss, self.epoch)
-        parts, start = [], 0
-        for n in sizes:
-            rows = slice(start, start + n)
-            if n:  # a rank with nothing left this epoch has nothing to pick from
-                parts.append(self.strategy.select(ids[rows], None if clipscore is None else clipscore[rows],
-                                                  None if loss is None else loss[rows], self.epoch))
-            start += n
-        hist = None if parts[0].hist is None else torch.cat([p.hist for p in parts])
-        return strategies.Selection(torch.cat([p.selected for p in parts]), hist)
+        def pick(rows):
+            if scores is None:
+                return self.strategy.select(ids[rows], None, None, self.epoch)
+            part = scores.part(rows)
+            return self.strategy.select(ids[rows], part.clipscore, part.loss, self.epoch,
+                                        part.features if self.strategy.wants_features else None)
 
-    def train_selected(self, images, tokens, selected, sizes, want_scores: bool):
+        if self.cfg.select_scope == "global" or len(sizes) == 1:
+            return pick(slice(None))
+        bounds = [sum(sizes[:r]) for r in range(len(sizes) + 1)]
+        # a rank with nothing left this epoch has nothing to pick from
+        parts = [pick(slice(a, b)) for a, b in zip(bounds, bounds[1:]) if b > a]
+        hist = None if parts[0].hist is None else torch.cat([p.hist for p in parts])
+        weights = None if parts[0].weights is None else torch.cat([p.weights for p in parts])
+        return strategies.Selection(torch.cat([p.selected for p in parts]), hist, weights)
+
+    def train_selected(self, images, tokens, selection: strategies.Selection, sizes, want_scores: bool):
         """Train on the selected samples of the global batch, shared out equally over the ranks.
 
         ClipLoss gathers equal-sized batches: with global scope the strategy picks a
         multiple of the world size; with local scope, or `full` on an uneven last batch,
         the picks are cut to one (the last in global order wait for another visit). Each
-        rank trains on its slice of the picks in global order. Returns the train loss
-        (NaN when nothing was trained), the mask of what was trained and, with want_scores,
-        the trained samples' CLIPScore, loss and learned-in-batch from the training forward (NaN elsewhere)."""
+        rank trains on its slice of the picks in global order, with the strategy's loss
+        weights where it gave some. Returns the train loss (NaN when nothing was trained),
+        the mask of what was trained and the trained samples' Scores from the training
+        forward (with want_scores; NaN elsewhere)."""
         world = self.world
-        picks = selected.nonzero().squeeze(1)
-        trained = torch.zeros_like(selected)
+        picks = selection.selected.nonzero().squeeze(1)
+        trained = torch.zeros_like(selection.selected)
         trained[picks[:len(picks) - len(picks) % world.world_size]] = True
         share = int(trained.sum()) // world.world_size
-        clipscore, loss, correct = torch.full((3, len(selected)), float("nan"))
+        clipscore, loss, correct = torch.full((3, len(trained)), float("nan"))
         if share == 0:
-            return float("nan"), trained, (clipscore, loss, correct)
+            return float("nan"), trained, Scores(clipscore, loss, correct, None)
         start = sum(sizes[:world.rank])
         local_picks = trained[start:start + sizes[world.rank]].nonzero().squeeze(1).to(self.device)
         counts = [int(trained[sum(sizes[:r]):sum(sizes[:r + 1])].sum()) for r in range(world.world_size)]
         picked_images = distributed.gather_rows(world, images[local_picks], counts)
         picked_tokens = distributed.gather_rows(world, tokens[local_picks], counts)
         part = slice(world.rank * share, (world.rank + 1) * share)
-        train_loss, image_features, text_features, logit_scale = self.train_on(picked_images[part],
-                                                                               picked_tokens[part])
+        weights = None if selection.weights is None else selection.weights[trained].to(self.device)
+        train_loss, image_features, text_features, logit_scale = self.train_on(
+            picked_images[part], picked_tokens[part], weights, part)
         if want_scores:
-            shares = [share] * world.world_size
-            scores = self.global_scores(shares, image_features, text_features, logit_scale)
-            clipscore[trained], loss[trained], correct[trained] = (t.float() for t in scores)
-        return float(train_loss), trained, (clipscore, loss, correct)
+            scores = self.global_scores([share] * world.world_size, image_features, text_features, logit_scale)
+            clipscore[trained], loss[trained], correct[trained] = scores.clipscore, scores.loss, scores.correct.float()
+        return float(train_loss), trained, Scores(clipscore, loss, correct, None)
 
-    def train_on(self, images, tokens):
+    def train_on(self, images, tokens, weights=None, part=slice(None)):
+        """One optimiser step on this rank's share of the picks. weights: the loss weight of every
+        trained pick in global order (None: open_clip's ClipLoss as it is); `part` is this rank's."""
         self.ddp_model.train()
         image_features, text_features, logit_scale = self.ddp_model(images, tokens)
-        loss = self.loss_fn(image_features, text_features, logit_scale)
+        loss = self.loss_fn(image_features, text_features, logit_scale) if weights is None else \
+            weighted_clip_loss(self.loss_fn, image_features, text_features, logit_scale, weights, part)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -92,8 +92,8 @@ def curate(root, rule: str, *, keep: float | None = None, keep_n: int | None = N
         for name, value in (("dataset", dataset), ("run", run), ("oracle", oracle), ("seed", seed),
                             ("hist_epoch", hist_epoch)):
             con.execute(f"SET VARIABLE {name} = ?", [value])
-        table = con.execute(sql_text("curate_keep.sql").format(rule=spec.sql().rstrip().rstrip(";")),
-                            [n]).to_arrow_table()
+        table = con.sql(sql_text("curate_keep.sql").format(rule=spec.sql().rstrip().rstrip(";")),
+                        params=[n]).to_arrow_table()
     finally:
         con.close()
     n_scored = table["n_scored"][0].as_py() if table.num_rows else 0

@@ -2,13 +2,16 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss
 
 from dissect.engine import strategies
 
 
-def make(name, n=10, ratio=0.3, warmup_epochs=2, momentum=0.9, seed=0):
-    return strategies.create(name, n_samples=n, ratio=ratio, seed=seed,
-                             warmup_epochs=warmup_epochs, momentum=momentum)
+def make(name, n=10, ratio=0.3, warmup_epochs=2, momentum=0.9, seed=0, **settings):
+    defaults = {"warmup_epochs": warmup_epochs, "momentum": momentum, "epochs": 8, "infobatch_anneal": 0.125,
+                "infobatch_max_prune": 0.9, "scan_spread": 0.5, "scan_low_share": 0.5, "divbs_features": "grad"}
+    return strategies.create(name, n_samples=n, ratio=ratio, seed=seed, **{**defaults, **settings})
 
 
 def chosen(selection):
@@ -124,3 +127,69 @@ def test_oracle_clean_picks_only_clean_samples():
     assert chosen(few) == {3}
     with pytest.raises(ValueError, match="ground-truth"):
         make("oracle-clean")
+
+
+def test_infobatch_prunes_below_the_mean_at_random_and_reweighs_the_rest():
+    s = make("infobatch", ratio=0.5, epochs=8, infobatch_anneal=0.25)
+    first = s.select(IDS, None, None, epoch=0)
+    assert first.selected.all()                      # nothing trained yet: nothing to prune
+    s.trained(IDS, torch.ones(10, dtype=torch.bool), LOSSES)   # mean 1.08: ids 0, 2, 4, 6, 7, 8 below
+    below = LOSSES < LOSSES.mean()
+    picks = s.select(IDS, None, None, epoch=1)
+    p = min(0.9, 0.5 * 10 / 6)                       # (1 - r) B / n_below, capped
+    assert picks.selected[~below].all()              # above the mean: always trained
+    assert torch.allclose(picks.weights[below], torch.full((6,), 1 / (1 - p)))
+    assert torch.equal(picks.weights[~below], torch.ones(4))
+    kept = [int(s.select(IDS, None, None, epoch=1).selected[below].sum()) for _ in range(200)]
+    assert abs(sum(kept) / 200 - 6 * (1 - p)) < 0.3  # each below-mean sample kept with probability 1 - p
+    assert s.select(IDS, None, None, epoch=6).selected.all()   # the last quarter anneals: no pruning
+    assert s.select(IDS, None, None, epoch=6).weights is None
+    b = make("infobatch", seed=3)
+    b.load_state_dict(s.state_dict())
+    assert torch.equal(b.score, LOSSES)
+
+
+def test_scan_keeps_the_middle_losses_and_prunes_more_as_it_goes():
+    s = make("scan", n=100, ratio=0.3, epochs=10, scan_spread=0.5, scan_low_share=0.5)
+    fractions = [s.kept_fraction(e) for e in range(10)]
+    assert fractions[0] > fractions[-1] and sum(fractions) / 10 == pytest.approx(0.3)
+    loss = torch.arange(100.0)
+    picked = chosen(s.select(torch.arange(100), None, loss, epoch=0))
+    k = math.floor(100 * fractions[0] + 1e-9)
+    low = round((100 - k) / 2)
+    assert picked == set(range(low, low + k))       # the lowest and highest losses pruned, half each
+    late = chosen(s.select(torch.arange(100), None, loss, epoch=9))
+    assert len(late) < len(picked)
+    capped = make("scan", ratio=0.8, scan_spread=0.5)
+    assert capped.kept_fraction(0) <= 1.0 + 1e-9
+
+
+def test_divbs_picks_orthogonal_representatives():
+    # two copies of one direction and two others: once a copy is picked the other is redundant
+    image = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    features = strategies.Features(image, torch.zeros(4, 3), torch.tensor(10.0))
+    for seed in range(10):
+        s = make("divbs", n=4, ratio=0.75, seed=seed, divbs_features="embedding")
+        picked = chosen(s.select(torch.arange(4), SCORES[:4], LOSSES[:4], 0, features))
+        assert len(picked) == 3 and {2, 3} <= picked and len(picked & {0, 1}) == 1
+    # the gradient features are the InfoNCE gradient with respect to the embeddings
+    torch.manual_seed(0)
+    image, text = F.normalize(torch.randn(5, 4), dim=1), F.normalize(torch.randn(5, 4), dim=1)
+    image.requires_grad_(True)
+    text.requires_grad_(True)
+    ClipLoss()(image, text, torch.tensor(7.0)).backward()
+    g = make("divbs", n=5).gradient_features(strategies.Features(image.detach(), text.detach(), torch.tensor(7.0)))
+    assert torch.allclose(g, torch.cat([image.grad, text.grad], 1), atol=1e-6)
+
+
+def test_weighted_loss_with_unit_weights_is_clip_loss():
+    from dissect.engine.scores import weighted_clip_loss
+
+    torch.manual_seed(1)
+    image, text = F.normalize(torch.randn(6, 4), dim=1), F.normalize(torch.randn(6, 4), dim=1)
+    loss_fn = ClipLoss()
+    scale = torch.tensor(5.0)
+    plain = loss_fn(image, text, scale)
+    assert torch.allclose(weighted_clip_loss(loss_fn, image, text, scale, torch.ones(6)), plain)
+    doubled = weighted_clip_loss(loss_fn, image, text, scale, torch.tensor([2.0, 1, 1, 1, 1, 1]))
+    assert doubled > plain

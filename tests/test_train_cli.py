@@ -98,6 +98,10 @@ def test_query_formats(trained):
     (["--ratio", "1.5"], "--ratio 1.5 is outside (0, 1]"),
     (["--ratio", "0"], "--ratio 0.0 is outside (0, 1]"),
     (["--model", "NoSuchNet"], "unknown model 'NoSuchNet'"),
+    (["--strategy", "infobatch", "--infobatch-anneal", "1.5"], "--infobatch-anneal 1.5 is outside [0, 1)"),
+    (["--strategy", "infobatch", "--infobatch-max-prune", "1"], "--infobatch-max-prune 1.0 is outside [0, 1)"),
+    (["--strategy", "scan", "--scan-spread", "-0.1"], "--scan-spread -0.1 is outside [0, 1)"),
+    (["--strategy", "scan", "--scan-low-share", "2"], "--scan-low-share 2.0 is outside [0, 1]"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_dataset, tmp_path, args, message):
     ledger_dir = tmp_path / "ledger"
@@ -261,3 +265,24 @@ def test_the_cli_takes_its_defaults_from_the_library():
     help_text = run_cli("train", "--help").output
     for name in strategies.REGISTRY:
         assert name in help_text
+
+
+@pytest.mark.parametrize("strategy", ["infobatch", "scan", "divbs"])
+def test_the_online_baselines_train_and_say_what_they_trained(tiny_dataset, tmp_path, strategy):
+    ledger_dir = tmp_path / "ledger"
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, strategy, strategy, 4, "--infobatch-anneal", "0.25"))
+    assert result.exit_code == 0, result.output
+    _, rows = ledger.query(ledger_dir, "SELECT epoch, sum(n_selected) FROM steps GROUP BY 1 ORDER BY 1")
+    trained = [n for _, n in rows]
+    if strategy == "infobatch":      # trains all of epoch 0 (nothing recorded yet) and of the annealed last epoch
+        assert trained[0] == 100 and trained[-1] == 100 and min(trained) < 100
+    elif strategy == "scan":         # prunes more as training goes on
+        assert trained == sorted(trained, reverse=True) and trained[0] > trained[-1]
+    else:
+        assert trained == [100 // BATCH * math.floor(RATIO * BATCH)] * 4
+    fraction = sum(trained) / 400
+    assert f"trained {fraction:.3f} of the samples it loaded" in result.output
+    result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
+    assert f",{round(fraction, 3)}," in result.output
+    config = ledger.read_run(ledger_dir, strategy)["config"]
+    assert {"infobatch_anneal", "scan_spread", "divbs_features"} <= set(config)

@@ -65,7 +65,12 @@ CREATE OR REPLACE MACRO run_setting(config) AS
         'data', NULL, 'ledger', NULL, 'run', NULL, 'out', NULL, 'seed', NULL, 'strategy', NULL, 'ratio', NULL,
         'device', NULL, 'workers', NULL, 'resume', NULL, 'quiet', NULL, 'eval_every', NULL, 'subset', NULL,
         'warmup_epochs', CASE WHEN config->>'strategy' = 'dissect-warmup' THEN config->'warmup_epochs' END,
-        'momentum', CASE WHEN config->>'strategy' = 'dissect-momentum' THEN config->'momentum' END));
+        'momentum', CASE WHEN config->>'strategy' = 'dissect-momentum' THEN config->'momentum' END,
+        'infobatch_anneal', CASE WHEN config->>'strategy' = 'infobatch' THEN config->'infobatch_anneal' END,
+        'infobatch_max_prune', CASE WHEN config->>'strategy' = 'infobatch' THEN config->'infobatch_max_prune' END,
+        'scan_spread', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_spread' END,
+        'scan_low_share', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_low_share' END,
+        'divbs_features', CASE WHEN config->>'strategy' = 'divbs' THEN config->'divbs_features' END));
 
 -- For each of the named runs, the settings in which it differs from some other run that
 -- has them, as 'key=value ...' ('' where all share one setting): the label that keeps runs of

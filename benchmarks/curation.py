@@ -1,0 +1,134 @@
+"""Which curation rule finds the clean pairs, and does training on its coreset pay?
+
+    .venv/bin/python benchmarks/curation.py --ledger L [--seeds 0,1,2] [--settings ...] [--jobs 2]
+
+Settings (40 % caption noise): shapes with shuffled captions, shapes with one attribute
+wrong, Fashion-MNIST with another class's caption (1,500 pairs, 10 epochs each), and the
+memorising corner of the regime map (shapes, shuffled captions, 500 pairs, 30 epochs).
+For each seed:
+  - a proxy run (`full`: every sample trained every epoch) whose history the oracle-free
+    rules read; it is also the full-data baseline;
+  - an oracle trained honestly: the same model on a separate clean sample of the same
+    generator (other synthetic scenes; other Fashion-MNIST images), for the same epochs,
+    then `dissect score` of the noisy data (CLIPScore and negCLIPLoss);
+  - the online strategies at the same ratio (random, dissect-warmup, oracle-clean);
+  - every rule's coreset at --keep (default 0.3), trained with `full` for the same epochs.
+Prints per setting: each rule's precision (clean fraction) at keep 0.3 / 0.5 / 0.7 and the
+AUROC of its ranking; the AUROC of the oracle-free rules as if the proxy had stopped at each
+epoch; the final metric (R@Sum rsum4, or zero-shot top-1 for Fashion-MNIST) of every method,
+mean ± std over seeds; and what each method cost in samples forwarded and back-propagated,
+proxy and oracle included, against full training.
+"""
+import argparse
+from pathlib import Path
+
+import pyarrow as pa
+
+from selection_quality import Run, make_benchmark, train_all
+
+from dissect import ledger
+from dissect.cli.output import emit
+from dissect.engine import fashion_mnist, scoring, synthetic, train
+from dissect.ledger import curation
+
+HERE = Path(__file__).parent
+SETTINGS = {  # name: (benchmark, train pairs, epochs)
+    "shapes-shuffle": ("shapes-shuffle", 1500, 10),
+    "shapes-partial": ("shapes-partial", 1500, 10),
+    "fashion-mnist": ("fashion-mnist", 1500, 10),
+    "memorising": ("shapes-shuffle", 500, 30),
+}
+ONLINE = ("random", "dissect-warmup", "oracle-clean")
+
+
+def oracle_data(benchmark: str, root: Path, n: int) -> Path:
+    """A clean sample of the benchmark's generator that shares no pair with its data."""
+    out = root / f"{benchmark}-n{n}-oracle"
+    if (out / "samples.parquet").exists():
+        return out
+    if benchmark == "fashion-mnist":
+        fashion_mnist.make_fashion_mnist(out, noise_ratio=0.0, seed=1, n=n, test_n=500, skip=n)
+    else:
+        synthetic.make_synthetic(out, n=n, test_n=500, noise_ratio=0.0,
+                                 noise_type=benchmark.removeprefix("shapes-"), seed=1000)
+    return out
+
+
+def run_setting(ledger_dir: Path, setting: str, seeds, keep: float, jobs: int) -> None:
+    benchmark, n, epochs = SETTINGS[setting]
+    root = ledger_dir.parent / "benchmark-data"
+    data = make_benchmark(benchmark, root, n)
+    if data is None:
+        return
+    clean = oracle_data(benchmark, root, n)
+    tw = epochs // 2
+    first = [Run(f"{setting}-proxy-s{s}", data, "full", 1.0, s, epochs, tw) for s in seeds]
+    first += [Run(f"{setting}-oracle-s{s}", clean, "full", 1.0, s, epochs, tw) for s in seeds]
+    first += [Run(f"{setting}-{strategy}-r{keep}-s{s}", data, strategy, keep, s, epochs, tw)
+              for s in seeds for strategy in ONLINE]
+    train_all(ledger_dir, first, jobs)
+    dataset = ledger.query(ledger_dir, "SELECT dataset FROM runs WHERE name = ?", [first[0].name])[1][0][0]
+    subsets = ledger_dir.parent / "subsets"
+    coresets = []
+    for s in seeds:
+        oracle = f"{setting}-oracle-s{s}"
+        if not ledger.query(ledger_dir, "SELECT 1 FROM oracle WHERE name = ? LIMIT 1", [oracle])[1]:
+            scoring.score(str(data), checkpoint=str(Path(ledger_dir) / "checkpoints" / oracle / train.CHECKPOINT),
+                          model_name="dissect-tiny", name=oracle, ledger_dir=str(ledger_dir), workers=0, quiet=True)
+        for rule in curation.RULES:
+            path = subsets / f"{setting}-{rule}-k{keep}-s{s}.parquet"
+            if not path.exists():
+                subset = curation.curate(ledger_dir, rule, keep=keep, run=f"{setting}-proxy-s{s}", oracle=oracle,
+                                         dataset=dataset, seed=s)
+                curation.write_subset(subset, path)
+            coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-s{s}", data, "full", 1.0, s, epochs, tw, path))
+    train_all(ledger_dir, coresets, jobs)
+    report(ledger_dir, setting, dataset, seeds, epochs, benchmark)
+
+
+def report(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: int, benchmark: str) -> None:
+    rankings = []
+    for s in seeds:
+        for rule in curation.RULES:
+            ranked = curation.curate(ledger_dir, rule, keep=1.0, run=f"{setting}-proxy-s{s}",
+                                     oracle=f"{setting}-oracle-s{s}", dataset=dataset, seed=s).table
+            rankings.append(ranked.select(["sample_id", "score"])
+                            .append_column("rule", pa.array([rule] * ranked.num_rows))
+                            .append_column("seed", pa.array([s] * ranked.num_rows)))
+    con = ledger.connect(ledger_dir)
+    try:
+        con.register("ranking", pa.concat_tables(rankings))
+        cur = con.execute((HERE / "curation.sql").read_text(), [dataset])
+        emit([d[0] for d in cur.description], cur.fetchall(),
+             title=f"{setting}: precision of the kept set and AUROC of each rule's ranking (mean ± std, seeds)")
+    finally:
+        con.close()
+    columns, rows = ledger.query(ledger_dir, (HERE / "curation_by_epoch.sql").read_text(),
+                                 [f"{setting}-proxy-s%", max(0, (epochs - 1) // 4)])
+    emit(columns, rows, title=f"{setting}: AUROC of the oracle-free rules had the proxy stopped at each epoch")
+    metric = "zeroshot_top1" if benchmark == "fashion-mnist" else "rsum4"
+    columns, rows = ledger.query(ledger_dir, (HERE / "curation_results.sql").read_text(),
+                                 [f"{setting}-%", metric, f"{setting}-proxy-s%", f"{setting}-oracle-s%"])
+    emit(columns, rows, title=f"{setting}: final {metric} and cost (samples, proxy and oracle included) "
+                              "against full training")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ledger", type=Path, required=True)
+    parser.add_argument("--settings", type=lambda v: tuple(v.split(",")), default=tuple(SETTINGS))
+    parser.add_argument("--seeds", type=lambda v: tuple(map(int, v.split(","))), default=(0, 1, 2))
+    parser.add_argument("--keep", type=float, default=0.3, help="kept fraction of the coresets trained")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
+    args = parser.parse_args()
+    unknown = set(args.settings) - set(SETTINGS)
+    if unknown:
+        parser.error(f"unknown settings {', '.join(sorted(unknown))}: choose from {', '.join(SETTINGS)}")
+    if not 0 < args.keep <= 1:
+        parser.error(f"--keep {args.keep} is outside (0, 1]")
+    for setting in args.settings:
+        run_setting(args.ledger, setting, args.seeds, args.keep, args.jobs)
+
+
+if __name__ == "__main__":
+    main()
