@@ -228,9 +228,25 @@ def query(sql, ledger_dir, fmt):
 @ledger_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def runs(ledger_dir, fmt):
-    """List the runs in the ledger."""
-    columns, rows = ledger.named_query(ledger_dir, "runs_list")
+    """List the runs in the ledger: status (running, completed, failed, interrupted, or died
+    where the training process is gone without ending the run), epochs, the fraction of what
+    it loaded that it trained on, its last R@Sum, wall time."""
+    columns, rows = ledger.list_runs(ledger_dir)
     emit(columns, rows, fmt, title=f"runs in {ledger_dir}")
+
+
+@cli.command()
+@click.argument("run")
+@ledger_option
+def drop(run, ledger_dir):
+    """Remove RUN from the ledger: its record, its parts in every table and its checkpoint
+    (refused while it trains). Says what it removes."""
+    from dissect.ledger import runs as ledger_runs
+
+    for path in ledger_runs.doomed(ledger_dir, run):
+        click.echo(f"removing {path}")
+    ledger_runs.drop(ledger_dir, run)
+    click.echo(f"run {run} removed from {ledger_dir}")
 
 
 @cli.command()

@@ -140,6 +140,12 @@ def write_dataset(out, samples, shard_size: int = SHARD_SIZE, classnames: list[s
     return open_dataset(out, require_train=False)
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def staged(out):
     """A hidden folder beside OUT that becomes OUT when the block succeeds, and vanishes if not."""
@@ -149,6 +155,7 @@ def staged(out):
     created = [p for p in reversed(out.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o777 & ~current_umask())   # mkdtemp's 0700 would hide the dataset from the user's colleagues
     try:
         yield staging
         if out.exists():

@@ -47,12 +47,12 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
     The new rows are written beside the ledger and moved into place at the end, so
     an existing NAME (with --replace) is never half replaced."""
     device = device or default_device()
+    ledger.check_name("--name", name)
+    ledger.check_root(ledger_dir)
     dataset = data.open_dataset(data_path)
     final = Path(ledger_dir) / ledger.TABLES["oracle"].partition_dir(name=name)
     if final.exists() and not replace:
         raise InputError(f"oracle {name!r} is already in {ledger_dir}: pass --replace or another --name")
-    if not name or "/" in name or name.startswith("."):
-        raise InputError(f"--name {name!r} is not usable: use letters, digits, '-' and '_'")
     if rounds < 1 or batch_size < 2:
         raise InputError("--rounds must be at least 1 and --batch-size at least 2")
     bundle = load_checkpoint(model_name, checkpoint, device)

@@ -113,6 +113,9 @@ def validate(cfg: TrainConfig) -> Data:
     for name in ("epochs", "batch_size", "eval_every"):
         if getattr(cfg, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+    if cfg.strategy == "dissect-warmup" and cfg.epochs < 2:
+        raise InputError(f"dissect-warmup needs --epochs 2 or more (a warm-up epoch, then selection by delta): "
+                         f"pass --epochs 2 or more, or another --strategy")
     if cfg.strategy == "dissect-warmup" and not 1 <= cfg.warmup_epochs < cfg.epochs:
         raise InputError(f"--warmup-epochs {cfg.warmup_epochs} must be at least 1 and below --epochs {cfg.epochs}")
     if not 0 <= cfg.momentum < 1:
@@ -132,11 +135,8 @@ def validate(cfg: TrainConfig) -> Data:
         raise InputError(f"--select-scope {cfg.select_scope!r}: use global or local")
     if cfg.score_mode not in ("eval", "train"):
         raise InputError(f"--score-mode {cfg.score_mode!r}: use eval or train")
-    if not cfg.run or "/" in cfg.run or cfg.run.startswith("."):
-        raise InputError(f"--run {cfg.run!r} is not a usable run name: use letters, digits, '-' and '_'")
-    record = ledger.read_run(cfg.ledger, cfg.run)
-    if record is not None and not cfg.resume:
-        raise InputError(f"run {cfg.run!r} is already in {cfg.ledger}: pick another --run or pass --resume")
+    ledger.check_name("--run", cfg.run)
+    ledger.check_root(cfg.ledger)
     csv_format = ingest.CsvFormat(cfg.csv_img_key, cfg.csv_caption_key, cfg.csv_separator)
     workdir = Path(cfg.ledger) / "datasets"
     dataset, note = ingest.open_source(cfg.data, workdir, csv_format=csv_format)
@@ -151,15 +151,49 @@ def validate(cfg: TrainConfig) -> Data:
         test, note = ingest.open_source(path, workdir, csv_format=csv_format)
         tests.append(TestSet(f"{name}/", test, "test" if test.split("test").num_rows else "train"))
         notes += [note] if note else []
-    checkpoint = Path(cfg.out) / CHECKPOINT
-    if cfg.resume:
-        if record is None or not checkpoint.exists():
-            raise InputError(f"nothing to resume: run {cfg.run!r} has no checkpoint at {checkpoint}")
-        if record["dataset_fingerprint"] != dataset.fingerprint:
-            raise InputError(f"run {cfg.run!r} was trained on another dataset (fingerprint "
-                             f"{record['dataset_fingerprint'][:12]}, {cfg.data} has {dataset.fingerprint[:12]})")
     subset, subset_record = open_subset(cfg.subset, dataset) if cfg.subset else (None, None)
     return Data(dataset, tests, notes, subset, subset_record)
+
+
+# What a run is: a resumed run must agree with its record on every one of these.
+DEFINING = ("strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
+            "warmup_steps", "logit_scale_lr_mult", "warmup_epochs", "momentum", "score_mode", "score_all",
+            "select_scope", "local_loss", "gather_with_grad", "test_data", "subset", "infobatch_anneal",
+            "infobatch_max_prune", "scan_spread", "scan_low_share", "divbs_features")
+
+
+def check_record(cfg: TrainConfig, sources: Data, world: distributed.World) -> bool:
+    """Under the run's lock: whether to resume from a checkpoint. A new run must not be in the
+    ledger; --resume must agree with the record on everything that defines the run (a larger
+    --epochs trains on); a run that died before its first checkpoint starts again."""
+    record = ledger.read_run(cfg.ledger, cfg.run)
+    if record is not None and not cfg.resume:
+        raise InputError(f"run {cfg.run!r} is already in {cfg.ledger}: pick another --run, pass --resume, "
+                         f"or remove it with `dissect drop {cfg.run} --ledger {cfg.ledger}`")
+    if not cfg.resume:
+        return False
+    if record is None:
+        raise InputError(f"nothing to resume: run {cfg.run!r} is not in {cfg.ledger}")
+    if record["dataset_fingerprint"] != sources.train.fingerprint:
+        raise InputError(f"run {cfg.run!r} was trained on another dataset (fingerprint "
+                         f"{record['dataset_fingerprint'][:12]}, {cfg.data} has {sources.train.fingerprint[:12]})")
+    before, now = record["config"], cfg.as_record()
+    unused = {key for cls in strategies.REGISTRY.values() for key in cls.settings} \
+        - set(strategies.REGISTRY[cfg.strategy].settings)   # another strategy's hyper-parameters
+    differences = [f"--{key.replace('_', '-')} {before.get(key)!r} -> {now[key]!r}" for key in DEFINING
+                   if key not in unused and _comparable(before.get(key)) != _comparable(now[key])]
+    if record.get("world_size", 1) != world.world_size:
+        differences.append(f"world size {record.get('world_size')} -> {world.world_size}")
+    if cfg.epochs < record["epochs"]:
+        differences.append(f"--epochs {record['epochs']} -> {cfg.epochs} (it may only grow)")
+    if differences:
+        raise InputError(f"--resume of run {cfg.run!r} with other settings than it ran with: "
+                         + "; ".join(differences))
+    return (Path(cfg.out) / CHECKPOINT).exists()
+
+
+def _comparable(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, logit_scale_lr_mult: float):
@@ -486,14 +520,25 @@ def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> dic
         sources = validate(cfg)
         for note in sources.notes:
             log(note)
+        with ledger.RunLock(cfg.ledger, cfg.run):   # held until the process ends
+            return _train_locked(cfg, sources, world, on_epoch_end, log)
     distributed.barrier(world)
-    if not world.is_main:
-        sources = validate(cfg)
+    return _train_locked(cfg, validate(cfg), world, on_epoch_end, log)
+
+
+def _train_locked(cfg: TrainConfig, sources: Data, world: distributed.World, on_epoch_end, log) -> dict:
+    if world.is_main:
+        resuming = check_record(cfg, sources, world)
+        if cfg.resume and not resuming:
+            log(f"run {cfg.run!r} has no checkpoint: it starts again from epoch 0")
+        distributed.barrier(world)
+    resuming = distributed.any_rank(world, world.is_main and resuming, torch.device(cfg.device)) \
+        if world.enabled else resuming
     dataset = sources.train
     trainer = Trainer(cfg, sources, world)
-    if cfg.resume:
+    if resuming:
         trainer.load_checkpoint()
-    start = ledger.read_run(cfg.ledger, cfg.run)["start"] if cfg.resume else _now()
+    start = ledger.read_run(cfg.ledger, cfg.run)["start"] if resuming else _now()
     if world.is_main:
         if cfg.resume:
             ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)

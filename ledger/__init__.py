@@ -6,6 +6,8 @@ from dissect.ledger.schema import TABLES
 from dissect.ledger.store import (
     LedgerError,
     add_samples,
+    check_name,
+    check_root,
     connect,
     dataset_path,
     drop_epochs,
@@ -15,13 +17,19 @@ from dissect.ledger.store import (
     read_run,
     write_run,
 )
+from dissect.ledger.runs import RunLock, is_live, list_runs
 from dissect.ledger.writer import LedgerWriter
 
 __all__ = [
     "TABLES",
     "LedgerError",
     "LedgerWriter",
+    "RunLock",
+    "is_live",
+    "list_runs",
     "add_samples",
+    "check_name",
+    "check_root",
     "connect",
     "dataset_path",
     "drop_epochs",

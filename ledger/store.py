@@ -6,6 +6,7 @@ Nothing here imports torch: analysing a ledger needs duckdb and pyarrow only.
 import glob as globlib
 import json
 import os
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,33 @@ from dissect.ledger.schema import RUN_COLUMNS, TABLES, duckdb_columns
 
 class LedgerError(Exception):
     """A ledger that cannot serve the request; the message says what to do."""
+
+
+NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+# Characters DuckDB's globs would read as patterns or escapes in a ledger's path.
+GLOB_CHARACTERS = set("[]*?{}\\")
+# What `dissect query` runs: reading statements, and in-memory definitions (the database
+# lives in memory: a CREATE there writes nothing). Nothing that writes files or loads code.
+READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.SET,
+             duckdb.StatementType.MULTI, duckdb.StatementType.CREATE}
+
+
+def check_name(kind: str, name: str) -> str:
+    """A run's or an oracle's name: it names folders and hive partitions, so only letters,
+    digits, '-', '_' and '.' (not first), at most 128 characters."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise LedgerError(f"{kind} name {name!r} is not usable: use letters, digits, '-', '_' and '.' "
+                          "(not first), at most 128 characters")
+    return name
+
+
+def check_root(root) -> Path:
+    """A ledger folder whose path DuckDB's globs read literally."""
+    bad = sorted(set(str(root)) & GLOB_CHARACTERS)
+    if bad:
+        raise LedgerError(f"ledger path {str(root)!r} contains {' '.join(bad)}, which DuckDB's file globs would "
+                          "read as a pattern: use a folder without them")
+    return Path(root)
 
 
 def sql_text(name: str) -> str:
@@ -40,7 +68,7 @@ def _typed_nulls(columns) -> str:
 def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views scores, steps, evals, samples, oracle, runs,
     and the macros of sql/macros.sql."""
-    root = Path(root)
+    root = check_root(root)
     if must_exist and not root.is_dir():
         raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
     con = duckdb.connect()
@@ -73,9 +101,16 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckD
 
 
 def query(root, sql: str, params=None) -> tuple[list[str], list[tuple]]:
-    """Run one SQL statement against the ledger's views: (column names, rows)."""
+    """Run SQL against the ledger's views: (column names, rows) of its last statement.
+    Read-only: a statement that could write (COPY, EXPORT, ATTACH, INSERT, INSTALL, LOAD, ...)
+    is refused, so nothing in the ledger's folder changes."""
     con = connect(root)
     try:
+        for statement in con.extract_statements(sql):
+            if statement.type not in READ_ONLY:
+                raise LedgerError(f"dissect query is read-only: {statement.type.name} statements are refused "
+                                  "(SELECT, WITH, PIVOT, DESCRIBE, SUMMARIZE, EXPLAIN, SET VARIABLE and in-memory "
+                                  "CREATE VIEW / MACRO run; results leave through --format)")
         cur = con.execute(sql, params or [])
         if cur.description is None:
             return [], []

@@ -102,6 +102,10 @@ def test_query_formats(trained):
     (["--strategy", "infobatch", "--infobatch-max-prune", "1"], "--infobatch-max-prune 1.0 is outside [0, 1)"),
     (["--strategy", "scan", "--scan-spread", "-0.1"], "--scan-spread -0.1 is outside [0, 1)"),
     (["--strategy", "scan", "--scan-low-share", "2"], "--scan-low-share 2.0 is outside [0, 1]"),
+    (["--run", "a=b"], "--run name 'a=b' is not usable: use letters, digits"),
+    (["--run", "x" * 129], "--run name 'xxx"),
+    (["--run", ".hidden"], "--run name '.hidden' is not usable"),
+    (["--epochs", "1"], "dissect-warmup needs --epochs 2 or more"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_dataset, tmp_path, args, message):
     ledger_dir = tmp_path / "ledger"
@@ -121,10 +125,13 @@ def test_missing_or_empty_dataset_is_refused(tmp_path):
 
 
 def test_existing_run_is_refused_without_resume(trained, tiny_dataset):
-    before = sorted(p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file())
+    def data_files():   # the run's lock file is not data: it notes who holds the run
+        return sorted(p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
+
+    before = data_files()
     result = run_cli(*train_args(tiny_dataset, trained, "warm"))
     assert result.exit_code == 2 and "already in" in result.output and len(result.output.splitlines()) == 1
-    assert sorted(p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file()) == before
+    assert data_files() == before
 
 
 def test_interrupted_then_resumed_run_writes_the_same_rows(tiny_dataset, tmp_path):
@@ -286,3 +293,67 @@ def test_the_online_baselines_train_and_say_what_they_trained(tiny_dataset, tmp_
     assert f",{round(fraction, 3)}," in result.output
     config = ledger.read_run(ledger_dir, strategy)["config"]
     assert {"infobatch_anneal", "scan_spread", "divbs_features"} <= set(config)
+
+
+def test_query_is_read_only_and_odd_ledger_paths_are_refused(trained, tmp_path):
+    target = trained / "scores" / "stolen.csv"
+    result = run_cli("query", f"COPY (SELECT 1) TO '{target}'", "--ledger", trained)
+    assert result.exit_code == 2 and "read-only: COPY statements are refused" in result.output
+    assert not target.exists()
+    result = run_cli("query", f"ATTACH '{trained / 'x.db'}'", "--ledger", trained)
+    assert result.exit_code == 2 and not (trained / "x.db").exists()
+    result = run_cli("query", "SET VARIABLE r = 'warm'; SELECT count(*) FROM scores WHERE run = getvariable('r')",
+                     "--ledger", trained, "--format", "csv")
+    assert result.exit_code == 0 and result.output.splitlines()[-1] == "300"
+    result = run_cli("query", "SELECT 1", "--ledger", tmp_path / "le[dg]er")
+    assert result.exit_code == 2 and "would read as a pattern" in result.output
+
+
+def test_one_process_per_run_and_a_dead_run_looks_dead(tiny_dataset, tmp_path):
+    ledger_dir = tmp_path / "ledger"
+    with ledger.RunLock(ledger_dir, "busy"):          # as a live training process holds it
+        result = run_cli(*train_args(tiny_dataset, ledger_dir, "busy", "random", 2))
+        assert result.exit_code == 2 and "is being trained by process" in result.output
+        assert ledger.is_live(ledger_dir, "busy")
+    assert not ledger.is_live(ledger_dir, "busy")
+    # a run whose process died mid-way: its record still says running, nobody holds its lock
+    ledger.write_run(ledger_dir, {"name": "ghost", "strategy": "random", "ratio": 0.3, "model": "m", "epochs": 2,
+                                  "batch_size": 20, "seed": 0, "dataset": "d", "dataset_path": "/d",
+                                  "dataset_fingerprint": "f", "world_size": 1, "start": "2026-01-01T00:00:00+00:00",
+                                  "end": None, "status": "running", "config": {}, "versions": {}})
+    result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
+    assert "ghost,random,0.3,m,2,0,died (last write " in result.output
+    result = run_cli("drop", "ghost", "--ledger", ledger_dir)
+    assert result.exit_code == 0 and "removing" in result.output and "ghost.json" in result.output
+    assert ledger.read_run(ledger_dir, "ghost") is None
+
+
+def test_resume_checks_what_it_resumes(tiny_dataset, tmp_path):
+    ledger_dir = tmp_path / "ledger"
+    assert run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 2)).exit_code == 0
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "small-loss", 2, "--resume", "--seed", "3"))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "--strategy 'random' -> 'small-loss'" in result.output and "--seed 0 -> 3" in result.output
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 1, "--resume"))
+    assert result.exit_code == 2 and "it may only grow" in result.output
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 3, "--resume"))
+    assert result.exit_code == 0, result.output                 # trains on to 3 epochs
+    _, rows = ledger.query(ledger_dir, "SELECT max(epoch) FROM scores WHERE run = 'r'")
+    assert rows == [(2,)]
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tiny_dataset, tmp_path):
+    ledger_dir = tmp_path / "ledger"
+
+    def die_in_the_first_epoch(trainer):
+        raise KeyboardInterrupt
+
+    cfg = engine_train.TrainConfig(data=str(tiny_dataset), ledger=str(ledger_dir), run="early", strategy="random",
+                                   epochs=2, batch_size=BATCH, workers=0, quiet=True)
+    with pytest.raises(KeyboardInterrupt):
+        engine_train.train(cfg, on_epoch_end=die_in_the_first_epoch)
+    (ledger_dir / "checkpoints" / "early" / engine_train.CHECKPOINT).unlink()
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "early", "random", 2, "--resume"))
+    assert result.exit_code == 0 and "starts again from epoch 0" in result.output
+    _, rows = ledger.query(ledger_dir, "SELECT epoch, count(*) FROM scores GROUP BY 1 ORDER BY 1")
+    assert rows == [(0, 100), (1, 100)]
