@@ -4,6 +4,7 @@ Errors in the user's input (InputError from the engine, LedgerError from the
 ledger) print one line and exit with code 2, like click's own usage errors.
 The engine, which imports torch, is imported only by the commands that train.
 """
+import json
 import os
 import sys
 from pathlib import Path
@@ -215,13 +216,47 @@ def train(data, ledger_dir, run, **options):
 
 
 @cli.command(help=f"""Run SQL against the ledger's views: {', '.join([*ledger.TABLES, 'runs'])}
-(columns: README, "The score ledger"), with the macros of dissect/ledger/sql/macros.sql.""")
-@click.argument("sql")
+(columns: README, "The score ledger"), with the macros of dissect/ledger/sql/macros.sql.
+
+Read-only: SELECT (WITH, PIVOT, DESCRIBE, SUMMARIZE), EXPLAIN, SET VARIABLE and in-memory
+CREATE VIEW / MACRO run; COPY, EXPORT, ATTACH, INSERT, INSTALL and LOAD are refused, so
+nothing in the ledger changes. Results leave through --format and --out.""")
+@click.argument("sql", required=False)
 @ledger_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def query(sql, ledger_dir, fmt):
-    columns, rows = ledger.query(ledger_dir, sql)
-    emit(columns, rows, fmt)
+@click.option("--file", "sql_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Read the SQL from this file instead of the argument.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Bound to $NAME in the SQL as a string (cast it there), never pasted into it; repeatable.")
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "parquet"]), default="table", show_default=True)
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Write the result to this file (written whole, then moved into place); parquet needs it.")
+def query(sql, ledger_dir, sql_file, params, fmt, out):
+    if (sql is None) == (sql_file is None):
+        raise click.UsageError("give the SQL as an argument or with --file, not both")
+    sql = Path(sql_file).read_text() if sql_file else sql
+    bound = {}
+    for param in params:
+        name, sep, value = param.partition("=")
+        if not sep or not name.isidentifier():
+            raise click.BadParameter(f"{param!r} is not NAME=VALUE", param_hint="--param")
+        bound[name] = value
+    if fmt == "parquet":
+        if not out:
+            raise click.UsageError("--format parquet writes a file: pass --out FILE")
+        table = ledger.query_table(ledger_dir, sql, bound or None)
+        import pyarrow.parquet as pq
+
+        with ledger.atomic_path(out) as tmp:
+            pq.write_table(table, tmp)
+        click.echo(f"wrote {table.num_rows} rows to {out}")
+        return
+    columns, rows = ledger.query(ledger_dir, sql, bound or None)
+    if out:
+        with ledger.atomic_path(out) as tmp, open(tmp, "w") as f:
+            emit(columns, rows, fmt, file=f)
+        click.echo(f"wrote {len(rows)} rows to {out}")
+    else:
+        emit(columns, rows, fmt)
 
 
 @cli.command()
@@ -286,18 +321,34 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
 @click.option("--batch-size", default=256, show_default=True)
 @click.option("--workers", default=0, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt):
-    """Zero-shot retrieval R@1/5/10 both ways and R@sum (and classification accuracy
-    where the data has labels and class names) of a checkpoint on DATA."""
-    from dissect.engine import scoring
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="json with --out: CLIP_benchmark's result layout, one file per task.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="With --format json: the result file (CLIP_benchmark's layout; {task} in the name is replaced "
+                   "by the task, else a classification result gets its own file beside it).")
+def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt, out):
+    """Zero-shot retrieval R@1/5/10 both ways, rsum4 (the paper's R@Sum) and rsum (and
+    classification accuracy where the data has labels and class names) of a checkpoint on DATA."""
+    from dissect.engine import evaluate, scoring
 
     if (ledger_dir is None) != (run is None):
         raise click.UsageError("--ledger and --run go together")
+    if out and fmt != "json":
+        raise click.UsageError("--out writes CLIP_benchmark's json: pass --format json")
     metrics = scoring.evaluate_checkpoint(data_path, checkpoint=ckpt, model_name=model, split=split,
                                           batch_size=batch_size, workers=workers, device=device)
     if run:
         scoring.record_eval(ledger_dir, run, ckpt, metrics, prefix=f"{Path(data_path).resolve().name}/")
+    if out:
+        results = evaluate.clip_benchmark_results(metrics, dataset=Path(data_path).resolve().name, model=model,
+                                                  pretrained=str(ckpt))
+        for result in results:
+            path = Path(out.replace("{task}", result["task"]) if "{task}" in out or len(results) == 1 or
+                        result["task"] == "zeroshot_retrieval" else
+                        Path(out).with_name(f"{Path(out).stem}_{result['task']}{Path(out).suffix}"))
+            ledger.write_text_atomic(path, json.dumps(result, indent=2))
+            click.echo(f"wrote {path}")
+        return
     emit(["metric", "value"], [(k, round(v, 2)) for k, v in metrics.items()], fmt,
          title=f"zero-shot metrics on {Path(data_path).name}")
 

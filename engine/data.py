@@ -27,6 +27,7 @@ import torch
 import webdataset as wds
 from PIL import Image
 
+from dissect import ledger
 from dissect.engine.errors import InputError
 from dissect.ledger.schema import SAMPLES
 
@@ -85,10 +86,8 @@ class Dataset:
                     and index.schema.names == MEMBERS_SCHEMA.names:
                 return index
         index = build_member_index(self.root, self.manifest)
-        with contextlib.suppress(OSError):
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(OSError), ledger.atomic_path(path) as tmp:
             pq.write_table(index.replace_schema_metadata({"fingerprint": self.fingerprint}), tmp)
-            os.replace(tmp, path)
         return index
 
     def labels(self, ids: torch.Tensor) -> torch.Tensor | None:

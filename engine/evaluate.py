@@ -66,9 +66,31 @@ def zero_shot_metrics(model, tokenizer, classnames: list[str], image_features: t
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Top-1 (and top-5) accuracy and the mean over classes of each class's top-1 recall, in percent."""
     ks = [k for k in (1, 5) if k <= logits.shape[1]]
     top = logits.topk(max(ks), dim=1).indices
-    return {f"zeroshot_top{k}": 100.0 * (top[:, :k] == labels[:, None]).any(1).float().mean().item() for k in ks}
+    metrics = {f"zeroshot_top{k}": 100.0 * (top[:, :k] == labels[:, None]).any(1).float().mean().item() for k in ks}
+    hit = (top[:, 0] == labels).float()
+    recalls = [hit[labels == c].mean() for c in labels.unique()]
+    metrics["zeroshot_mean_per_class_recall"] = 100.0 * torch.stack(recalls).mean().item()
+    return metrics
+
+
+def clip_benchmark_results(metrics: dict[str, float], *, dataset: str, model: str, pretrained: str) -> list[dict]:
+    """The metrics in CLIP_benchmark's result layout, one dict per task (`clip_benchmark build`
+    tabulates them): zeroshot_retrieval with image_retrieval_recall@K (text->image) and
+    text_retrieval_recall@K (image->text) as fractions; zeroshot_classification with acc1,
+    acc5 and mean_per_class_recall, also fractions."""
+    results = [{"dataset": dataset, "model": model, "pretrained": pretrained, "task": "zeroshot_retrieval",
+                "metrics": {**{f"image_retrieval_recall@{k}": metrics[f"ir_r{k}"] / 100 for k in RECALL_KS},
+                            **{f"text_retrieval_recall@{k}": metrics[f"tr_r{k}"] / 100 for k in RECALL_KS}},
+                "language": "en"}]
+    names = {"zeroshot_top1": "acc1", "zeroshot_top5": "acc5", "zeroshot_mean_per_class_recall": "mean_per_class_recall"}
+    if "zeroshot_top1" in metrics:
+        results.append({"dataset": dataset, "model": model, "pretrained": pretrained,
+                        "task": "zeroshot_classification", "language": "en",
+                        "metrics": {names[k]: v / 100 for k, v in metrics.items() if k in names}})
+    return results
 
 
 def evaluate_dataset(model, tokenizer, transform, dataset, split: str, *, batch_size: int = 256,

@@ -29,7 +29,7 @@ def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, thr
     if input_format is None:
         raise DatasetError(f"{urls}: give a .parquet, .csv, .tsv or .txt list of URLs")
     out = Path(out)
-    shards, dataset = out / "shards", out / "dataset"
+    shards, dataset = out / "shards", out / ingest.FETCHED_DATASET
     if dataset.exists():
         raise DatasetError(f"{dataset} exists: choose a new --out")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import

@@ -28,6 +28,7 @@ from dissect.engine.data import IMAGE_EXTS, DatasetError, Sample
 from dissect.ledger.schema import TABLES
 
 SKIPPED_SCHEMA = TABLES["skipped"].columns
+FETCHED_DATASET = "dataset"   # where `dissect fetch --out DIR` puts the dataset it ingests
 
 
 @dataclass
@@ -243,6 +244,9 @@ def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat
                 processes: int = 2) -> tuple[data.Dataset, str | None]:
     """A dataset for SOURCE: itself where it is one, else its ingest under WORKDIR, reused
     while the source's files are unchanged. The second value says what was done, if anything."""
+    fetched = Path(source) / FETCHED_DATASET
+    if (fetched / data.MANIFEST).is_file() and not (Path(source) / data.MANIFEST).is_file():
+        return data.open_dataset(fetched, require_train=False), f"using the dataset `dissect fetch` wrote: {fetched}"
     if kind_of(source) == "dataset":
         return data.open_dataset(source, require_train=False), None
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).strip("_") or "source"

@@ -6,6 +6,7 @@ from dissect.ledger.schema import TABLES
 from dissect.ledger.store import (
     LedgerError,
     add_samples,
+    atomic_path,
     check_name,
     check_root,
     connect,
@@ -14,8 +15,10 @@ from dissect.ledger.store import (
     drop_run,
     named_query,
     query,
+    query_table,
     read_run,
     write_run,
+    write_text_atomic,
 )
 from dissect.ledger.runs import RunLock, is_live, list_runs
 from dissect.ledger.writer import LedgerWriter
@@ -28,6 +31,7 @@ __all__ = [
     "is_live",
     "list_runs",
     "add_samples",
+    "atomic_path",
     "check_name",
     "check_root",
     "connect",
@@ -36,6 +40,8 @@ __all__ = [
     "drop_run",
     "named_query",
     "query",
+    "query_table",
     "read_run",
     "write_run",
+    "write_text_atomic",
 ]

@@ -9,7 +9,6 @@ from; `write_subset` writes them as Parquet (or DataComp's uid .npy) all or noth
 import hashlib
 import json
 import math
-import os
 import re
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -19,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dissect.ledger.store import LedgerError, connect, dataset_fingerprint_in_ledger, sql_text
+from dissect.ledger.store import LedgerError, atomic_path, connect, dataset_fingerprint_in_ledger, sql_text
 
 SUBSET_SCHEMA = pa.schema([("sample_id", pa.int64()), ("key", pa.string()), ("uid", pa.string()),
                            ("caption", pa.string()), ("score", pa.float64()), ("rank", pa.int64())])
@@ -148,18 +147,13 @@ def write_subset(subset: Subset, out, *, fmt: str = "parquet", overwrite: bool =
     if out.is_dir():
         raise LedgerError(f"{out} is a folder: give a file name for --out")
     payload = datacomp_uids(subset) if fmt == "npy" else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         if fmt == "npy":
             with open(tmp, "wb") as f:
                 np.save(f, payload)
         else:
             metadata = {b"dissect.subset": json.dumps(asdict(subset.meta)).encode()}
             pq.write_table(subset.table.replace_schema_metadata(metadata), tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

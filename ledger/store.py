@@ -3,6 +3,7 @@
 A ledger is a folder of Parquet parts and JSON run records (see schema.py).
 Nothing here imports torch: analysing a ledger needs duckdb and pyarrow only.
 """
+import contextlib
 import glob as globlib
 import json
 import os
@@ -103,18 +104,30 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckD
 def query(root, sql: str, params=None) -> tuple[list[str], list[tuple]]:
     """Run SQL against the ledger's views: (column names, rows) of its last statement.
     Read-only: a statement that could write (COPY, EXPORT, ATTACH, INSERT, INSTALL, LOAD, ...)
-    is refused, so nothing in the ledger's folder changes."""
+    is refused, so nothing in the ledger's folder changes. params: a list for ?, or a dict
+    for $name."""
+    with _read_only(root, sql, params) as cur:
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()
+
+
+def query_table(root, sql: str, params=None) -> pa.Table:
+    """The same as query, as an Arrow table (for Parquet)."""
+    with _read_only(root, sql, params) as cur:
+        return cur.to_arrow_table() if cur.description is not None else pa.table({})
+
+
+@contextlib.contextmanager
+def _read_only(root, sql: str, params):
     con = connect(root)
     try:
         for statement in con.extract_statements(sql):
             if statement.type not in READ_ONLY:
                 raise LedgerError(f"dissect query is read-only: {statement.type.name} statements are refused "
                                   "(SELECT, WITH, PIVOT, DESCRIBE, SUMMARIZE, EXPLAIN, SET VARIABLE and in-memory "
-                                  "CREATE VIEW / MACRO run; results leave through --format)")
-        cur = con.execute(sql, params or [])
-        if cur.description is None:
-            return [], []
-        return [d[0] for d in cur.description], cur.fetchall()
+                                  "CREATE VIEW / MACRO run; results leave through --format and --out)")
+        yield con.execute(sql, params or [])
     except duckdb.Error as e:
         raise LedgerError(str(e).splitlines()[0]) from e
     finally:
@@ -139,13 +152,28 @@ def read_run(root, run: str) -> dict | None:
     return json.loads(path.read_text())
 
 
+@contextlib.contextmanager
+def atomic_path(path):
+    """A hidden temporary path beside PATH to write to; renamed into place when the block
+    succeeds, removed when it fails, so a reader (or a crash) never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_run(root, record: dict) -> None:
     """Write runs/<name>.json atomically, so a reader never sees half a record."""
-    path = run_record_path(root, record["name"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(run_record_path(root, record["name"]), json.dumps(record, indent=2, default=str))
 
 
 def drop_epochs(root, run: str, from_epoch: int) -> None:
@@ -206,6 +234,5 @@ def add_samples(root, dataset: str, fingerprint: str, manifest, skipped=None) ->
 
 
 def _write_atomic(table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)

@@ -7,7 +7,6 @@ part at flush() or when a buffer grows past `max_rows`. Each part is
 written under a hidden temporary name and renamed into place, so a reader, or a
 crash, never sees half a file.
 """
-import os
 import queue
 import threading
 from collections import defaultdict
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dissect.ledger.schema import TABLES
+from dissect.ledger.store import atomic_path
 
 _FLUSH = object()
 _STOP = object()
@@ -116,11 +116,9 @@ class LedgerWriter:
         while (part_dir / f"part-{self.rank}-{n:05d}.parquet").exists():
             n += 1
         self._next_part[str(part_dir)] = n + 1
-        final = part_dir / f"part-{self.rank}-{n:05d}.parquet"
-        tmp = part_dir / f".{final.name}.tmp"
         part = pa.Table.from_arrays(arrays, schema=schema)
         if "sample_id" in schema.names:
             # Sorted parts make a sample's history a row-group lookup and joins on sample_id cheaper.
             part = part.sort_by("sample_id")
-        pq.write_table(part, tmp)
-        os.replace(tmp, final)
+        with atomic_path(part_dir / f"part-{self.rank}-{n:05d}.parquet") as tmp:
+            pq.write_table(part, tmp)

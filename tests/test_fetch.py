@@ -45,10 +45,12 @@ def test_fetch_downloads_ingests_and_counts_what_failed(server, tmp_path):
     assert "6 samples; skipped 2" in result.output
 
     ledger_dir = tmp_path / "ledger"
-    result = CliRunner().invoke(cli, ["train", str(out / "dataset"), "--strategy", "random", "--epochs", "1",
+    # the folder fetch wrote trains as it is: its dataset is found inside
+    result = CliRunner().invoke(cli, ["train", str(out), "--strategy", "random", "--epochs", "1",
                                       "--batch-size", "3", "--ledger", str(ledger_dir), "--run", "r",
                                       "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
+    assert "using the dataset `dissect fetch` wrote" in result.output
     skipped_line = next(line for line in result.output.splitlines() if line.startswith("skipped: "))
     assert skipped_line.count("download failed") == 2 or skipped_line.startswith("skipped: 2 download failed")
 

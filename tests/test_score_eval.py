@@ -66,7 +66,15 @@ def test_zero_shot_accuracy_on_known_logits():
                            [0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
                            [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]])
     m = evaluate.classification_metrics(logits, torch.tensor([0, 0, 4, 5]))
-    assert m == {"zeroshot_top1": 25.0, "zeroshot_top5": 75.0}
+    # per class: 0 recalls 1 of 2, 4 and 5 none: a mean of 1/6
+    assert m == pytest.approx({"zeroshot_top1": 25.0, "zeroshot_top5": 75.0,
+                               "zeroshot_mean_per_class_recall": 100 / 6})
+    results = evaluate.clip_benchmark_results({**m, **{f"{d}_r{k}": 50.0 for d in ("ir", "tr") for k in (1, 5, 10)}},
+                                              dataset="d", model="RN50", pretrained="c.pt")
+    assert [r["task"] for r in results] == ["zeroshot_retrieval", "zeroshot_classification"]
+    assert results[0]["metrics"]["image_retrieval_recall@5"] == 0.5 and set(results[0]) >= {
+        "dataset", "model", "pretrained", "task", "metrics"}
+    assert results[1]["metrics"] == pytest.approx({"acc1": 0.25, "acc5": 0.75, "mean_per_class_recall": 1 / 6})
 
 
 def test_multi_caption_dataset_through_the_loader(tmp_path):
@@ -82,7 +90,18 @@ def test_multi_caption_dataset_through_the_loader(tmp_path):
     assert owner.tolist() == [i for i in range(6) for _ in range(5)]
     metrics = evaluate.evaluate_dataset(bundle.model, bundle.tokenizer, bundle.preprocess_val, dataset, "test")
     assert set(metrics) == {"tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "rsum", "rsum4",
-                            "zeroshot_top1"}   # three classes: no top-5
+                            "zeroshot_top1", "zeroshot_mean_per_class_recall"}   # three classes: no top-5
+
+
+def test_eval_writes_clip_benchmark_results(checkpoint, tiny_dataset, tmp_path):
+    _, ckpt = checkpoint
+    out = tmp_path / "result_{task}.json"
+    result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--format", "json", "--out", out)
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "result_zeroshot_retrieval.json").read_text())
+    assert written["task"] == "zeroshot_retrieval" and written["dataset"] == "tiny"
+    assert set(written["metrics"]) == {f"{d}_retrieval_recall@{k}" for d in ("image", "text") for k in (1, 5, 10)}
+    assert all(0 <= v <= 1 for v in written["metrics"].values())
 
 
 def test_eval_prints_metrics_and_records_them(checkpoint, tiny_dataset):

@@ -357,3 +357,23 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tiny_dataset, tmp
     assert result.exit_code == 0 and "starts again from epoch 0" in result.output
     _, rows = ledger.query(ledger_dir, "SELECT epoch, count(*) FROM scores GROUP BY 1 ORDER BY 1")
     assert rows == [(0, 100), (1, 100)]
+
+
+def test_query_reads_files_binds_parameters_and_writes_parquet(trained, tmp_path):
+    sql = tmp_path / "q.sql"
+    sql.write_text("SELECT count(*) AS n FROM scores WHERE run = $run AND epoch = $epoch::INTEGER")
+    result = run_cli("query", "--file", sql, "--param", "run=warm", "--param", "epoch=1", "--ledger", trained,
+                     "--format", "csv")
+    assert result.exit_code == 0 and result.output == "n\n100\n"
+    # a value is bound, never pasted: quotes in it do not end the string
+    result = run_cli("query", "SELECT count(*) AS n FROM scores WHERE run = $run", "--param", "run=x' OR '1'='1",
+                     "--ledger", trained, "--format", "csv")
+    assert result.output == "n\n0\n"
+    out = tmp_path / "scores.parquet"
+    result = run_cli("query", "SELECT * FROM scores WHERE run = 'warm'", "--ledger", trained, "--format", "parquet",
+                     "--out", out)
+    assert result.exit_code == 0 and "wrote 300 rows" in result.output
+    import pyarrow.parquet as pq
+    assert pq.read_table(out).num_rows == 300
+    result = run_cli("query", "SELECT 1", "--ledger", trained, "--format", "parquet")
+    assert result.exit_code == 2 and "--out" in result.output
