@@ -8,6 +8,7 @@ from pathlib import Path
 # open_clip_train's AdamW defaults (its params.get_default_params): ViTs, and ResNets.
 VIT_BETAS_EPS = (0.9, 0.98, 1e-6)
 RESNET_BETAS_EPS = (0.9, 0.999, 1e-8)
+DIVBS_FEATURES = ("grad", "embedding")
 
 
 @dataclass(frozen=True)

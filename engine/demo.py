@@ -5,6 +5,7 @@ from pathlib import Path
 
 from dissect.engine import synthetic, train
 from dissect.engine.errors import InputError
+from dissect.ledger import curation
 
 STRATEGIES = ("full", "random", "small-loss", "dissect-warmup")
 
@@ -23,6 +24,8 @@ class DemoSettings:
     workers: int = 2
     seed: int = 0
     overwrite: bool = False
+    curate_rule: str = "mean-clipscore"   # the curated subset the demo writes, from the full run's history
+    curate_keep: float = 0.5
 
 
 def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
@@ -50,3 +53,10 @@ def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
         train.train(cfg)
         runs.append(strategy)
     return ledger_dir, runs
+
+
+def curate(settings: DemoSettings, ledger_dir: Path) -> tuple[curation.Subset, Path]:
+    """The better dataset the demo takes away: its train pairs ranked by the full run's
+    history (no oracle), the top curate_keep written to OUT/subset.parquet."""
+    subset = curation.curate(ledger_dir, settings.curate_rule, keep=settings.curate_keep, run="full")
+    return subset, curation.write_subset(subset, Path(settings.out) / "subset.parquet", overwrite=True)

@@ -24,11 +24,10 @@ from dissect import ledger
 from dissect.ledger import curation
 from dissect.engine import data, distributed, evaluate, ingest, models, strategies
 from dissect.engine.scores import per_sample_scores, weighted_clip_loss
-from dissect.engine.config import TrainConfig, test_set_name
+from dissect.engine.config import DIVBS_FEATURES, TrainConfig, test_set_name
 from dissect.engine.errors import InputError
 
 MAX_LOGIT_SCALE = math.log(100)
-DIVBS_FEATURES = ("grad", "embedding")
 CHECKPOINT = "checkpoint.pt"
 
 

@@ -17,5 +17,7 @@ def test_demo_trains_four_strategies_and_writes_its_report(tmp_path):
     for name in ("fig3b", "fig3c", "fig4a", "fig4d", "table1"):
         assert (out / "report" / f"{name}.png").exists()
     assert str(out / "report" / "index.html") in result.output.replace("\n", "")
+    assert "keeps 60 of 120 train pairs by mean-clipscore" in result.output.replace("\n", " ")
+    assert (out / "subset.parquet").exists()
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 2 and "--overwrite" in again.output
