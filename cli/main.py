@@ -475,7 +475,7 @@ def demo(out, epochs, n, test_n, overwrite):
     _, clean = ledger.named_query(ledger_dir, "clean_fraction", [subset.meta.dataset,
                                                                  subset.table["sample_id"].to_pylist()])
     click.echo(f"curated: {path} keeps {subset.meta.n} of {subset.meta.n_train} train pairs by {settings.curate_rule} "
-               f"(the full run's mean centred CLIPScore, no oracle): {clean[0][0]:.1%} clean, against "
+               f"(from the full run's history, no oracle): {clean[0][0]:.1%} clean, against "
                f"{1 - settings.noise_ratio:.0%} in the data; train on it with --subset {path}")
     report_dir = Path(out) / "report"
     report.report_all(report.Request(ledger=str(ledger_dir), run="dissect-warmup"), report_dir, figures.draw)
