@@ -14,7 +14,7 @@ import click
 from dissect import ledger
 from dissect.ledger import curation, report
 from dissect.cli.output import FORMATS, emit
-from dissect.engine.config import DIVBS_FEATURES, TrainConfig
+from dissect.engine.config import DIVBS_FEATURES, PRECISIONS, TrainConfig
 
 DEFAULT_LEDGER = "ledger"
 
@@ -174,6 +174,9 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
 @click.option("--divbs-features", type=click.Choice(DIVBS_FEATURES), default=TrainConfig.divbs_features,
               show_default=True, help="divbs: per-sample features, the InfoNCE gradient w.r.t. the embeddings "
                                       "or the embeddings.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=TrainConfig.precision,
+              help="open_clip_train's: fp32; amp (fp16 autocast and a gradient scaler, GPU); amp_bf16 / "
+                   "amp_bfloat16 (bf16 autocast); pure_bf16 (bf16 weights) [default: amp on a GPU, fp32 on the CPU].")
 @click.option("--score-mode", type=click.Choice(["eval", "train"]), default=TrainConfig.score_mode,
               show_default=True, help="Model mode of the no-grad scoring pass.")
 @click.option("--score-all", is_flag=True, help="Run the scoring pass for every strategy, so every sample gets a "

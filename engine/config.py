@@ -9,6 +9,9 @@ from pathlib import Path
 VIT_BETAS_EPS = (0.9, 0.98, 1e-6)
 RESNET_BETAS_EPS = (0.9, 0.999, 1e-8)
 DIVBS_FEATURES = ("grad", "embedding")
+# open_clip_train's names: fp32; amp (fp16 autocast with a gradient scaler, GPU only);
+# amp_bf16 / amp_bfloat16 (bf16 autocast); pure_bf16 (bf16 weights and activations).
+PRECISIONS = ("fp32", "amp", "amp_bf16", "amp_bfloat16", "pure_bf16")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class TrainConfig:
     scan_spread: float = 0.5           # scan: the kept fraction falls from r (1 + s) to r (1 - s)
     scan_low_share: float = 0.5        # scan: the share of the pruned taken from the lowest losses
     divbs_features: str = "grad"       # divbs: `grad` (InfoNCE gradient w.r.t. the embeddings) or `embedding`
+    precision: str | None = None       # default: amp on a GPU, fp32 on the CPU, as open_clip_train
     score_mode: str = "eval"           # model mode of the scoring pass
     score_all: bool = False            # a scoring pass for every strategy, so every sample is scored every epoch
     workers: int = 2                   # loader processes; the batches do not depend on their number
@@ -65,6 +69,7 @@ class TrainConfig:
             out=self.checkpoint_dir,
             warmup_epochs=self.warmup_epochs if self.warmup_epochs is not None else max(1, self.epochs // 4),
             device=self.device or device,
+            precision=self.precision or ("amp" if (self.device or device).startswith("cuda") else "fp32"),
             ratio=1.0 if self.strategy == "full" else self.ratio,  # full trains on every sample
             beta1=beta1 if self.beta1 is None else self.beta1,
             beta2=beta2 if self.beta2 is None else self.beta2,

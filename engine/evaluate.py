@@ -13,7 +13,7 @@ RECALL_KS = (1, 5, 10)
 
 
 @torch.inference_mode()
-def encode(model, batches, device="cpu"):
+def encode(model, batches, device="cpu", input_dtype=None):
     """Normalised image and text features of batches from data.loader(all_captions=True):
     (image features, text features, text_to_image, sample ids)."""
     was_training = model.training
@@ -21,7 +21,7 @@ def encode(model, batches, device="cpu"):
     images, texts, owners, ids = [], [], [], []
     seen = 0
     for batch_ids, image, tokens, owner in batches:
-        images.append(model.encode_image(image.to(device), normalize=True).float().cpu())
+        images.append(model.encode_image(image.to(device, dtype=input_dtype), normalize=True).float().cpu())
         texts.append(model.encode_text(tokens.to(device), normalize=True).float().cpu())
         owners.append(owner + seen)
         ids.append(batch_ids)
@@ -94,12 +94,12 @@ def clip_benchmark_results(metrics: dict[str, float], *, dataset: str, model: st
 
 
 def evaluate_dataset(model, tokenizer, transform, dataset, split: str, *, batch_size: int = 256,
-                     workers: int = 0, device="cpu") -> dict[str, float]:
+                     workers: int = 0, device="cpu", input_dtype=None) -> dict[str, float]:
     """Every zero-shot metric the split supports: retrieval always, classification
     where the samples have labels and the dataset has class names."""
     batches = data.loader(dataset, split, transform=transform, tokenizer=tokenizer, batch_size=batch_size,
                           shuffle=False, workers=workers, all_captions=True)
-    image_features, text_features, text_to_image, ids = encode(model, batches, device)
+    image_features, text_features, text_to_image, ids = encode(model, batches, device, input_dtype)
     metrics = retrieval_metrics(image_features, text_features, text_to_image)
     labels = dataset.labels(ids)
     if dataset.classnames and labels is not None:

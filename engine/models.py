@@ -43,11 +43,12 @@ class ClipBundle:
     image_size: int
 
 
-def create(name: str, checkpoint: str | None = None, device: str = "cpu") -> ClipBundle:
-    """A freshly initialised model, or one loaded from an open_clip checkpoint."""
+def create(name: str, checkpoint: str | None = None, device: str = "cpu", precision: str = "fp32") -> ClipBundle:
+    """A freshly initialised model, or one loaded from an open_clip checkpoint; precision as
+    open_clip's factory takes it (pure_bf16 casts the weights)."""
     check_model_name(name)
     model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-        name, pretrained=checkpoint, device=device
+        name, pretrained=checkpoint, device=device, precision=precision
     )
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size

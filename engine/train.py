@@ -15,8 +15,10 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import open_clip
 import torch
 from open_clip.loss import ClipLoss
+from open_clip_train.precision import get_autocast
 from open_clip_train.scheduler import cosine_lr
 from tqdm import tqdm
 
@@ -24,7 +26,7 @@ from dissect import ledger
 from dissect.ledger import curation
 from dissect.engine import data, distributed, evaluate, ingest, models, strategies
 from dissect.engine.scores import per_sample_scores, weighted_clip_loss
-from dissect.engine.config import DIVBS_FEATURES, TrainConfig, test_set_name
+from dissect.engine.config import DIVBS_FEATURES, PRECISIONS, TrainConfig, test_set_name
 from dissect.engine.errors import InputError
 
 MAX_LOGIT_SCALE = math.log(100)
@@ -130,6 +132,11 @@ def validate(cfg: TrainConfig) -> Data:
         raise InputError(f"--scan-low-share {cfg.scan_low_share} is outside [0, 1]")
     if cfg.divbs_features not in DIVBS_FEATURES:
         raise InputError(f"--divbs-features {cfg.divbs_features!r}: use {' or '.join(DIVBS_FEATURES)}")
+    if cfg.precision not in PRECISIONS:
+        raise InputError(f"--precision {cfg.precision!r}: use one of {', '.join(PRECISIONS)}")
+    if cfg.precision == "amp" and not cfg.device.startswith("cuda"):
+        raise InputError("--precision amp (fp16 autocast with a gradient scaler) needs a GPU: on the CPU use "
+                         "amp_bf16, pure_bf16 or fp32")
     if cfg.select_scope not in ("global", "local"):
         raise InputError(f"--select-scope {cfg.select_scope!r}: use global or local")
     if cfg.score_mode not in ("eval", "train"):
@@ -158,7 +165,7 @@ def validate(cfg: TrainConfig) -> Data:
 DEFINING = ("strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
             "warmup_steps", "logit_scale_lr_mult", "warmup_epochs", "momentum", "score_mode", "score_all",
             "select_scope", "local_loss", "gather_with_grad", "test_data", "subset", "infobatch_anneal",
-            "infobatch_max_prune", "scan_spread", "scan_low_share", "divbs_features")
+            "infobatch_max_prune", "scan_spread", "scan_low_share", "divbs_features", "precision")
 
 
 def check_record(cfg: TrainConfig, sources: Data, world: distributed.World) -> bool:
@@ -232,7 +239,7 @@ class Trainer:
         dataset = self.dataset = sources.train
         self.device = torch.device(f"cuda:{world.local_rank}" if cfg.device.startswith("cuda") else cfg.device)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-        bundle = models.create(cfg.model, device=str(self.device))
+        bundle = models.create(cfg.model, device=str(self.device), precision=cfg.precision)
         self.model, self.preprocess_train, self.preprocess_val = bundle.model, bundle.preprocess_train, bundle.preprocess_val
         self.tokenizer = bundle.tokenizer
         self.image_size = bundle.image_size
@@ -260,6 +267,10 @@ class Trainer:
         self.loss_fn = ClipLoss(local_loss=cfg.local_loss, gather_with_grad=cfg.gather_with_grad, cache_labels=True,
                                 rank=world.rank, world_size=world.world_size)
         self.score_loss = ClipLoss()
+        # the training and the scoring pass run under the same autocast, as open_clip_train's
+        self.autocast = get_autocast(cfg.precision, device_type=self.device.type)
+        self.input_dtype = open_clip.get_input_dtype(cfg.precision)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "amp" else None
         self.missing_shards: set[str] = set()
         self.epoch = 0
         self.step = 0
@@ -303,7 +314,8 @@ class Trainer:
         Strategies that rank the batch get a no-grad scoring pass over every sample; the
         others (full, random, oracle-clean) pick first, and the trained samples' CLIPScore
         and loss come from the training forward (the rest stay NaN: NULL in the ledger)."""
-        images, tokens = images.to(self.device, non_blocking=True), tokens.to(self.device, non_blocking=True)
+        images = images.to(self.device, dtype=self.input_dtype, non_blocking=True)
+        tokens = tokens.to(self.device, non_blocking=True)
         sizes = distributed.all_sizes(self.world, len(ids), self.device)
         global_ids = distributed.gather_rows(self.world, ids.to(self.device), sizes).cpu() \
             if self.world.enabled else ids
@@ -330,7 +342,8 @@ class Trainer:
             return empty, empty, self.model.logit_scale.exp()
         if self.cfg.score_mode == "eval":
             self.model.eval()
-        image_features, text_features, logit_scale = self.model(images, tokens)
+        with self.autocast():
+            image_features, text_features, logit_scale = self.model(images, tokens)
         self.model.train()
         return image_features, text_features, logit_scale
 
@@ -398,12 +411,18 @@ class Trainer:
         """One optimiser step on this rank's share of the picks. weights: the loss weight of every
         trained pick in global order (None: open_clip's ClipLoss as it is); `part` is this rank's."""
         self.ddp_model.train()
-        image_features, text_features, logit_scale = self.ddp_model(images, tokens)
-        loss = self.loss_fn(image_features, text_features, logit_scale) if weights is None else \
-            weighted_clip_loss(self.loss_fn, image_features, text_features, logit_scale, weights, part)
+        with self.autocast():
+            image_features, text_features, logit_scale = self.ddp_model(images, tokens)
+            loss = self.loss_fn(image_features, text_features, logit_scale) if weights is None else \
+                weighted_clip_loss(self.loss_fn, image_features, text_features, logit_scale, weights, part)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         with torch.no_grad():
             self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         return loss.detach(), image_features.detach(), text_features.detach(), logit_scale.detach()
@@ -421,7 +440,7 @@ class Trainer:
             return None
         if batch is END or batch is None:
             size = self.image_size
-            return (torch.zeros(0, dtype=torch.long), torch.zeros(0, 3, size, size),
+            return (torch.zeros(0, dtype=torch.long), torch.zeros(0, 3, size, size, dtype=self.input_dtype),
                     torch.zeros(0, self.context_length, dtype=torch.long))
         return batch
 
@@ -481,8 +500,10 @@ class Trainer:
     def evaluate(self, writer: ledger.LedgerWriter) -> None:
         """Every test set's zero-shot metrics, each under its own prefix."""
         for test in self.sources.tests:
-            metrics = evaluate.evaluate_dataset(self.model, self.tokenizer, self.preprocess_val, test.dataset,
-                                                test.split, workers=self.cfg.workers, device=self.device)
+            with self.autocast():
+                metrics = evaluate.evaluate_dataset(self.model, self.tokenizer, self.preprocess_val, test.dataset,
+                                                    test.split, workers=self.cfg.workers, device=self.device,
+                                                    input_dtype=self.input_dtype)
             writer.add("evals", {"run": self.cfg.run, "epoch": self.epoch}, {
                 "step": [self.step] * len(metrics), "metric": [test.prefix + m for m in metrics],
                 "value": list(metrics.values())})

@@ -377,3 +377,23 @@ def test_query_reads_files_binds_parameters_and_writes_parquet(trained, tmp_path
     assert pq.read_table(out).num_rows == 300
     result = run_cli("query", "SELECT 1", "--ledger", trained, "--format", "parquet")
     assert result.exit_code == 2 and "--out" in result.output
+
+
+@pytest.mark.parametrize("precision", ["amp_bf16", "pure_bf16"])
+def test_bf16_precisions_train_on_the_cpu_and_are_recorded(tiny_dataset, tmp_path, precision):
+    ledger_dir = tmp_path / "ledger"
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "p", "dissect-warmup", 2, "--precision", precision))
+    assert result.exit_code == 0, result.output
+    assert ledger.read_run(ledger_dir, "p")["config"]["precision"] == precision
+    _, rows = ledger.query(ledger_dir, "SELECT count(clipscore), min(loss) > 0 FROM scores")
+    assert rows == [(200, True)]
+    _, rows = ledger.query(ledger_dir, "SELECT count(*) FROM evals WHERE metric = 'rsum4'")
+    assert rows == [(2,)]
+
+
+def test_fp32_is_the_cpu_default_and_amp_needs_a_gpu(tiny_dataset, trained, tmp_path):
+    assert ledger.read_run(trained, "warm")["config"]["precision"] == "fp32"
+    result = run_cli(*train_args(tiny_dataset, tmp_path / "ledger", "a", "random", 2, "--precision", "amp",
+                                 "--device", "cpu"))
+    assert result.exit_code == 2 and "needs a GPU" in result.output
+    assert not (tmp_path / "ledger").exists()
