@@ -1,6 +1,7 @@
 """Step time of every strategy at r = 0.3, as a ratio to `full`, in one run.
 
     .venv/bin/python benchmarks/step_time.py [--epochs 3] [--n 2560] [--batch-size 128] [--model dissect-tiny]
+    .venv/bin/python benchmarks/step_time.py --precisions fp32,amp_bf16,pure_bf16 --workers 0
 
 Online selection that ranks the batch pays one no-grad forward of the whole batch
 plus a forward and backward of r * B samples. Counting a forward as 1 and forward +
@@ -27,16 +28,31 @@ def main():
     parser.add_argument("--model", default="dissect-tiny")
     parser.add_argument("--workers", type=int, default=train.TrainConfig.workers,
                         help="loader processes, as `dissect train` (0 keeps loading off the timed cores)")
+    parser.add_argument("--precisions", type=lambda v: tuple(v.split(",")), default=(),
+                        help="instead: full and dissect-warmup at each of these --precision values "
+                             "(e.g. fp32,amp_bf16,pure_bf16)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "data"
         synthetic.make_synthetic(dataset, n=args.n, test_n=0, noise_ratio=0.4, noise_type="shuffle", seed=0)
-        for strategy in strategies.REGISTRY:
+
+        def run(name, strategy, precision=None):
             train.train(train.TrainConfig(
-                data=str(dataset), ledger=str(Path(tmp) / "ledger"), run=strategy, strategy=strategy,
-                ratio=args.ratio, epochs=args.epochs, batch_size=args.batch_size, model=args.model,
-                warmup_epochs=1, workers=args.workers, quiet=True))
+                data=str(dataset), ledger=str(Path(tmp) / name.split("/")[0]), run=name.split("/")[-1],
+                strategy=strategy, ratio=args.ratio, epochs=args.epochs, batch_size=args.batch_size,
+                model=args.model, warmup_epochs=1, workers=args.workers, precision=precision, quiet=True))
+
+        if args.precisions:
+            for precision in args.precisions:
+                for strategy in ("full", "dissect-warmup"):
+                    run(f"precision/{strategy}-{precision}", strategy, precision)
+            columns, rows = ledger.named_query(Path(tmp) / "precision", "step_time", ["full-fp32"])
+            emit(columns, rows, title=f"step time by --precision, {args.model}, batch {args.batch_size}, "
+                                      f"{args.workers} loader workers, as a ratio to full in fp32")
+            return
+        for strategy in strategies.REGISTRY:
+            run(f"ledger/{strategy}", strategy)
         columns, rows = ledger.named_query(Path(tmp) / "ledger", "step_time", ["full"])
     floor = (1 + 3 * args.ratio) / 3
     emit(columns, rows, title=f"step time at r = {args.ratio}, {args.model}, batch {args.batch_size}, "
