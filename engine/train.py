@@ -569,13 +569,20 @@ def _train_locked(cfg: TrainConfig, sources: Data, world: distributed.World, on_
     try:
         with ledger.LedgerWriter(cfg.ledger, rank=world.rank) as writer:
             while trainer.epoch < cfg.epochs:
+                t0 = time.perf_counter()
                 trainer.run_epoch(writer)
+                t1 = time.perf_counter()
                 last = trainer.epoch + 1 == cfg.epochs
                 if world.is_main:
                     trainer.record_missing_shards(writer)
                     if (trainer.epoch + 1) % cfg.eval_every == 0 or last:
                         trainer.evaluate(writer)
+                t2 = time.perf_counter()
                 writer.flush()
+                if world.is_main:
+                    writer.add("epochs", {"run": cfg.run, "epoch": trainer.epoch}, {
+                        "t_steps": [t1 - t0], "t_eval": [t2 - t1], "t_ledger": [time.perf_counter() - t2]})
+                    writer.flush()
                 trainer.epoch += 1
                 trainer.save_checkpoint()
                 distributed.barrier(world)

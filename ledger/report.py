@@ -74,6 +74,9 @@ ANALYSES = {a.key: a for a in (
     Analysis("table1", "Table 1: retrieval grid, methods x ratios",
              "Final IR@1, IR@10, TR@1, TR@10 per strategy and ratio, one panel per test set, "
              "mean ± std (n seeds of one setting).", "table"),
+    Analysis("tabletime", "Where the time goes, per epoch",
+             "Seconds per epoch waiting for data, scoring, training, the steps' bookkeeping, the eval and the "
+             "ledger writer: the largest bounds the run.", "table"),
     Analysis("table6", "Table 6: wall-clock to reach a target",
              "Seconds of steps each run needs to reach the random run's best and the selection run's best, "
              "and the % of the full run's time saved.", "table"),

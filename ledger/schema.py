@@ -54,6 +54,18 @@ STEPS = Table(
     ]),
 )
 
+# Rank 0's wall time per epoch outside the steps: the epoch's steps as a whole, the eval,
+# and waiting for the ledger writer to put the epoch's parts on disk.
+EPOCHS = Table(
+    "epochs",
+    (("run", "VARCHAR"), ("epoch", "INTEGER")),
+    pa.schema([
+        ("t_steps", pa.float64()),
+        ("t_eval", pa.float64()),
+        ("t_ledger", pa.float64()),
+    ]),
+)
+
 EVALS = Table(
     "evals",
     (("run", "VARCHAR"), ("epoch", "INTEGER")),
@@ -104,7 +116,7 @@ SKIPPED = Table(
     ]),
 )
 
-TABLES = {t.name: t for t in (SCORES, STEPS, EVALS, SAMPLES, ORACLE, SKIPPED)}
+TABLES = {t.name: t for t in (SCORES, STEPS, EPOCHS, EVALS, SAMPLES, ORACLE, SKIPPED)}
 
 # Columns of the `runs` view, read from runs/<run>.json; the record holds more
 # (every flag under `config`, package versions under `versions`).

@@ -117,7 +117,7 @@ def test_report_cli_prints_and_draws(hand_ledger, tmp_path):
     assert result.exit_code == 0, result.output
     index = (tmp_path / "all" / "index.html").read_text()
     assert "fig3c.png" in index and "table1.png" in index and "fig4c.png" in index
-    assert len(list((tmp_path / "all").glob("*.png"))) == 12
+    assert len(list((tmp_path / "all").glob("*.png"))) == 13
 
 
 def test_centred_macro_takes_out_the_run_epoch_mean(hand_ledger):

@@ -397,3 +397,15 @@ def test_fp32_is_the_cpu_default_and_amp_needs_a_gpu(tiny_dataset, trained, tmp_
                                  "--device", "cpu"))
     assert result.exit_code == 2 and "needs a GPU" in result.output
     assert not (tmp_path / "ledger").exists()
+
+
+def test_where_the_time_goes_per_epoch(trained):
+    result = run_cli("report", "--table", "time", "--ledger", trained, "--run", "warm", "--format", "json")
+    assert result.exit_code == 0, result.output
+    import json
+    rows = json.loads(result.output[result.output.index("["):])
+    assert [r["epoch"] for r in rows] == [0, 1, 2] and all(r["steps"] == 5 for r in rows)
+    for r in rows:
+        parts = r["data"] + r["scoring"] + r["training"] + r["step_other"] + r["eval"] + r["ledger"]
+        assert r["training"] > 0 and r["eval"] > 0 and r["ledger"] >= 0
+        assert parts == pytest.approx(r["total"], abs=0.05)
