@@ -39,3 +39,9 @@ def test_diagnosis_queries(runs):
     assert [r[1] for r in rows] == [0, 1, 2] and rows[0][2] is None and all(0 <= r[3] <= 1 for r in rows)
     rows = dict((r[0], r[1:]) for r in run_query(runs, "stickiness.sql", pattern="%", from_epoch=1))
     assert set(rows) == {"random", "dissect-warmup"}
+    rows = run_query(runs, "picks_by_strategy.sql", pattern="%")
+    by = {r[0]: r for r in rows}
+    assert set(by) == {"random", "dissect-warmup"} and all(r[-1] == 1 for r in rows)
+    random = by["random"]
+    assert 0 <= random[2] <= 1 and random[4] == pytest.approx(0.3, abs=0.01)   # trained fraction = r
+    assert 0 <= random[5] <= 1                                                   # its trained samples' loss AUROC
