@@ -28,6 +28,10 @@ class DissectGroup(click.Group):
         except (InputError, ledger.LedgerError) as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except OSError as e:   # a read-only ledger, a full disk: the machine's refusal, in one line
+            where = f" {e.filename}" if e.filename else ""
+            click.echo(f"error: cannot write or read{where}: {e.strerror or e}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=DissectGroup)

@@ -23,6 +23,7 @@ import pyarrow as pa
 from braceexpand import braceexpand
 from PIL import Image
 
+from dissect import ledger
 from dissect.engine import data
 from dissect.engine.data import IMAGE_EXTS, DatasetError, Sample
 from dissect.ledger.schema import TABLES
@@ -251,7 +252,8 @@ def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat
         return data.open_dataset(source, require_train=False), None
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).strip("_") or "source"
     out = Path(workdir) / f"{stem}-{source_signature(source)[:8]}"
-    if (out / data.MANIFEST).is_file():
-        return data.open_dataset(out, require_train=False), f"reusing the ingest of {source} at {out}"
-    ingested = ingest(source, out, csv_format=csv_format, processes=processes)
+    with ledger.FileLock(out.with_name(f".{out.name}.lock")):   # two runs ingesting one source: one does it
+        if (out / data.MANIFEST).is_file():
+            return data.open_dataset(out, require_train=False), f"reusing the ingest of {source} at {out}"
+        ingested = ingest(source, out, csv_format=csv_format, processes=processes)
     return ingested.dataset, f"ingested {source} into {out}: {ingested.summary()}"

@@ -300,11 +300,16 @@ class Trainer:
         tmp.replace(path)
 
     def load_checkpoint(self) -> None:
-        state = torch.load(Path(self.cfg.out) / CHECKPOINT, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.strategy.load_state_dict(state["strategy"])
-        self.epoch, self.step = state["epoch"], state["step"]
+        path = Path(self.cfg.out) / CHECKPOINT
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state["state_dict"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.strategy.load_state_dict(state["strategy"])
+            self.epoch, self.step = state["epoch"], state["step"]
+        except Exception as e:   # torch raises many kinds for a damaged or foreign file
+            raise InputError(f"checkpoint {path} cannot be resumed from ({type(e).__name__}): delete it to train "
+                             f"run {self.cfg.run!r} again from epoch 0 with --resume") from e
 
     # --- one step -------------------------------------------------------------
 

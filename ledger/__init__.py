@@ -20,13 +20,14 @@ from dissect.ledger.store import (
     write_run,
     write_text_atomic,
 )
-from dissect.ledger.runs import RunLock, is_live, list_runs
+from dissect.ledger.runs import FileLock, RunLock, is_live, list_runs
 from dissect.ledger.writer import LedgerWriter
 
 __all__ = [
     "TABLES",
     "LedgerError",
     "LedgerWriter",
+    "FileLock",
     "RunLock",
     "is_live",
     "list_runs",

@@ -47,6 +47,23 @@ class RunLock:
         os.close(self.fd)
 
 
+class FileLock:
+    """An flock on PATH, waited for: one process at a time does what it guards."""
+
+    def __init__(self, path):
+        self.path, self.fd = Path(path), None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
 def is_live(root, run: str) -> bool:
     """Whether a process holds RUN's lock now."""
     path = lock_path(root, run)

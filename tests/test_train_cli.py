@@ -409,3 +409,43 @@ def test_where_the_time_goes_per_epoch(trained):
         parts = r["data"] + r["scoring"] + r["training"] + r["step_other"] + r["eval"] + r["ledger"]
         assert r["training"] > 0 and r["eval"] > 0 and r["ledger"] >= 0
         assert parts == pytest.approx(r["total"], abs=0.05)
+
+
+def test_a_damaged_checkpoint_and_an_unwritable_ledger_are_one_line_errors(tiny_dataset, tmp_path):
+    ledger_dir = tmp_path / "ledger"
+    assert run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 2)).exit_code == 0
+    (ledger_dir / "checkpoints" / "r" / engine_train.CHECKPOINT).write_bytes(b"not a checkpoint")
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 3, "--resume"))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "cannot be resumed from" in result.output and "delete it" in result.output
+    # a ledger the machine will not let us write to (a file where its runs/ folder goes: root too is refused)
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "runs").write_text("")
+    result = run_cli(*train_args(tiny_dataset, blocked, "other", "random", 2))
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith("error: cannot write or read")
+
+
+def test_two_runs_ingesting_one_source_at_once_share_one_ingest(tmp_path):
+    import threading
+
+    from dissect.engine import ingest, synthetic
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, sample in enumerate(synthetic.generate(6, 0, 0.0, "shuffle", 32, 0)):
+        (images / f"{i}.png").write_bytes(sample.image)
+        (images / f"{i}.txt").write_text(sample.caption)
+    found = []
+
+    def open_it():
+        found.append(ingest.open_source(str(images), tmp_path / "datasets")[0].fingerprint)
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(found) == 3 and len(set(found)) == 1
+    assert len([p for p in (tmp_path / "datasets").iterdir() if not p.name.startswith(".")]) == 1
