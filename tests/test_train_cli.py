@@ -77,7 +77,7 @@ def test_evals_runs_and_steps_are_recorded(trained):
     _, rows = ledger.query(trained, "SELECT min(lr) > 0, min(t_train) > 0, min(logit_scale) > 1 FROM steps")
     assert rows == [(True, True, True)]
     result = run_cli("runs", "--ledger", trained, "--format", "csv")
-    assert result.exit_code == 0 and "warm,dissect-warmup,0.3" in result.output
+    assert result.exit_code == 0 and "warm,dissect-warmup,0.3,dissect-tiny,0,completed,3/3," in result.output
 
 
 def test_checkpoint_loads_in_open_clip(trained):
@@ -322,7 +322,7 @@ def test_one_process_per_run_and_a_dead_run_looks_dead(tiny_dataset, tmp_path):
                                   "dataset_fingerprint": "f", "world_size": 1, "start": "2026-01-01T00:00:00+00:00",
                                   "end": None, "status": "running", "config": {}, "versions": {}})
     result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
-    assert "ghost,random,0.3,m,2,0,died (last write " in result.output
+    assert "ghost,random,0.3,m,0,died (last write " in result.output and ",0/2," in result.output
     result = run_cli("drop", "ghost", "--ledger", ledger_dir)
     assert result.exit_code == 0 and "removing" in result.output and "ghost.json" in result.output
     assert ledger.read_run(ledger_dir, "ghost") is None

@@ -1,12 +1,15 @@
--- One line per run: what it was, how it ended, the fraction of what it loaded that it
--- trained on, and its last R@Sum (the paper's four recalls).
+-- One line per run: what it was, how it ended, the epochs it wrote of those planned, the
+-- fraction of what it loaded that it trained on, its last R@Sum (the paper's four recalls)
+-- and its wall time so far.
 WITH trained AS (
-    SELECT run, sum(n_selected) / sum(batch_size) AS trained_fraction FROM steps GROUP BY run
+    SELECT run, sum(n_selected) / sum(batch_size) AS trained_fraction, max(epoch) + 1 AS epochs_done
+    FROM steps GROUP BY run
 )
-SELECT r.name, r.strategy, r.ratio, r.model, r.epochs, r.seed, r.status,
+SELECT r.name, r.strategy, r.ratio, r.model, r.seed, r.status,
+       coalesce(t.epochs_done, 0) || '/' || r.epochs AS epochs,
        round(t.trained_fraction, 3) AS trained_fraction,
        round(l.value, 1) AS last_rsum4,
-       round(epoch(r."end" - r.start)) AS seconds,
+       round(epoch(coalesce(r."end", now()::TIMESTAMP) - r.start)) AS seconds,
        r.dataset
 FROM runs r
 LEFT JOIN final_metric('rsum4') l ON l.run = r.name
