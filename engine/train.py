@@ -115,8 +115,8 @@ def validate(cfg: TrainConfig) -> Data:
         if getattr(cfg, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if cfg.strategy == "dissect-warmup" and cfg.epochs < 2:
-        raise InputError(f"dissect-warmup needs --epochs 2 or more (a warm-up epoch, then selection by delta): "
-                         f"pass --epochs 2 or more, or another --strategy")
+        raise InputError("dissect-warmup needs --epochs 2 or more (a warm-up epoch, then selection by delta): "
+                         "pass --epochs 2 or more, or another --strategy")
     if cfg.strategy == "dissect-warmup" and not 1 <= cfg.warmup_epochs < cfg.epochs:
         raise InputError(f"--warmup-epochs {cfg.warmup_epochs} must be at least 1 and below --epochs {cfg.epochs}")
     if not 0 <= cfg.momentum < 1:
