@@ -252,8 +252,17 @@ def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat
         return data.open_dataset(source, require_train=False), None
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).strip("_") or "source"
     out = Path(workdir) / f"{stem}-{source_signature(source)[:8]}"
-    with ledger.FileLock(out.with_name(f".{out.name}.lock")):   # two runs ingesting one source: one does it
-        if (out / data.MANIFEST).is_file():
-            return data.open_dataset(out, require_train=False), f"reusing the ingest of {source} at {out}"
-        ingested = ingest(source, out, csv_format=csv_format, processes=processes)
+    lock = out.with_name(f".{out.name}.lock")
+    created = [p for p in reversed(out.parents) if not p.exists()]
+    try:
+        with ledger.FileLock(lock):   # two runs ingesting one source at once: one ingests, the other reuses it
+            if (out / data.MANIFEST).is_file():
+                return data.open_dataset(out, require_train=False), f"reusing the ingest of {source} at {out}"
+            ingested = ingest(source, out, csv_format=csv_format, processes=processes)
+    except BaseException:
+        lock.unlink(missing_ok=True)   # a refused source leaves nothing behind in the ledger
+        for folder in reversed(created):
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     return ingested.dataset, f"ingested {source} into {out}: {ingested.summary()}"

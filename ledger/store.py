@@ -106,7 +106,8 @@ def query(root, sql: str, params=None) -> tuple[list[str], list[tuple]]:
     Read-only: a statement that could write (COPY, EXPORT, ATTACH, INSERT, INSTALL, LOAD, ...)
     is refused, so nothing in the ledger's folder changes. params: a list for ?, or a dict
     for $name."""
-    with _read_only(root, sql, params) as cur:
+    with _read_only(root, sql) as con:
+        cur = con.execute(sql, params or [])
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
@@ -114,12 +115,14 @@ def query(root, sql: str, params=None) -> tuple[list[str], list[tuple]]:
 
 def query_table(root, sql: str, params=None) -> pa.Table:
     """The same as query, as an Arrow table (for Parquet)."""
-    with _read_only(root, sql, params) as cur:
-        return cur.to_arrow_table() if cur.description is not None else pa.table({})
+    with _read_only(root, sql) as con:
+        relation = con.sql(sql, params=params)
+        return pa.table({}) if relation is None else relation.to_arrow_table()
 
 
 @contextlib.contextmanager
-def _read_only(root, sql: str, params):
+def _read_only(root, sql: str):
+    """The ledger's connection, once every statement of SQL is one that cannot write."""
     con = connect(root)
     try:
         for statement in con.extract_statements(sql):
@@ -127,7 +130,7 @@ def _read_only(root, sql: str, params):
                 raise LedgerError(f"dissect query is read-only: {statement.type.name} statements are refused "
                                   "(SELECT, WITH, PIVOT, DESCRIBE, SUMMARIZE, EXPLAIN, SET VARIABLE and in-memory "
                                   "CREATE VIEW / MACRO run; results leave through --format and --out)")
-        yield con.execute(sql, params or [])
+        yield con
     except duckdb.Error as e:
         raise LedgerError(str(e).splitlines()[0]) from e
     finally:
