@@ -18,6 +18,8 @@ from dissect import ledger
 from dissect.cli.output import emit
 from dissect.engine import strategies, synthetic, train
 
+STEP_TIME_SQL = Path(__file__).with_name("step_time.sql")
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,13 +49,13 @@ def main():
             for precision in args.precisions:
                 for strategy in ("full", "dissect-warmup"):
                     run(f"precision/{strategy}-{precision}", strategy, precision)
-            columns, rows = ledger.named_query(Path(tmp) / "precision", "step_time", ["full-fp32"])
+            columns, rows = ledger.query(Path(tmp) / "precision", STEP_TIME_SQL.read_text(), ["full-fp32"])
             emit(columns, rows, title=f"step time by --precision, {args.model}, batch {args.batch_size}, "
                                       f"{args.workers} loader workers, as a ratio to full in fp32")
             return
         for strategy in strategies.REGISTRY:
             run(f"ledger/{strategy}", strategy)
-        columns, rows = ledger.named_query(Path(tmp) / "ledger", "step_time", ["full"])
+        columns, rows = ledger.query(Path(tmp) / "ledger", STEP_TIME_SQL.read_text(), ["full"])
     floor = (1 + 3 * args.ratio) / 3
     emit(columns, rows, title=f"step time at r = {args.ratio}, {args.model}, batch {args.batch_size}, "
                               f"{args.workers} loader workers; floor (1 + 3r) / 3 = {floor:.3f}, random's r")

@@ -90,28 +90,6 @@ def draw_table(result: Result, ax):
     table.scale(1, 1.2)
 
 
-def draw_regime_map(columns: list[str], rows: list[tuple], path: Path) -> Path:
-    """ledger/sql/regime_map.sql drawn: DISSect-Warmup minus random against the warm-up
-    point (as a fraction of training), one line per dataset size and length."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    by_setting = defaultdict(list)
-    for row in (dict(zip(columns, r)) for r in rows):
-        by_setting[(row["n_train"], row["epochs"])].append(row)
-    for (n_train, epochs), cells in sorted(by_setting.items()):
-        ax.errorbar([c["warmup_epochs"] / epochs for c in cells], [c["dissect_minus_random"] for c in cells],
-                    yerr=[c["difference_std"] for c in cells], marker="o", capsize=3,
-                    label=f"{n_train} pairs, {epochs} epochs")
-    ax.axhline(0, color="k", linewidth=0.8)
-    ax.set_xlabel("warm-up point T_w / epochs")
-    ax.set_ylabel("R@sum: dissect-warmup - random (mean ± std over seeds)")
-    ax.set_title("Where DISSect-Warmup beats random selection (r = 0.3, shuffled captions)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def draw(result: Result, path: Path) -> Path:
     a = result.analysis
     rows_high = max(4, 0.22 * len(result.rows)) if a.kind == "table" else 4.5

@@ -1,4 +1,7 @@
 """Every analysis query on small hand-built ledgers whose answers are known."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -6,7 +9,9 @@ from click.testing import CliRunner
 from conftest import N, add_curve, add_scores, manifest, run_record
 from dissect import ledger
 from dissect.cli.main import cli
-from dissect.ledger import figures, report
+from dissect.ledger import report
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
 def analyse(root, key, run="dis", **kw):
     result = report.run_analysis(key, report.Request(ledger=str(root), run=run, **kw))
@@ -128,7 +133,7 @@ def test_centred_macro_takes_out_the_run_epoch_mean(hand_ledger):
 
 
 def test_selection_quality_is_mean_and_std_over_seeds(hand_ledger):
-    columns, rows = ledger.named_query(hand_ledger, "selection_quality", ["%"])
+    columns, rows = ledger.query(hand_ledger, (BENCHMARKS / "selection_quality.sql").read_text(), ["%"])
     table = {(r[0], r[1]): dict(zip(columns, r)) for r in rows}
     warmup = table[("dissect-warmup", 0.3)]       # dis (R@sum 100) and perfect (110), seeds 0 and 1
     assert (warmup["rsum4_mean"], warmup["rsum4_std"], warmup["seeds"]) == (105.0, 7.1, 2)
@@ -148,11 +153,14 @@ def test_regime_map_pairs_seeds_and_draws(tmp_path):
             ledger.write_run(tmp_path, {**record, "config": {"warmup_epochs": 1}})
             add_curve(writer, name, [(10, rsum)])
             add_scores(writer, name, 1, np.zeros(N), np.zeros(N), [0, 6])    # half the picks clean
-    columns, rows = ledger.named_query(tmp_path, "regime_map")
+    columns, rows = ledger.query(tmp_path, (BENCHMARKS / "regime_map.sql").read_text())
     cell = dict(zip(columns, rows[0]))
     assert len(rows) == 1
     # differences by seed: +10 and -10
     assert (cell["n_train"], cell["epochs"], cell["warmup_epochs"], cell["seeds"]) == (N, 2, 1, 2)
     assert (cell["dissect_rsum"], cell["random_rsum"], cell["dissect_minus_random"]) == (90.0, 90.0, 0.0)
     assert cell["difference_std"] == 14.1 and cell["dissect_clean_after_warmup"] == 0.5
-    assert figures.draw_regime_map(columns, rows, tmp_path / "map.png").stat().st_size > 0
+    sys.path.insert(0, str(BENCHMARKS))
+    from selection_quality import draw_regime_map
+
+    assert draw_regime_map(columns, rows, tmp_path / "map.png").stat().st_size > 0
