@@ -19,7 +19,7 @@ visits AS (
 ),
 per_run AS (
     SELECT run,
-           avg(is_clean::DOUBLE) FILTER (WHERE selected) AS clean_picks
+           tp_accuracy(selected, is_clean) AS clean_picks
     FROM labelled GROUP BY run
 ),
 sticky AS (
