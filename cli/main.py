@@ -43,6 +43,15 @@ def cli():
 
 ledger_option = click.option("--ledger", "ledger_dir", default=DEFAULT_LEDGER, show_default=True,
                              type=click.Path(file_okay=False), help="Ledger folder.")
+skip_damaged_option = click.option("--skip-damaged", is_flag=True,
+                                   help="Leave out damaged parts of the ledger (each named on stderr) "
+                                        "rather than refuse; `dissect check` lists them.")
+
+
+def say_skipped(ledger_dir: str, skip_damaged: bool) -> None:
+    if skip_damaged:
+        for damage in ledger.damaged(ledger_dir):
+            click.echo(f"skipping damaged {damage.line()}", err=True)
 
 
 @cli.command("make-synthetic")
@@ -237,7 +246,8 @@ nothing in the ledger changes. Results leave through --format and --out.""")
 @click.option("--format", "fmt", type=click.Choice([*FORMATS, "parquet"]), default="table", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Write the result to this file (written whole, then moved into place); parquet needs it.")
-def query(sql, ledger_dir, sql_file, params, fmt, out):
+@skip_damaged_option
+def query(sql, ledger_dir, sql_file, params, fmt, out, skip_damaged):
     if (sql is None) == (sql_file is None):
         raise click.UsageError("give the SQL as an argument or with --file, not both")
     sql = Path(sql_file).read_text() if sql_file else sql
@@ -247,17 +257,18 @@ def query(sql, ledger_dir, sql_file, params, fmt, out):
         if not sep or not name.isidentifier():
             raise click.BadParameter(f"{param!r} is not NAME=VALUE", param_hint="--param")
         bound[name] = value
+    say_skipped(ledger_dir, skip_damaged)
     if fmt == "parquet":
         if not out:
             raise click.UsageError("--format parquet writes a file: pass --out FILE")
-        table = ledger.query_table(ledger_dir, sql, bound or None)
+        table = ledger.query_table(ledger_dir, sql, bound or None, skip_damaged=skip_damaged)
         import pyarrow.parquet as pq
 
         with ledger.atomic_path(out) as tmp:
             pq.write_table(table, tmp)
         click.echo(f"wrote {table.num_rows} rows to {out}")
         return
-    columns, rows = ledger.query(ledger_dir, sql, bound or None)
+    columns, rows = ledger.query(ledger_dir, sql, bound or None, skip_damaged=skip_damaged)
     if out:
         with ledger.atomic_path(out) as tmp, open(tmp, "w") as f:
             emit(columns, rows, fmt, file=f)
@@ -275,6 +286,23 @@ def runs(ledger_dir, fmt):
     it loaded that it trained on, its last R@Sum, wall time."""
     columns, rows = ledger.list_runs(ledger_dir)
     emit(columns, rows, fmt, title=f"runs in {ledger_dir}")
+
+
+@cli.command()
+@ledger_option
+def check(ledger_dir):
+    """Read every part of the ledger back against its commit records: list each part that is
+    missing, changed, unreadable, half-written or not committed, and the runs' epochs (oracles,
+    datasets) it touches. Exits 1 if anything is damaged. Parts a live run is writing are not damage."""
+    result = ledger.check(ledger_dir)
+    for line in result.in_progress:
+        click.echo(f"in progress  {line}")
+    for damage in result.damage:
+        click.echo(f"damaged      {damage.line()}")
+    if result.damage:
+        click.echo(f"{len(result.damage)} damaged; affected: {'; '.join(result.affected())}")
+        sys.exit(1)
+    click.echo(f"ledger {ledger_dir} is whole: {result.parts} committed parts, {result.rows} rows read back")
 
 
 @cli.command()
@@ -423,7 +451,8 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
               help="5a's axis: trained iterations (trained samples / batch size, the paper's), steps, seconds.")
 @click.option("--out", default=None, type=click.Path(), help="PNG to draw (figure/table) or folder (--all).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, metric, x_axis, out, fmt):
+@skip_damaged_option
+def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, metric, x_axis, out, fmt, skip_damaged):
     """Reproduce a figure or table of the paper from the ledger: its SQL file
     (dissect/ledger/queries), a rich table and a matplotlib PNG."""
     from dissect.ledger import figures
@@ -437,7 +466,8 @@ def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, met
     except ValueError:
         raise click.BadParameter(f"{epochs!r} is not a comma-separated list of epochs", param_hint="--epochs")
     req = report.Request(ledger=ledger_dir, run=run, vs=vs, oracle=oracle, truth=truth, epochs=epoch_list,
-                         metric=metric, x=x_axis)
+                         metric=metric, x=x_axis, skip_damaged=skip_damaged)
+    say_skipped(ledger_dir, skip_damaged)
     if all_:
         folder = Path(out or "report")
         done = report.report_all(req, folder, figures.draw)

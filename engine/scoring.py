@@ -1,6 +1,4 @@
 """Scoring a dataset and evaluating a checkpoint: `dissect score` and `dissect eval`."""
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -44,50 +42,41 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
     and negCLIPLoss (over `rounds` random batchings of batch_size within its split) under a
     reference model to the ledger's `oracle` table as NAME; returns the number of samples scored.
 
-    The new rows are written beside the ledger and moved into place at the end, so
-    an existing NAME (with --replace) is never half replaced."""
+    The new rows are committed at the end, in place of an existing NAME's (--replace):
+    readers see the old scores or the new, never a mix."""
     device = device or default_device()
     ledger.check_name("--name", name)
     ledger.check_root(ledger_dir)
     dataset = data.open_dataset(data_path)
-    final = Path(ledger_dir) / ledger.TABLES["oracle"].partition_dir(name=name)
-    if final.exists() and not replace:
+    if ledger.oracle_exists(ledger_dir, name) and not replace:
         raise InputError(f"oracle {name!r} is already in {ledger_dir}: pass --replace or another --name")
     if rounds < 1 or batch_size < 2:
         raise InputError("--rounds must be at least 1 and --batch-size at least 2")
     bundle = load_checkpoint(model_name, checkpoint, device)
     ledger.add_samples(ledger_dir, dataset.name, dataset.fingerprint, dataset.manifest)
-    staging = Path(tempfile.mkdtemp(prefix=".oracle-", dir=ledger_dir))
     loss_fn = ClipLoss()
     model = bundle.model.eval()
     generator = torch.Generator().manual_seed(seed)
     n = 0
-    try:
-        with ledger.LedgerWriter(staging) as writer:
-            for split in sorted(set(dataset.manifest["split"].to_pylist())):
-                batches = data.loader(dataset, split, transform=bundle.preprocess_val, tokenizer=bundle.tokenizer,
-                                      batch_size=batch_size, shuffle=False, workers=workers)
-                parts = []
-                for ids, images, tokens in tqdm(batches, desc=f"scoring {split}", unit="batch", disable=quiet):
-                    with torch.inference_mode():
-                        image_features, text_features, logit_scale = model(images.to(device), tokens.to(device))
-                        clipscore, loss, _ = per_sample_scores(loss_fn, image_features, text_features, logit_scale)
-                    parts.append((ids, clipscore.cpu(), loss.cpu(), image_features.float().cpu(),
-                                  text_features.float().cpu()))
-                ids, clipscore, loss, image_features, text_features = (torch.cat(t) for t in zip(*parts))
-                negcliploss = neg_clip_loss(image_features, text_features, logit_scale.cpu(), batch_size, rounds,
-                                            generator)
-                writer.add("oracle", {"name": name}, {
-                    "dataset": [dataset.name] * len(ids), "sample_id": ids.numpy(), "clipscore": clipscore.numpy(),
-                    "loss": loss.numpy(), "negcliploss": negcliploss.numpy()})
-                n += len(ids)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            trash = staging / "replaced"
-            final.replace(trash)
-        (staging / ledger.TABLES["oracle"].partition_dir(name=name)).replace(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with ledger.LedgerWriter(ledger_dir) as writer:
+        for split in sorted(set(dataset.manifest["split"].to_pylist())):
+            batches = data.loader(dataset, split, transform=bundle.preprocess_val, tokenizer=bundle.tokenizer,
+                                  batch_size=batch_size, shuffle=False, workers=workers)
+            parts = []
+            for ids, images, tokens in tqdm(batches, desc=f"scoring {split}", unit="batch", disable=quiet):
+                with torch.inference_mode():
+                    image_features, text_features, logit_scale = model(images.to(device), tokens.to(device))
+                    clipscore, loss, _ = per_sample_scores(loss_fn, image_features, text_features, logit_scale)
+                parts.append((ids, clipscore.cpu(), loss.cpu(), image_features.float().cpu(),
+                              text_features.float().cpu()))
+            ids, clipscore, loss, image_features, text_features = (torch.cat(t) for t in zip(*parts))
+            negcliploss = neg_clip_loss(image_features, text_features, logit_scale.cpu(), batch_size, rounds,
+                                        generator)
+            writer.add("oracle", {"name": name}, {
+                "dataset": [dataset.name] * len(ids), "sample_id": ids.numpy(), "clipscore": clipscore.numpy(),
+                "loss": loss.numpy(), "negcliploss": negcliploss.numpy()})
+            n += len(ids)
+        writer.commit(replace=True)
     return n
 
 

@@ -572,7 +572,7 @@ def _train_locked(cfg: TrainConfig, sources: Data, world: distributed.World, on_
     distributed.barrier(world)
     status = "failed"
     try:
-        with ledger.LedgerWriter(cfg.ledger, rank=world.rank) as writer:
+        with ledger.LedgerWriter(cfg.ledger, rank=world.rank, commits=world.is_main) as writer:
             while trainer.epoch < cfg.epochs:
                 t0 = time.perf_counter()
                 trainer.run_epoch(writer)
@@ -584,10 +584,12 @@ def _train_locked(cfg: TrainConfig, sources: Data, world: distributed.World, on_
                         trainer.evaluate(writer)
                 t2 = time.perf_counter()
                 writer.flush()
+                distributed.barrier(world)   # every rank's parts of the epoch are on disk
                 if world.is_main:
                     writer.add("epochs", {"run": cfg.run, "epoch": trainer.epoch}, {
                         "t_steps": [t1 - t0], "t_eval": [t2 - t1], "t_ledger": [time.perf_counter() - t2]})
-                    writer.flush()
+                    # Committed before the checkpoint: a checkpoint's epochs are always whole in the ledger.
+                    writer.commit(ledger.epoch_unit(cfg.run, trainer.epoch))
                 trainer.epoch += 1
                 trainer.save_checkpoint()
                 distributed.barrier(world)

@@ -6,21 +6,24 @@ from dissect.ledger.schema import TABLES
 from dissect.ledger.store import (
     LedgerError,
     add_samples,
-    atomic_path,
     check_name,
     check_root,
     connect,
+    damaged,
     dataset_path,
     drop_epochs,
     drop_run,
     named_query,
+    oracle_exists,
     query,
     query_table,
     read_run,
     write_run,
-    write_text_atomic,
 )
-from dissect.ledger.runs import FileLock, RunLock, is_live, list_runs
+from dissect.ledger.commits import epoch_unit
+from dissect.ledger.check import check
+from dissect.ledger.files import FileLock, atomic_path, write_text_atomic
+from dissect.ledger.runs import RunLock, is_live, list_runs
 from dissect.ledger.writer import LedgerWriter
 
 __all__ = [
@@ -34,12 +37,16 @@ __all__ = [
     "add_samples",
     "atomic_path",
     "check_name",
+    "check",
     "check_root",
     "connect",
+    "damaged",
     "dataset_path",
     "drop_epochs",
     "drop_run",
+    "epoch_unit",
     "named_query",
+    "oracle_exists",
     "query",
     "query_table",
     "read_run",

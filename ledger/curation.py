@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dissect.ledger.store import LedgerError, atomic_path, connect, dataset_fingerprint_in_ledger, sql_text
+from dissect.ledger.files import atomic_path
+from dissect.ledger.store import LedgerError, connect, dataset_fingerprint_in_ledger, sql_text
 
 SUBSET_SCHEMA = pa.schema([("sample_id", pa.int64()), ("key", pa.string()), ("uid", pa.string()),
                            ("caption", pa.string()), ("score", pa.float64()), ("rank", pa.int64())])

@@ -100,6 +100,7 @@ class Request:
     metric: str = "rsum4"           # the eval metric of 2, 5a, 5b, table 6
     x: str = "trained"              # 5a's axis
     full_for_memorisation: bool = False   # 3a-c show the run's dataset's full-data run where there is one
+    skip_damaged: bool = False      # leave damaged parts out rather than refuse (store.connect)
 
 
 @dataclass
@@ -251,7 +252,7 @@ def run_analysis(key: str, req: Request) -> Result:
     if key not in ANALYSES:
         raise LedgerError(f"unknown analysis {key!r}: figures {', '.join(FIGURES)}; tables {', '.join(TABLES)}")
     analysis = ANALYSES[key]
-    con = connect(req.ledger)
+    con = connect(req.ledger, skip_damaged=req.skip_damaged)
     try:
         params = resolve(con, analysis, req)
         for name, value in params.items():
@@ -269,7 +270,7 @@ def run_analysis(key: str, req: Request) -> Result:
 def report_all(req: Request, out: Path, draw) -> list[tuple[Analysis, str | None]]:
     """Every analysis the ledger has data for into OUT, plus index.html; returns (analysis, skip reason).
     3a-c show the dataset's full-data run, as the paper draws them, where there is one."""
-    con = connect(req.ledger)
+    con = connect(req.ledger, skip_damaged=req.skip_damaged)
     try:
         if req.run is None or _one(con, "SELECT count(*) FROM runs WHERE name = ?", [req.run]) == 0:
             raise LedgerError(f"run {req.run!r} is not in ledger {req.ledger}: pass --run with one that "

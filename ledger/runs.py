@@ -12,6 +12,7 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dissect.ledger.commits import COMMITS
 from dissect.ledger.schema import TABLES
 from dissect.ledger.store import LedgerError, drop_run, named_query, read_run, run_record_path
 
@@ -40,23 +41,6 @@ class RunLock:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()} since {now}".encode(), 0)
         self.fd = fd
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-
-
-class FileLock:
-    """An flock on PATH, waited for: one process at a time does what it guards."""
-
-    def __init__(self, path):
-        self.path, self.fd = Path(path), None
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc):
@@ -127,6 +111,7 @@ def doomed(root, run: str) -> list[str]:
     if record is None and not any((Path(root) / t.name / f"run={run}").exists() for t in TABLES.values()):
         raise LedgerError(f"run {run!r} is not in ledger {root}: `dissect runs --ledger {root}` lists them")
     files = [run_record_path(root, run)] if record else []
+    files += sorted((Path(root) / COMMITS / f"run={run}").glob("*.json"))
     for table in TABLES.values():
         files += sorted((Path(root) / table.name / f"run={run}").rglob("*.parquet"))
     checkpoint_dir = Path((record or {}).get("config", {}).get("out") or Path(root) / "checkpoints" / run)

@@ -4,7 +4,6 @@ A ledger is a folder of Parquet parts and JSON run records (see schema.py).
 Nothing here imports torch: analysing a ledger needs duckdb and pyarrow only.
 """
 import contextlib
-import glob as globlib
 import json
 import os
 import re
@@ -14,8 +13,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from dissect.ledger import commits
+from dissect.ledger.files import write_parquet_atomic, write_text_atomic
 from dissect.ledger.schema import RUN_COLUMNS, TABLES, duckdb_columns
 
 
@@ -58,37 +58,43 @@ def _quote(path: str) -> str:
     return path.replace("'", "''")
 
 
-def _has_files(pattern: str) -> bool:
-    return next(globlib.iglob(pattern), None) is not None
-
-
 def _typed_nulls(columns) -> str:
     return ", ".join(f'CAST(NULL AS {typ}) AS "{col}"' for col, typ in columns)
 
 
-def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(root: str | os.PathLike, *, must_exist: bool = True,
+            skip_damaged: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views scores, steps, evals, samples, oracle, runs,
-    and the macros of sql/macros.sql."""
+    and the macros of sql/macros.sql. The views read committed parts only (commits.py);
+    a damaged one is refused, naming it, or with SKIP_DAMAGED left out."""
     root = check_root(root)
     if must_exist and not root.is_dir():
         raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
+    parts, damage = commits.committed(root)
+    if damage and not skip_damaged:
+        more = f" and {len(damage) - 1} more" if len(damage) > 1 else ""
+        raise LedgerError(f"damaged ledger: {damage[0].line()}{more}; `dissect check --ledger {root}` lists "
+                          "what is damaged, --skip-damaged reads the rest")
     con = duckdb.connect()
     for table in TABLES.values():
         columns = duckdb_columns(table)
-        pattern = str(root / table.glob)
-        if _has_files(pattern):
-            hive_types = ", ".join(f"'{col}': {typ}" for col, typ in table.partitions)
+        if parts[table.name]:
             sql = sql_text("parquet_view.sql").format(
                 name=table.name,
                 columns=", ".join(f'"{col}"' for col, _ in columns),
-                glob=_quote(pattern),
-                hive_types=hive_types,
+                files=", ".join(f"'{_quote(str(p))}'" for p in parts[table.name]),
+                hive_types=", ".join(f"'{col}': {typ}" for col, typ in table.partitions),
             )
         else:
             sql = sql_text("empty_view.sql").format(name=table.name, typed_nulls=_typed_nulls(columns))
-        con.execute(sql)
+        try:
+            con.execute(sql)
+        except duckdb.Error as e:
+            con.close()
+            raise LedgerError(f"damaged ledger: the {table.name} table cannot be read ({str(e).splitlines()[0]}); "
+                              f"`dissect check --ledger {root}` lists what is damaged") from e
     runs_glob = str(root / "runs" / "*.json")
-    if _has_files(runs_glob):
+    if any((root / "runs").glob("*.json")):
         columns = ", ".join(f'CAST("{col}" AS {typ}) AS "{col}"' for col, typ in RUN_COLUMNS)
         # timestamps are read as text and cast: the records hold ISO times with an offset
         json_columns = ", ".join(f"'{col}': '{'VARCHAR' if typ == 'TIMESTAMP' else typ}'" for col, typ in RUN_COLUMNS)
@@ -101,29 +107,29 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True) -> duckdb.DuckD
     return con
 
 
-def query(root, sql: str, params=None) -> tuple[list[str], list[tuple]]:
+def query(root, sql: str, params=None, *, skip_damaged: bool = False) -> tuple[list[str], list[tuple]]:
     """Run SQL against the ledger's views: (column names, rows) of its last statement.
     Read-only: a statement that could write (COPY, EXPORT, ATTACH, INSERT, INSTALL, LOAD, ...)
     is refused, so nothing in the ledger's folder changes. params: a list for ?, or a dict
     for $name."""
-    with _read_only(root, sql) as con:
+    with _read_only(root, sql, skip_damaged) as con:
         cur = con.execute(sql, params or [])
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
 
 
-def query_table(root, sql: str, params=None) -> pa.Table:
+def query_table(root, sql: str, params=None, *, skip_damaged: bool = False) -> pa.Table:
     """The same as query, as an Arrow table (for Parquet)."""
-    with _read_only(root, sql) as con:
+    with _read_only(root, sql, skip_damaged) as con:
         relation = con.sql(sql, params=params)
         return pa.table({}) if relation is None else relation.to_arrow_table()
 
 
 @contextlib.contextmanager
-def _read_only(root, sql: str):
+def _read_only(root, sql: str, skip_damaged: bool):
     """The ledger's connection, once every statement of SQL is one that cannot write."""
-    con = connect(root)
+    con = connect(root, skip_damaged=skip_damaged)
     try:
         for statement in con.extract_statements(sql):
             if statement.type not in READ_ONLY:
@@ -155,45 +161,36 @@ def read_run(root, run: str) -> dict | None:
     return json.loads(path.read_text())
 
 
-@contextlib.contextmanager
-def atomic_path(path):
-    """A hidden temporary path beside PATH to write to; renamed into place when the block
-    succeeds, removed when it fails, so a reader (or a crash) never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def write_run(root, record: dict) -> None:
     """Write runs/<name>.json atomically, so a reader never sees half a record."""
     write_text_atomic(run_record_path(root, record["name"]), json.dumps(record, indent=2, default=str))
 
 
 def drop_epochs(root, run: str, from_epoch: int) -> None:
-    """Remove every partition of `run` at epoch >= from_epoch (a resumed run rewrites them)."""
-    for table in TABLES.values():
-        if ("epoch", "INTEGER") not in table.partitions:
-            continue
-        run_dir = Path(root) / table.name / f"run={run}"
-        for epoch_dir in run_dir.glob("epoch=*"):
+    """Remove every epoch >= FROM_EPOCH of RUN, committed or not (a resumed run rewrites them)."""
+    for epoch, unit in commits.run_units(root, run):
+        if epoch >= from_epoch:
+            commits.uncommit(root, unit)
+    for table in commits.EPOCH_TABLES:
+        for epoch_dir in (Path(root) / table.name / f"run={run}").glob("epoch=*"):
             if int(epoch_dir.name.split("=", 1)[1]) >= from_epoch:
                 shutil.rmtree(epoch_dir)
 
 
 def drop_run(root, run: str) -> None:
-    """Remove a run's record and every partition it wrote (to train it again from scratch)."""
+    """Remove a run's record and every part it wrote (to train it again from scratch)."""
     drop_epochs(root, run, 0)
+    shutil.rmtree(Path(root) / commits.COMMITS / f"run={run}", ignore_errors=True)
     run_record_path(root, run).unlink(missing_ok=True)
+
+
+def damaged(root) -> list[commits.Damage]:
+    """The damage a look at the files shows (commits.committed): what connect refuses or skips."""
+    return commits.committed(check_root(root))[1]
+
+
+def oracle_exists(root, name: str) -> bool:
+    return commits.read_record(root, commits.unit_of("oracle", {"name": name})) is not None
 
 
 def dataset_path(root, dataset: str) -> str:
@@ -207,8 +204,8 @@ def dataset_path(root, dataset: str) -> str:
 # --- the samples table -------------------------------------------------------
 
 def dataset_fingerprint_in_ledger(root, dataset: str) -> str | None:
-    marker = Path(root) / TABLES["samples"].partition_dir(dataset=dataset) / "_fingerprint"
-    return marker.read_text().strip() if marker.exists() else None
+    record = commits.read_record(root, commits.unit_of("samples", {"dataset": dataset}))
+    return record["meta"]["fingerprint"] if record else None
 
 
 def add_samples(root, dataset: str, fingerprint: str, manifest, skipped=None) -> None:
@@ -222,20 +219,16 @@ def add_samples(root, dataset: str, fingerprint: str, manifest, skipped=None) ->
             f"ledger already holds a different dataset named {dataset!r} (fingerprint {known[:12]}, "
             f"this one {fingerprint[:12]}): use another --ledger"
         )
-    part_dir = Path(root) / TABLES["samples"].partition_dir(dataset=dataset)
-    part_dir.mkdir(parents=True, exist_ok=True)
     columns = TABLES["samples"].columns
     for f in columns:  # a manifest written before a column existed gets it as NULL
         if f.name not in manifest.column_names:
             manifest = manifest.append_column(f.name, pa.nulls(manifest.num_rows, f.type))
-    _write_atomic(manifest.select(columns.names).cast(columns), part_dir / "part-0.parquet")
     if skipped is not None and skipped.num_rows:
-        skip_dir = Path(root) / TABLES["skipped"].partition_dir(dataset=dataset)
-        skip_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(skipped.cast(TABLES["skipped"].columns), skip_dir / "part-ingest.parquet")
-    (part_dir / "_fingerprint").write_text(fingerprint)
-
-
-def _write_atomic(table, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        part = Path(root) / TABLES["skipped"].partition_dir(dataset=dataset) / "part-ingest.parquet"
+        write_parquet_atomic(skipped.cast(TABLES["skipped"].columns), part)
+        commits.commit(root, commits.unit_of("skipped", {"dataset": dataset}), [part], replace=True)
+    # The samples' commit comes last: it is what says the dataset is in the ledger.
+    part = Path(root) / TABLES["samples"].partition_dir(dataset=dataset) / "part-0.parquet"
+    write_parquet_atomic(manifest.select(columns.names).cast(columns), part)
+    commits.commit(root, commits.unit_of("samples", {"dataset": dataset}), [part], replace=True,
+                   meta={"fingerprint": fingerprint})

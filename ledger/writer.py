@@ -1,11 +1,12 @@
 """Write side of the ledger: a background thread that turns rows into Parquet parts.
 
 The training loop hands over numpy columns and goes on; it waits on disk only when
-it calls flush() (at the end of an epoch, for that epoch's parts) or when the queue
-of 256 unwritten steps is full. Rows are buffered per partition and written as one
-part at flush() or when a buffer grows past `max_rows`. Each part is
-written under a hidden temporary name and renamed into place, so a reader, or a
-crash, never sees half a file.
+it calls flush() or commit() (at the end of an epoch, for that epoch's parts) or when
+the queue of 256 unwritten steps is full. Rows are buffered per partition and written
+as one part at flush() or when a buffer grows past `max_rows`. Each part is written
+under a hidden temporary name and renamed into place, so a reader, or a crash, never
+sees half a file; readers see a part once commit() has committed it (commits.py).
+A writer that fails deletes the parts it wrote and did not commit.
 """
 import queue
 import threading
@@ -16,18 +17,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dissect.ledger import commits
+from dissect.ledger.files import atomic_path
 from dissect.ledger.schema import TABLES
-from dissect.ledger.store import atomic_path
 
 _FLUSH = object()
 _STOP = object()
 
 
 class LedgerWriter:
-    def __init__(self, root, *, rank: int = 0, max_rows: int = 2_000_000):
+    """COMMITS=False for a writer whose parts another process commits (ranks > 0 under torchrun)."""
+
+    def __init__(self, root, *, rank: int = 0, max_rows: int = 2_000_000, commits: bool = True):
         self.root = Path(root)
         self.rank = rank
         self.max_rows = max_rows
+        self.commits = commits
+        self._written: list[tuple[str, Path]] = []   # (unit, part) written and not yet committed
         self._queue: queue.Queue = queue.Queue(maxsize=256)
         self._buffers: dict[tuple, list[dict]] = defaultdict(list)
         self._rows: dict[tuple, int] = defaultdict(int)
@@ -52,10 +58,29 @@ class LedgerWriter:
         done.wait()
         self._raise_if_failed()
 
+    def commit(self, unit: str | None = None, *, replace: bool = False) -> None:
+        """Flush, then commit what this writer wrote since its last commit: all of it into UNIT
+        (with every other rank's parts of an epoch unit), or without UNIT each part into its own
+        table's unit. REPLACE: instead of what the unit held."""
+        self.flush()
+        written, self._written = self._written, []
+        if unit is not None:
+            parts = {p: None for p in [*(p for _, p in written), *commits.epoch_parts(self.root, unit)]}
+            commits.commit(self.root, unit, parts, replace=replace)
+            return
+        by_unit: dict[str, list[Path]] = defaultdict(list)
+        for part_unit, part in written:
+            by_unit[part_unit].append(part)
+        for part_unit, parts in by_unit.items():
+            commits.commit(self.root, part_unit, parts, replace=replace)
+
     def close(self) -> None:
-        """Write what is still buffered, then stop the thread."""
+        """Write and commit what is still buffered, then stop the thread."""
         if self._thread.is_alive():
-            self.flush()
+            if self.commits:
+                self.commit()
+            else:
+                self.flush()
             self._queue.put((_STOP, None))
             self._thread.join()
         self._raise_if_failed()
@@ -67,9 +92,11 @@ class LedgerWriter:
         if exc_type is None:
             self.close()
         else:
-            # Leave unflushed rows unwritten: a resumed run rewrites that epoch.
+            # Unflushed rows stay unwritten and written parts are deleted: a resumed run rewrites that epoch.
             self._queue.put((_STOP, None))
             self._thread.join()
+            for _, part in self._written:
+                part.unlink(missing_ok=True)
 
     # --- the writer thread ---------------------------------------------------
 
@@ -120,5 +147,8 @@ class LedgerWriter:
         if "sample_id" in schema.names:
             # Sorted parts make a sample's history a row-group lookup and joins on sample_id cheaper.
             part = part.sort_by("sample_id")
-        with atomic_path(part_dir / f"part-{self.rank}-{n:05d}.parquet") as tmp:
-            pq.write_table(part, tmp)
+        path = part_dir / f"part-{self.rank}-{n:05d}.parquet"
+        with atomic_path(path) as tmp:
+            pq.write_table(part, tmp, write_page_checksum=True)   # `dissect check` verifies every page
+        if self.commits:
+            self._written.append((commits.unit_of(table_name, dict(partition)), path))

@@ -41,6 +41,11 @@ def test_every_sample_once_per_epoch_and_world_size_recorded(global_run):
     assert rows == [(0, 100, 100), (1, 100, 100), (2, 100, 100)]
     assert {r[-1] for r in rows_by_rank(global_run / "ledger", "g")} == {0, 1}   # both ranks wrote parts
     assert ledger.read_run(global_run / "ledger", "g")["world_size"] == 2
+    # rank 0 committed every rank's parts of each epoch, and they read back whole
+    check = ledger.check(global_run / "ledger")
+    assert check.damage == [] and check.in_progress == []
+    _, committed = ledger.query(global_run / "ledger", "SELECT count(*) FROM scores WHERE run = 'g'")
+    assert committed == [(300,)]
 
 
 def test_strategy_state_is_identical_on_both_ranks_after_every_epoch(global_run):

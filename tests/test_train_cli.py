@@ -80,6 +80,11 @@ def test_evals_runs_and_steps_are_recorded(trained):
     assert result.exit_code == 0 and "warm,dissect-warmup,0.3,dissect-tiny,0,completed,3/3," in result.output
 
 
+def test_a_trained_ledger_checks_whole(trained):
+    result = run_cli("check", "--ledger", trained)
+    assert result.exit_code == 0 and "is whole" in result.output, result.output
+
+
 def test_checkpoint_loads_in_open_clip(trained):
     model, _, _ = open_clip.create_model_and_transforms(
         "dissect-tiny", pretrained=str(trained / "checkpoints" / "warm" / engine_train.CHECKPOINT))

@@ -1,5 +1,5 @@
--- A ledger table: every Parquet part under its hive-partitioned glob. union_by_name
--- reads parts written before a column was added (the column is NULL there).
+-- A ledger table: its committed Parquet parts (commits/), partition columns from their
+-- hive paths. union_by_name reads parts written before a column was added (NULL there).
 CREATE OR REPLACE VIEW {name} AS
 SELECT {columns}
-FROM read_parquet('{glob}', hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true);
+FROM read_parquet([{files}], hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true);

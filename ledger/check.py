@@ -1,0 +1,118 @@
+"""`dissect check`: every file of a ledger against its commit records.
+
+Damage is a committed part that is missing, has changed size, cannot be read or holds
+other rows than committed; a commit or run record that cannot be read; and a part or
+temporary file nobody committed, unless the run that is writing it is alive.
+"""
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from dissect.ledger import commits
+from dissect.ledger.commits import Damage
+from dissect.ledger.runs import is_live
+from dissect.ledger.schema import TABLES
+from dissect.ledger.store import LedgerError, check_root
+
+
+@dataclass
+class CheckResult:
+    damage: list[Damage]
+    in_progress: list[str]   # uncommitted files of runs training now: not damage
+    parts: int               # committed parts read back whole
+    rows: int
+
+    def affected(self) -> list[str]:
+        """The runs' epochs, oracles and datasets the damage touches, one line each."""
+        epochs, others = defaultdict(set), set()
+        for d in self.damage:
+            unit = d.unit or ""
+            if unit.startswith("run="):
+                run, epoch = (p.split("=", 1)[1] for p in unit.split("/"))
+                epochs[run].add(int(epoch))
+            elif unit:
+                others.add(commits.describe(unit))
+            else:
+                others.add(d.path)
+        lines = [f"run {run}: epoch{'s' if len(e) > 1 else ''} {', '.join(map(str, sorted(e)))}"
+                 for run, e in sorted(epochs.items())]
+        return lines + sorted(others)
+
+
+def check(root) -> CheckResult:
+    """Read every part of the ledger at ROOT back and compare it with its commit record."""
+    root = check_root(root)
+    if not root.is_dir():
+        raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
+    _, damage = commits.committed(root)
+    damaged = {d.path for d in damage}
+    committed, parts, rows = set(), 0, 0
+    for record_file in sorted((root / commits.COMMITS).rglob("*.json")):
+        unit = record_file.relative_to(root / commits.COMMITS).with_suffix("").as_posix()
+        try:
+            entries = json.loads(record_file.read_text())["parts"]
+        except (ValueError, KeyError, TypeError):
+            continue   # already counted by commits.committed
+        for rel, entry in entries.items():
+            committed.add(rel)
+            if rel in damaged:
+                continue
+            try:
+                found = _read_back(root / rel)
+            except Exception as e:   # pyarrow raises several kinds for a damaged file
+                damage.append(Damage(rel, f"cannot be read as Parquet ({str(e).splitlines()[0]})", unit))
+                continue
+            if found != entry["rows"]:
+                damage.append(Damage(rel, f"holds {found} rows, committed with {entry['rows']}", unit))
+                continue
+            parts, rows = parts + 1, rows + found
+    in_progress = []
+    for path in _table_files(root):
+        rel = path.relative_to(root).as_posix()
+        if rel in committed:
+            continue
+        unit, run = _owner(rel)
+        if run is not None and is_live(root, run):
+            in_progress.append(f"{rel}: being written by run {run}")
+        elif path.name.endswith(".tmp"):
+            damage.append(Damage(rel, "a write that did not finish; delete it", unit))
+        elif run is not None:
+            damage.append(Damage(rel, f"not committed: run {run} died in that epoch; `dissect train --resume` "
+                                      f"rewrites it, `dissect drop {run}` removes the run", unit))
+        else:
+            damage.append(Damage(rel, "not committed: a stray file or a write that did not finish; delete it",
+                                 unit))
+    for record_file in sorted((root / "runs").glob("*.json")):
+        try:
+            json.loads(record_file.read_text())["name"]
+        except (ValueError, KeyError, TypeError):
+            damage.append(Damage(record_file.relative_to(root).as_posix(), "run record cannot be read", None))
+    return CheckResult(damage, in_progress, parts, rows)
+
+
+def _read_back(path: Path) -> int:
+    """Rows of a part, read whole one row group at a time with each page's checksum verified
+    (the footer alone misses damaged pages)."""
+    part = pq.ParquetFile(path, page_checksum_verification=True)
+    for group in range(part.num_row_groups):
+        part.read_row_group(group)
+    return part.metadata.num_rows
+
+
+def _table_files(root: Path):
+    for table in TABLES.values():
+        folder = root / table.name
+        yield from sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".parquet"
+                                                                            or p.name.endswith(".tmp")))
+
+
+def _owner(rel: str) -> tuple[str | None, str | None]:
+    """The unit a file sits in by its path, and the run that writes it (None outside runs)."""
+    table, *folders, _ = rel.split("/")
+    partition = dict(f.split("=", 1) for f in folders if "=" in f)
+    if table in TABLES and len(partition) == len(TABLES[table].partitions):
+        return commits.unit_of(table, partition), partition.get("run")
+    return None, None

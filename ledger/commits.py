@@ -1,0 +1,146 @@
+"""Commit records: what a complete piece of the ledger holds.
+
+A writer puts its Parquet parts in place first, then commits them: it writes
+commits/UNIT.json, naming each part with its rows and bytes. Readers read committed
+parts only, so an epoch that a crash cut short, or a stray file, is never read, and a
+committed part that is missing or has changed size is damage, found by its name.
+
+    run=R/epoch=E        one epoch of a run: its scores, steps, epochs and evals parts
+                         (every rank's) and the shards its training found missing (skipped)
+    samples/dataset=D    a dataset's samples; the record keeps the dataset's fingerprint
+    skipped/dataset=D    the samples the dataset's ingest skipped
+    oracle/name=N        an oracle's scores (`dissect score`)
+"""
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from dissect.ledger.files import FileLock, write_text_atomic
+from dissect.ledger.schema import TABLES
+
+COMMITS = "commits"
+EPOCH_TABLES = [t for t in TABLES.values() if dict(t.partitions).keys() == {"run", "epoch"}]
+
+
+def epoch_unit(run: str, epoch: int) -> str:
+    return f"run={run}/epoch={epoch}"
+
+
+def unit_of(table: str, partition: dict) -> str:
+    """The unit a part of TABLE in PARTITION is committed in when nobody names one."""
+    if TABLES[table] in EPOCH_TABLES:
+        return epoch_unit(partition["run"], partition["epoch"])
+    return TABLES[table].partition_dir(**partition)
+
+
+def describe(unit: str) -> str:
+    """A unit as a user names it: 'run a epoch 3', 'oracle ref', 'dataset d (samples)'."""
+    parts = dict(p.split("=", 1) for p in unit.split("/") if "=" in p)
+    if "epoch" in parts:
+        return f"run {parts['run']} epoch {parts['epoch']}"
+    if unit.startswith("oracle/"):
+        return f"oracle {parts['name']}"
+    return f"dataset {parts.get('dataset')} ({unit.split('/', 1)[0]})"
+
+
+def record_path(root, unit: str) -> Path:
+    return Path(root) / COMMITS / f"{unit}.json"
+
+
+def lock(root) -> FileLock:
+    return FileLock(Path(root) / COMMITS / ".lock")
+
+
+def epoch_parts(root, unit: str) -> list[Path]:
+    """Every part in an epoch unit's folders, whichever rank wrote it ([] for other units)."""
+    if not unit.startswith("run="):
+        return []
+    return sorted(p for t in EPOCH_TABLES for p in (Path(root) / t.name / unit).glob("*.parquet"))
+
+
+def read_record(root, unit: str) -> dict | None:
+    path = record_path(root, unit)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def commit(root, unit: str, files, *, replace: bool = False, meta: dict | None = None) -> None:
+    """Commit FILES (paths of parts already in place) into UNIT, beside what it holds already,
+    or instead of it with REPLACE (the parts no longer named are then deleted)."""
+    root = Path(root)
+    with lock(root):
+        before = read_record(root, unit)
+        parts = {} if replace or before is None else dict(before["parts"])
+        for path in map(Path, files):
+            parts[path.relative_to(root).as_posix()] = {"rows": pq.ParquetFile(path).metadata.num_rows,
+                                                        "bytes": path.stat().st_size}
+        record = {"unit": unit, "committed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "parts": parts}
+        meta = meta if meta is not None else (before or {}).get("meta")
+        if meta is not None:
+            record["meta"] = meta
+        write_text_atomic(record_path(root, unit), json.dumps(record, indent=1, sort_keys=True))
+        if replace and before is not None:
+            for rel in before["parts"].keys() - parts.keys():
+                (root / rel).unlink(missing_ok=True)
+
+
+def uncommit(root, unit: str) -> None:
+    """Take UNIT out of the ledger: its record first (readers stop reading it), then its parts."""
+    root = Path(root)
+    with lock(root):
+        record = read_record(root, unit)
+        record_path(root, unit).unlink(missing_ok=True)
+        for rel in (record or {}).get("parts", {}):
+            (root / rel).unlink(missing_ok=True)
+
+
+def run_units(root, run: str) -> list[tuple[int, str]]:
+    """(epoch, unit) of every committed epoch of RUN."""
+    found = []
+    for path in (Path(root) / COMMITS / f"run={run}").glob("epoch=*.json"):
+        epoch = int(path.stem.split("=", 1)[1])
+        found.append((epoch, epoch_unit(run, epoch)))
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class Damage:
+    path: str        # relative to the ledger
+    problem: str
+    unit: str | None
+
+    def line(self) -> str:
+        where = f" ({describe(self.unit)})" if self.unit else ""
+        return f"{self.path}: {self.problem}{where}"
+
+
+def committed(root) -> tuple[dict[str, list[Path]], list[Damage]]:
+    """Every committed part by table, and the damage a look at the files shows (records that
+    cannot be read, parts missing or of another size than committed); damaged parts are
+    left out of the lists."""
+    root = Path(root)
+    by_table: dict[str, list[Path]] = {t: [] for t in TABLES}
+    damage = []
+    for path in sorted((root / COMMITS).rglob("*.json")):
+        unit = path.relative_to(root / COMMITS).with_suffix("").as_posix()
+        try:
+            parts = json.loads(path.read_text())["parts"]
+        except (ValueError, KeyError, TypeError):
+            damage.append(Damage(path.relative_to(root).as_posix(), "commit record cannot be read", unit))
+            continue
+        for rel, entry in parts.items():
+            part = root / rel
+            try:
+                size = part.stat().st_size
+            except FileNotFoundError:
+                damage.append(Damage(rel, f"missing (committed with {entry['rows']} rows)", unit))
+                continue
+            if size != entry["bytes"]:
+                damage.append(Damage(rel, f"{size} bytes, committed with {entry['bytes']}: changed or cut short",
+                                     unit))
+                continue
+            by_table[rel.split("/", 1)[0]].append(part)
+    return by_table, damage

@@ -1,0 +1,49 @@
+"""Writing files so that a reader, or a crash, never sees half of one; and a lock that
+lets one process at a time do what it guards."""
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A hidden temporary path beside PATH to write to; renamed into place when the block
+    succeeds, removed when it fails, so a reader (or a crash) never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_parquet_atomic(table, path) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, write_page_checksum=True)
+
+
+class FileLock:
+    """An flock on PATH, waited for: one process at a time does what it guards."""
+
+    def __init__(self, path):
+        self.path, self.fd = Path(path), None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
