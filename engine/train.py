@@ -293,11 +293,8 @@ class Trainer:
         """Rank 0 writes; every rank holds the same weights and strategy state."""
         if not self.world.is_main:
             return
-        path = Path(self.cfg.out) / CHECKPOINT
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self.checkpoint_state(), tmp)
-        tmp.replace(path)
+        with ledger.atomic_path(Path(self.cfg.out) / CHECKPOINT) as tmp:
+            torch.save(self.checkpoint_state(), tmp)
 
     def load_checkpoint(self) -> None:
         path = Path(self.cfg.out) / CHECKPOINT

@@ -1,0 +1,177 @@
+"""Kill training at random moments, resume, and compare the ledger with an uninterrupted run's;
+then plant damage in a ledger and see whether `dissect check` finds every piece.
+
+    .venv/bin/python benchmarks/faults.py [--trials 12] [--seed 0] [--n 200] [--epochs 3] [--out DIR]
+
+Each trial starts `dissect train` as its own process and sends it SIGKILL: at a random
+time (a third of the trials), as the first part of a random epoch appears on disk (while
+the writer puts that epoch's parts in place), or a few milliseconds after an epoch's
+commit record appears (while the checkpoint is written). It then runs the same command
+with --resume and compares the run's scores, steps and evals row for row with the
+reference run's. Prints, per trial, when it was killed and what the kill left behind;
+then trials run, trials identical to the reference, rows lost and rows duplicated
+(goal: N of N, 0, 0), and the planted damage `dissect check` found.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dissect import ledger
+from dissect.engine import synthetic
+
+COMPARED = {
+    "scores": "epoch, step, sample_id, clipscore, hist, delta, loss, selected, correct",
+    "steps": "epoch, step, batch_size, n_selected, lr, loss, logit_scale",
+    "evals": "epoch, step, metric, value",
+}
+
+
+def train_command(data, ledger_dir, run, epochs, *extra):
+    return [sys.executable, "-m", "dissect.cli", "train", str(data), "--strategy", "dissect-momentum",
+            "--ratio", "0.3", "--epochs", str(epochs), "--batch-size", "20", "--warmup-epochs", "1",
+            "--workers", "0", "--ledger", str(ledger_dir), "--run", run, "--quiet", *extra]
+
+
+def appears(path_glob_root: Path, pattern: str) -> bool:
+    return next(path_glob_root.glob(pattern), None) is not None
+
+
+def kill_when(proc, ledger_dir: Path, run: str, moment: str, epoch: int, delay: float, deadline: float) -> str:
+    """Wait for the moment, then SIGKILL; returns what the moment was."""
+    start = time.perf_counter()
+    while proc.poll() is None and time.perf_counter() - start < deadline:
+        if moment == "random" and time.perf_counter() - start >= delay:
+            break
+        if moment == "part write" and appears(ledger_dir / "scores" / f"run={run}" / f"epoch={epoch}", "*"):
+            break
+        if moment == "checkpoint write" and (ledger_dir / "commits" / f"run={run}" / f"epoch={epoch}.json").exists():
+            time.sleep(delay)
+            break
+        time.sleep(0.0005)
+    if proc.poll() is not None:
+        return "finished before the kill"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return f"{moment} at {time.perf_counter() - start:.2f} s"
+
+
+def left_behind(ledger_dir: Path, run: str) -> str:
+    """What the kill left: half-written files, uncommitted parts, the last checkpointed epoch."""
+    tmp = [p for p in ledger_dir.rglob(".*.tmp")]
+    uncommitted = [d for d in ledger.check(ledger_dir).damage
+                   if d.path.endswith(".parquet") and (d.unit or "").startswith(f"run={run}/")]
+    checkpoint = ledger_dir / "checkpoints" / run / "checkpoint.pt"
+    parts = []
+    if tmp:
+        parts.append(f"{len(tmp)} .tmp ({', '.join(sorted({p.name.split('.')[1] for p in tmp}))})")
+    if uncommitted:
+        parts.append(f"{len(uncommitted)} uncommitted parts")
+    parts.append("a checkpoint" if checkpoint.exists() else "no checkpoint")
+    return ", ".join(parts)
+
+
+def compare(ledger_dir: Path, run: str, reference: str) -> tuple[int, int, int]:
+    """(rows compared, rows of the reference missing from RUN, rows of RUN beyond the reference's)."""
+    total = lost = extra = 0
+    for table, columns in COMPARED.items():
+        sql = f"SELECT {columns} FROM {table} WHERE run = $a EXCEPT ALL SELECT {columns} FROM {table} WHERE run = $b"
+        lost += len(ledger.query(ledger_dir, sql, {"a": reference, "b": run})[1])
+        extra += len(ledger.query(ledger_dir, sql, {"a": run, "b": reference})[1])
+        total += ledger.query(ledger_dir, f"SELECT count(*) FROM {table} WHERE run = ?", [reference])[1][0][0]
+    return total, lost, extra
+
+
+def plant_damage(ledger_dir: Path, rng: random.Random) -> list[str]:
+    """Damage of every kind, each in another place; returns the paths damaged (relative)."""
+    committed = sorted(p for p in ledger_dir.rglob("part-*.parquet") if "/scores/" in str(p) or "/steps/" in str(p))
+    victims = rng.sample(committed, 4)
+    planted = []
+    victims[0].unlink()                                               # missing
+    victims[1].write_bytes(victims[1].read_bytes()[:-100])            # cut short
+    data = bytearray(victims[2].read_bytes())                         # same size, a page damaged
+    data[200:216] = bytes(16)
+    victims[2].write_bytes(bytes(data))
+    victims[3].write_bytes(victims[3].read_bytes() + b"\0" * 64)      # grown
+    planted += [p.relative_to(ledger_dir).as_posix() for p in victims]
+    stray = victims[3].parent / "part-7-99999.parquet"                 # a stray file in a table
+    stray.write_bytes(b"PAR1 not really")
+    half = victims[3].parent / ".part-0-00077.parquet.4242.tmp"       # a write that did not finish
+    half.write_bytes(b"half")
+    hit = {"/".join(p.relative_to(ledger_dir).parts[1:3]) for p in victims}
+    record = next(p for p in sorted((ledger_dir / "commits").rglob("epoch=*.json"))   # an unreadable commit record
+                  if p.relative_to(ledger_dir / "commits").with_suffix("").as_posix() not in hit)
+    record.write_text(record.read_text()[:20])
+    planted += [p.relative_to(ledger_dir).as_posix() for p in (stray, half, record)]
+    return planted
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=200, help="train pairs of the synthetic dataset")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, help="folder to keep [default: a temporary one]")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    root = args.out or Path(tempfile.mkdtemp(prefix="dissect-faults-"))
+    data, ledger_dir = root / "data", root / "ledger"
+    synthetic.make_synthetic(data, n=args.n, test_n=40, noise_ratio=0.3, noise_type="shuffle", seed=1,
+                             shard_size=50)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    t0 = time.perf_counter()
+    subprocess.run(train_command(data, ledger_dir, "reference", args.epochs), check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reference_wall = time.perf_counter() - t0
+    print(f"reference run: {reference_wall:.1f} s")
+    moments = ["random", "part write", "checkpoint write"]
+    results = []
+    for trial in range(args.trials):
+        run = f"trial-{trial}"
+        moment = moments[trial % 3]
+        epoch = rng.randrange(args.epochs)
+        delay = rng.uniform(0.5, reference_wall) if moment == "random" else rng.uniform(0, 0.02)
+        proc = subprocess.Popen(train_command(data, ledger_dir, run, args.epochs), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        when = kill_when(proc, ledger_dir, run, moment, epoch, delay, deadline=4 * reference_wall)
+        debris = left_behind(ledger_dir, run)
+        resumed = subprocess.run(train_command(data, ledger_dir, run, args.epochs, "--resume"), env=env,
+                                 capture_output=True, text=True)
+        if resumed.returncode != 0:
+            print(f"{run}: resume failed: {resumed.stderr.strip().splitlines()[-1]}")
+            results.append((False, 0, 0))
+            continue
+        total, lost, extra = compare(ledger_dir, run, "reference")
+        identical = lost == 0 and extra == 0
+        results.append((identical, lost, extra))
+        print(f"{run}: killed on {when} (epoch {epoch}); left {debris}; after --resume {total} rows compared, "
+              f"{lost} lost, {extra} duplicated or different")
+    check = ledger.check(ledger_dir)
+    print(f"\ntrials run: {len(results)}; identical to the reference: {sum(r[0] for r in results)} of {len(results)}; "
+          f"rows lost: {sum(r[1] for r in results)}; rows duplicated or different: {sum(r[2] for r in results)}")
+    print(f"dissect check after all trials: {len(check.damage)} damaged, {check.parts} parts, {check.rows} rows")
+
+    damaged = root / "damaged"
+    shutil.copytree(ledger_dir, damaged)
+    planted = plant_damage(damaged, rng)
+    found = {d.path for d in ledger.check(damaged).damage}
+    missed = [p for p in planted if p not in found]
+    print(f"planted damage: {len(planted)}; found by dissect check: {len(planted) - len(missed)} of {len(planted)}"
+          + (f"; missed: {', '.join(missed)}" if missed else ""))
+    print(json.dumps({"trials": len(results), "identical": sum(r[0] for r in results),
+                      "rows_lost": sum(r[1] for r in results), "rows_extra": sum(r[2] for r in results),
+                      "planted": len(planted), "found": len(planted) - len(missed)}))
+    if args.out is None:
+        shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()
