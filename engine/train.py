@@ -564,6 +564,8 @@ def _train_locked(cfg: TrainConfig, sources: Data, world: distributed.World, on_
     if world.is_main:
         if cfg.resume:
             ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
+            for unfinished in Path(cfg.out).glob(f".{CHECKPOINT}.*.tmp"):   # a killed process's checkpoint write
+                unfinished.unlink()
         ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest, dataset.skipped())
         ledger.write_run(cfg.ledger, run_record(cfg, sources, world, "running", start, None))
     distributed.barrier(world)

@@ -94,7 +94,8 @@ def drop(root, run: str) -> list[str]:
     drop_run(root, run)
     checkpoint_dir = Path(record["config"].get("out") or Path(root) / "checkpoints" / run) if record else \
         Path(root) / "checkpoints" / run
-    (checkpoint_dir / "checkpoint.pt").unlink(missing_ok=True)
+    for checkpoint in [checkpoint_dir / "checkpoint.pt", *checkpoint_dir.glob(".checkpoint.pt.*.tmp")]:
+        checkpoint.unlink(missing_ok=True)
     if checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
         checkpoint_dir.rmdir()
     lock_path(root, run).unlink(missing_ok=True)
