@@ -141,6 +141,23 @@ def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, capti
     click.echo(f"{result.dataset.root}: {result.summary()}   train with: dissect train {result.dataset.root}")
 
 
+@cli.command("cache")
+@click.argument("data", type=click.Path())
+@click.option("--model", default=TrainConfig.model, show_default=True, help="The model the cache is for.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def cache_(data, model, quiet):
+    """Decode DATA once for MODEL: every image resized to the model's size plus the margin its
+    random crop needs, as uint8 arrays, and every caption tokenized, in DATA/cache/MODEL/
+    (kept while DATA is unchanged). `dissect train DATA --cache` reads it by sample id and
+    augments whole batches at once; it costs N x S x S x 3 bytes of disk."""
+    from dissect.engine import cache
+
+    found = cache.build_for(data, model, quiet=quiet)
+    side = found.images.shape[1]
+    click.echo(f"cache: {found.folder} ({int(found.readable.sum())} of {len(found.readable)} images readable, "
+               f"{side}x{side} px, {found.images.nbytes / 2**20:.1f} MiB)")
+
+
 STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, infobatch, "
               "scan, divbs, oracle-clean (a reference that needs ground-truth noise flags)")
 
@@ -197,6 +214,9 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
                                                 "what they train, from the training forward).")
 @click.option("--workers", default=TrainConfig.workers, show_default=True,
               help="DataLoader worker processes (the batches do not depend on it).")
+@click.option("--cache", is_flag=True,
+              help="Read DATA's decoded cache (uint8 images at the model's size, tokenized captions; built "
+                   "on first use, see `dissect cache`) instead of decoding the shards; no loader workers.")
 @click.option("--select-scope", type=click.Choice(["global", "local"]), default=TrainConfig.select_scope,
               show_default=True,
               help="Under torchrun: top-k over the all-gathered global batch, or within each rank's batch.")

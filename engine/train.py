@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.ledger import curation
-from dissect.engine import data, distributed, evaluate, ingest, models, strategies
+from dissect.engine import cache, data, distributed, evaluate, ingest, models, strategies
 from dissect.engine.scores import per_sample_scores, weighted_clip_loss
 from dissect.engine.config import DIVBS_FEATURES, PRECISIONS, TrainConfig, test_set_name
 from dissect.engine.errors import InputError
@@ -162,7 +162,7 @@ def validate(cfg: TrainConfig) -> Data:
 
 
 # What a run is: a resumed run must agree with its record on every one of these.
-DEFINING = ("strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
+DEFINING = ("cache", "strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
             "warmup_steps", "logit_scale_lr_mult", "warmup_epochs", "momentum", "score_mode", "score_all",
             "select_scope", "local_loss", "gather_with_grad", "test_data", "subset", "infobatch_anneal",
             "infobatch_max_prune", "scan_spread", "scan_low_share", "divbs_features", "precision")
@@ -171,7 +171,8 @@ DEFINING = ("strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_de
 def check_record(cfg: TrainConfig, sources: Data, world: distributed.World) -> bool:
     """Under the run's lock: whether to resume from a checkpoint. A new run must not be in the
     ledger; --resume must agree with the record on everything that defines the run (a larger
-    --epochs trains on); a run that died before its first checkpoint starts again."""
+    --epochs trains on); a run that died before its first checkpoint, or before its record
+    was written, starts again."""
     record = ledger.read_run(cfg.ledger, cfg.run)
     if record is not None and not cfg.resume:
         raise InputError(f"run {cfg.run!r} is already in {cfg.ledger}: pick another --run, pass --resume, "
@@ -179,15 +180,16 @@ def check_record(cfg: TrainConfig, sources: Data, world: distributed.World) -> b
     if not cfg.resume:
         return False
     if record is None:
-        raise InputError(f"nothing to resume: run {cfg.run!r} is not in {cfg.ledger}")
+        return False
     if record["dataset_fingerprint"] != sources.train.fingerprint:
         raise InputError(f"run {cfg.run!r} was trained on another dataset (fingerprint "
                          f"{record['dataset_fingerprint'][:12]}, {cfg.data} has {sources.train.fingerprint[:12]})")
     before, now = record["config"], cfg.as_record()
     unused = {key for cls in strategies.REGISTRY.values() for key in cls.settings} \
         - set(strategies.REGISTRY[cfg.strategy].settings)   # another strategy's hyper-parameters
-    differences = [f"--{key.replace('_', '-')} {before.get(key)!r} -> {now[key]!r}" for key in DEFINING
-                   if key not in unused and _comparable(before.get(key)) != _comparable(now[key])]
+    before = {key: before.get(key, getattr(TrainConfig, key, None)) for key in DEFINING}   # older records lack new flags
+    differences = [f"--{key.replace('_', '-')} {before[key]!r} -> {now[key]!r}" for key in DEFINING
+                   if key not in unused and _comparable(before[key]) != _comparable(now[key])]
     if record.get("world_size", 1) != world.world_size:
         differences.append(f"world size {record.get('world_size')} -> {world.world_size}")
     if cfg.epochs < record["epochs"]:
@@ -242,6 +244,9 @@ class Trainer:
         bundle = models.create(cfg.model, device=str(self.device), precision=cfg.precision)
         self.model, self.preprocess_train, self.preprocess_val = bundle.model, bundle.preprocess_train, bundle.preprocess_val
         self.tokenizer = bundle.tokenizer
+        if cfg.cache:
+            cache.build(dataset, cfg.model, self.preprocess_train, self.tokenizer, quiet=cfg.quiet or not world.is_main)
+        self.cache = cache.Cache(dataset, cfg.model, self.preprocess_train) if cfg.cache else None
         self.image_size = bundle.image_size
         self.context_length = self.model.context_length
         self.embed_dim = self.model.text_projection.shape[1] if hasattr(self.model, "text_projection") \
@@ -450,10 +455,15 @@ class Trainer:
         cfg, world = self.cfg, self.world
         # Anything in the model that draws from the global RNG draws the same after a resume.
         torch.manual_seed((cfg.seed * 1_000_003 + self.epoch) * 1_009 + world.rank)
-        batches = iter(data.loader(self.dataset, "train", transform=self.preprocess_train, tokenizer=self.tokenizer,
-                                   batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=self.epoch,
-                                   workers=cfg.workers, rank=world.rank, world_size=world.world_size,
-                                   only=self.sources.subset))
+        if self.cache is not None:
+            batches = self.cache.batches(self.dataset, "train", batch_size=cfg.batch_size, seed=cfg.seed,
+                                         epoch=self.epoch, rank=world.rank, world_size=world.world_size,
+                                         only=self.sources.subset)
+        else:
+            batches = iter(data.loader(self.dataset, "train", transform=self.preprocess_train,
+                                       tokenizer=self.tokenizer, batch_size=cfg.batch_size, shuffle=True,
+                                       seed=cfg.seed, epoch=self.epoch, workers=cfg.workers, rank=world.rank,
+                                       world_size=world.world_size, only=self.sources.subset))
         progress = tqdm(total=self.steps_per_epoch, desc=f"{cfg.run} epoch {self.epoch + 1}/{cfg.epochs}",
                         unit="batch", disable=cfg.quiet or not world.is_main, leave=False)
         t_start = time.perf_counter()

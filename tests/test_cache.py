@@ -1,0 +1,85 @@
+"""The decoded cache: what it stores, the batches it gives, and training on it."""
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torchvision.transforms import functional as F
+
+from dissect import ledger
+from dissect.cli.main import cli
+from dissect.engine import cache, data, models
+
+
+@pytest.fixture(scope="module")
+def cached(tiny_dataset):
+    result = CliRunner().invoke(cli, ["cache", str(tiny_dataset), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "130 of 130 images readable, 34x34 px" in result.output   # 32 px / sqrt(0.9): the crop margin
+    bundle = models.create("dissect-tiny")
+    return data.open_dataset(tiny_dataset), bundle, cache.Cache(data.open_dataset(tiny_dataset), "dissect-tiny",
+                                                                bundle.preprocess_train)
+
+
+def test_the_cache_stores_each_image_resized_and_its_first_caption_tokenized(cached):
+    dataset, bundle, found = cached
+    reader = data.SampleReader(dataset, transform=None)
+    image_bytes, text = reader.raw(7)
+    expected = F.center_crop(F.resize(data.Image.open(data.io.BytesIO(image_bytes)).convert("RGB"), 34,
+                                      interpolation=F.InterpolationMode.BICUBIC), 34)
+    assert np.array_equal(found.images[7], np.asarray(expected))
+    assert torch.equal(found.tokens[7], bundle.tokenizer([data.captions(text.decode())[0]])[0])
+
+
+def test_batches_follow_the_epoch_order_and_crop_as_open_clip_does(cached):
+    dataset, _, found = cached
+    train_ids = dataset.split("train")["sample_id"].to_numpy()
+    batches = list(found.batches(dataset, "train", batch_size=30, seed=1, epoch=2))
+    expected = data.epoch_batches(train_ids, 30, shuffle=True, seed=1, epoch=2)
+    assert [b[0].tolist() for b in batches] == [e.tolist() for e in expected]
+    again = list(found.batches(dataset, "train", batch_size=30, seed=1, epoch=2))
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, again))          # seeded: the same crops
+    other = next(found.batches(dataset, "train", batch_size=30, seed=1, epoch=3))
+    assert not torch.equal(other[1][:1], batches[0][1][:1]) or other[0][0] != batches[0][0][0]
+    # the batched resampling against torchvision's resized_crop of the same boxes
+    squares = torch.from_numpy(np.array(found.images[:8])).permute(0, 3, 1, 2).float()
+    boxes = found.crop_boxes(squares, torch.Generator().manual_seed(0))
+    batched = found.resample(squares, boxes)
+    for square, box, crop in zip(squares, boxes, batched):
+        one = F.resized_crop(square, *box, [32, 32], interpolation=F.InterpolationMode.BICUBIC, antialias=False)
+        assert (one.clamp(0, 255) - crop).abs().mean() < 4.0                     # of 255: interpolation detail
+    # open_clip's scale (0.9, 1), up to the rounding of each side to whole pixels
+    assert all(0.85 * 34 * 34 <= h * w and top + h <= 34 and left + w <= 34 for top, left, h, w in boxes)
+
+
+def test_training_on_the_cache_is_recorded_and_resume_checks_it(tiny_dataset, tmp_path):
+    args = ["train", str(tiny_dataset), "--strategy", "dissect-warmup", "--epochs", "2", "--batch-size", "20",
+            "--warmup-epochs", "1", "--ledger", str(tmp_path), "--run", "c", "--workers", "0", "--quiet"]
+    result = CliRunner().invoke(cli, [*args, "--cache"])
+    assert result.exit_code == 0, result.output
+    assert ledger.read_run(tmp_path, "c")["config"]["cache"] is True
+    _, rows = ledger.query(tmp_path, "SELECT epoch, count(*), count(DISTINCT sample_id) FROM scores GROUP BY 1 "
+                                     "ORDER BY 1")
+    assert rows == [(0, 100, 100), (1, 100, 100)]
+    result = CliRunner().invoke(cli, [*args, "--resume"])
+    assert result.exit_code == 2 and "--cache True -> False" in result.output
+
+
+def test_a_stale_cache_is_rebuilt_and_an_unreadable_image_left_out(tmp_path):
+    from dissect.engine import synthetic
+
+    root = tmp_path / "d"
+    synthetic.make_synthetic(root, n=20, test_n=0, noise_ratio=0.0, noise_type="shuffle", seed=0, shard_size=20)
+    dataset = data.open_dataset(root)
+    bundle = models.create("dissect-tiny")
+    cache.build(dataset, "dissect-tiny", bundle.preprocess_train, bundle.tokenizer)
+    members = dataset.members
+    shard = root / dataset.manifest["shard"][3].as_py()
+    with open(shard, "r+b") as f:   # damage sample 3's image bytes in place
+        f.seek(members["image_offset"][3].as_py())
+        f.write(b"\0" * members["image_size"][3].as_py())
+    (root / "cache" / "dissect-tiny" / "cache.json").write_text("{}")       # stale
+    cache.build(dataset, "dissect-tiny", bundle.preprocess_train, bundle.tokenizer)
+    found = cache.Cache(dataset, "dissect-tiny", bundle.preprocess_train)
+    assert found.readable.tolist() == [i != 3 for i in range(20)]
+    ids = np.concatenate([b[0].numpy() for b in found.batches(dataset, "train", batch_size=8, seed=0, epoch=0)])
+    assert sorted(ids.tolist()) == [i for i in range(20) if i != 3]
