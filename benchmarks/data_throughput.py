@@ -2,56 +2,32 @@
 
     .venv/bin/python benchmarks/data_throughput.py [--n 2560] [--batch-size 128] [--model dissect-tiny]
 
-Images/s through the real loader (webdataset shards -> decode -> open_clip's train
-transform -> tokenizer -> batches) with 0, 1 and 2 DataLoader workers, beside
-the samples/s of the model's training step on ready tensors: a full step, and an
-online-selection step at r = 0.3 (a no-grad scoring forward of the whole batch
-plus a training step on 30 % of it). Where the loader is slower than the step,
-loading bounds training.
+Samples/s of the loaders `dissect train` uses: the shard loader (decode each image,
+open_clip's train transform, tokenize each batch) with 0, 1 and 2 DataLoader workers,
+and the decoded cache (`--cache`: memory-mapped uint8 squares cropped as a batch,
+tokens stored). Beside them, samples/s of the training step itself, `full` and
+`dissect-warmup` at r = 0.3, timed by `dissect train` (the steps table's t_score +
+t_train) in runs on the cache. Where a loader is slower than the step, loading bounds training.
 """
 import argparse
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-from open_clip.loss import ClipLoss
+from dissect import ledger
+from dissect.engine import cache, data, models, synthetic, train
 
-from dissect.cli.output import emit
-from dissect.engine import data, models, synthetic, train
+STEP_RATE_SQL = """
+SELECT run, sum(batch_size) / sum(t_score + t_train) AS samples_per_s
+FROM steps WHERE epoch > 0 GROUP BY run
+"""
 
 
-def loader_rate(dataset, bundle, batch_size, workers) -> float:
+def rate(batches) -> float:
     start, n = time.perf_counter(), 0
-    batches = data.loader(dataset, "train", transform=bundle.preprocess_train, tokenizer=bundle.tokenizer,
-                          batch_size=batch_size, shuffle=True, workers=workers)
-    for ids, _, _ in batches:
-        n += len(ids)
+    for batch in batches:
+        n += len(batch[0])
     return n / (time.perf_counter() - start)
-
-
-def step_rate(bundle, batch_size, ratio, steps=12) -> float:
-    model, loss_fn = bundle.model, ClipLoss()
-    optimizer = torch.optim.AdamW(train.param_groups(model, 0.1, 1.0), lr=1e-4, fused=True)
-    size = bundle.image_size
-    images = torch.randn(batch_size, 3, size, size)
-    tokens = bundle.tokenizer([f"a small red circle number {i}" for i in range(batch_size)])
-    k = max(1, int(ratio * batch_size))
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        if ratio < 1:
-            with torch.inference_mode():
-                model.eval()
-                model(images, tokens)
-            model.train()
-        image_features, text_features, scale = model(images[:k], tokens[:k])
-        loss = loss_fn(image_features, text_features, scale)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - t0)
-    return batch_size / (sum(times[2:]) / len(times[2:]))
 
 
 def main():
@@ -66,12 +42,27 @@ def main():
         dataset = synthetic.make_synthetic(Path(tmp) / "data", n=args.n, test_n=0, noise_ratio=0.4,
                                            noise_type="shuffle", seed=0)
         for workers in (0, 1, 2):
-            rows.append((f"loader, {workers} workers", round(loader_rate(dataset, bundle, args.batch_size, workers))))
-    full = step_rate(bundle, args.batch_size, 1.0)
-    selected = step_rate(bundle, args.batch_size, 0.3)
-    rows += [("train step, full", round(full)), ("train step, r = 0.3 (score all, train 30 %)", round(selected))]
-    emit(["stage", "samples/s"], [(name, rate) for name, rate in rows],
-         title=f"{args.model}, batch {args.batch_size}, {torch.get_num_threads()} torch threads")
+            rows.append((f"shard loader, {workers} workers", rate(data.loader(
+                dataset, "train", transform=bundle.preprocess_train, tokenizer=bundle.tokenizer,
+                batch_size=args.batch_size, shuffle=True, workers=workers))))
+        start = time.perf_counter()
+        cache.build(dataset, args.model, bundle.preprocess_train, bundle.tokenizer)
+        built = time.perf_counter() - start
+        cached = cache.Cache(dataset, args.model, bundle.preprocess_train)
+        rows.append(("cache loader", rate(cached.batches(dataset, "train", batch_size=args.batch_size, seed=0,
+                                                         epoch=0))))
+        for strategy in ("full", "dissect-warmup"):
+            train.train(train.TrainConfig(data=str(dataset.root), ledger=str(Path(tmp) / "ledger"), run=strategy,
+                                          strategy=strategy, model=args.model, epochs=3, warmup_epochs=1,
+                                          batch_size=args.batch_size, workers=0, cache=True, quiet=True))
+        _, steps = ledger.query(Path(tmp) / "ledger", STEP_RATE_SQL)
+        rows += [(f"train step, {run}" + (" (r = 0.3)" if run != "full" else ""), r) for run, r in sorted(steps)]
+    full_step = dict(steps)["full"]
+    print(f"{args.model}, batch {args.batch_size}, {args.n} pairs; cache built in {built:.1f} s\n")
+    print("| stage | samples/s | x the full step |")
+    print("|---|---|---|")
+    for name, samples_per_s in rows:
+        print(f"| {name} | {samples_per_s:,.0f} | {samples_per_s / full_step:.2f} |")
 
 
 if __name__ == "__main__":

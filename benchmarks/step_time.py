@@ -1,6 +1,8 @@
 """Step time of every strategy at r = 0.3, as a ratio to `full`, in one run.
 
     .venv/bin/python benchmarks/step_time.py [--epochs 3] [--n 2560] [--batch-size 128] [--model dissect-tiny]
+    .venv/bin/python benchmarks/step_time.py --cache --workers 0
+    .venv/bin/python benchmarks/step_time.py --cheap-scoring --cache --workers 0
     .venv/bin/python benchmarks/step_time.py --precisions fp32,amp_bf16,pure_bf16 --workers 0
 
 Online selection that ranks the batch pays one no-grad forward of the whole batch
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from dissect import ledger
 from dissect.cli.output import emit
-from dissect.engine import strategies, synthetic, train
+from dissect.engine import models, strategies, synthetic, train
 
 STEP_TIME_SQL = Path(__file__).with_name("step_time.sql")
 
@@ -30,20 +32,39 @@ def main():
     parser.add_argument("--model", default="dissect-tiny")
     parser.add_argument("--workers", type=int, default=train.TrainConfig.workers,
                         help="loader processes, as `dissect train` (0 keeps loading off the timed cores)")
+    parser.add_argument("--cache", action="store_true",
+                        help="read the decoded cache (`dissect train --cache`) instead of the shards")
     parser.add_argument("--precisions", type=lambda v: tuple(v.split(",")), default=(),
                         help="instead: full and dissect-warmup at each of these --precision values "
                              "(e.g. fp32,amp_bf16,pure_bf16)")
+    parser.add_argument("--cheap-scoring", action="store_true",
+                        help="instead: full, and dissect-warmup scoring exactly, at half the image size "
+                             "(--score-image-size), in bf16 (--score-precision amp_bf16) and both")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "data"
         synthetic.make_synthetic(dataset, n=args.n, test_n=0, noise_ratio=0.4, noise_type="shuffle", seed=0)
 
-        def run(name, strategy, precision=None):
+        def run(name, strategy, precision=None, **scoring):
             train.train(train.TrainConfig(
                 data=str(dataset), ledger=str(Path(tmp) / name.split("/")[0]), run=name.split("/")[-1],
                 strategy=strategy, ratio=args.ratio, epochs=args.epochs, batch_size=args.batch_size,
-                model=args.model, warmup_epochs=1, workers=args.workers, precision=precision, quiet=True))
+                model=args.model, warmup_epochs=1, workers=args.workers, precision=precision, cache=args.cache,
+                quiet=True, **scoring))
+
+        if args.cheap_scoring:
+            half = models.create(args.model).image_size // 2
+            run("scoring/full", "full")
+            run("scoring/dissect-warmup exact", "dissect-warmup")
+            run(f"scoring/dissect-warmup at {half} px", "dissect-warmup", score_image_size=half)
+            run("scoring/dissect-warmup in bf16", "dissect-warmup", score_precision="amp_bf16")
+            run(f"scoring/dissect-warmup at {half} px in bf16", "dissect-warmup", score_image_size=half,
+                score_precision="amp_bf16")
+            columns, rows = ledger.query(Path(tmp) / "scoring", STEP_TIME_SQL.read_text(), ["full"])
+            emit(columns, rows, title=f"step time by scoring pass, {args.model}, batch {args.batch_size}, "
+                                      f"{args.workers} loader workers; exact floor {(1 + 3 * args.ratio) / 3:.3f}")
+            return
 
         if args.precisions:
             for precision in args.precisions:

@@ -209,6 +209,11 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
                    "amp_bfloat16 (bf16 autocast); pure_bf16 (bf16 weights) [default: amp on a GPU, fp32 on the CPU].")
 @click.option("--score-mode", type=click.Choice(["eval", "train"]), default=TrainConfig.score_mode,
               show_default=True, help="Model mode of the no-grad scoring pass.")
+@click.option("--score-precision", type=click.Choice(PRECISIONS), default=TrainConfig.score_precision,
+              help="The scoring pass's autocast, e.g. amp_bf16 while training in fp32 [default: --precision].")
+@click.option("--score-image-size", type=int, default=TrainConfig.score_image_size,
+              help="Score at this resolution (a whole number of ViT patches, or of 32 px for a ResNet), the "
+                   "position embeddings resized as open_clip does; training keeps the model's [default: the model's].")
 @click.option("--score-all", is_flag=True, help="Run the scoring pass for every strategy, so every sample gets a "
                                                 "CLIPScore every epoch (full and random otherwise score only "
                                                 "what they train, from the training forward).")

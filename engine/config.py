@@ -43,6 +43,8 @@ class TrainConfig:
     divbs_features: str = "grad"       # divbs: `grad` (InfoNCE gradient w.r.t. the embeddings) or `embedding`
     precision: str | None = None       # default: amp on a GPU, fp32 on the CPU, as open_clip_train
     score_mode: str = "eval"           # model mode of the scoring pass
+    score_precision: str | None = None  # the scoring pass's autocast; default: --precision's
+    score_image_size: int | None = None  # the scoring pass's resolution; default: the model's
     score_all: bool = False            # a scoring pass for every strategy, so every sample is scored every epoch
     workers: int = 2                   # loader processes; the batches do not depend on their number
     cache: bool = False                # read the dataset's decoded cache (engine/cache.py), built on first use
@@ -65,12 +67,14 @@ class TrainConfig:
     def resolved(self, *, device: str, is_resnet: bool) -> "TrainConfig":
         """Every default that depends on other settings or on the machine, filled in."""
         beta1, beta2, eps = RESNET_BETAS_EPS if is_resnet else VIT_BETAS_EPS
+        precision = self.precision or ("amp" if (self.device or device).startswith("cuda") else "fp32")
         return replace(
             self,
             out=self.checkpoint_dir,
             warmup_epochs=self.warmup_epochs if self.warmup_epochs is not None else max(1, self.epochs // 4),
             device=self.device or device,
-            precision=self.precision or ("amp" if (self.device or device).startswith("cuda") else "fp32"),
+            precision=precision,
+            score_precision=self.score_precision or precision,
             ratio=1.0 if self.strategy == "full" else self.ratio,  # full trains on every sample
             beta1=beta1 if self.beta1 is None else self.beta1,
             beta2=beta2 if self.beta2 is None else self.beta2,

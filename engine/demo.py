@@ -21,7 +21,8 @@ class DemoSettings:
     warmup_epochs: int = 8
     ratio: float = 0.3
     batch_size: int = 128
-    workers: int = 2
+    cache: bool = True                    # read the decoded cache: loading keeps up with the step
+    workers: int = 0                      # the cache is read in-process; the eval's loader only
     seed: int = 0
     overwrite: bool = False
     curate_rule: str = "mean-clipscore"   # the curated subset the demo writes, from the full run's history
@@ -49,7 +50,7 @@ def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
             data=str(data_dir), ledger=str(ledger_dir), run=strategy, strategy=strategy,
             ratio=settings.ratio, epochs=settings.epochs,
             warmup_epochs=settings.warmup_epochs, batch_size=settings.batch_size,
-            workers=settings.workers, seed=settings.seed)
+            workers=settings.workers, cache=settings.cache, seed=settings.seed)
         train.train(cfg)
         runs.append(strategy)
     return ledger_dir, runs

@@ -6,9 +6,11 @@ are registered with open_clip on import, so every open_clip entry point
 """
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import open_clip
 import torch
+from open_clip.model import resize_pos_embed
 
 from dissect.engine.errors import InputError
 
@@ -53,3 +55,36 @@ def create(name: str, checkpoint: str | None = None, device: str = "cpu", precis
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
     return ClipBundle(model, preprocess_train, preprocess_val, open_clip.get_tokenizer(name), image_size)
+
+
+def check_score_image_size(name: str, size: int) -> None:
+    """A resolution the model's image tower can score at: at most its own, a whole number of
+    patches (ViT) or of the ResNet's 32-pixel stride."""
+    vision = (open_clip.get_model_config(name) or {}).get("vision_cfg", {})
+    full = vision.get("image_size")
+    full = full[0] if isinstance(full, (list, tuple)) else full
+    stride = 32 if is_resnet(name) else vision.get("patch_size")
+    if full is None or stride is None:
+        raise InputError(f"--score-image-size works with open_clip's own ViTs and ResNets, not {name}")
+    if not stride <= size <= full or size % stride:
+        raise InputError(f"--score-image-size {size}: give a multiple of {stride} from {stride} to {name}'s "
+                         f"{full} px")
+
+
+def scoring_twin(name: str, size: int, device: str, precision: str) -> torch.nn.Module:
+    """The model's architecture at image size SIZE, for a scoring pass cheaper than training's."""
+    return open_clip.create_model(name, force_image_size=size, device=device, precision=precision)
+
+
+def copy_weights(model: torch.nn.Module, twin: torch.nn.Module) -> None:
+    """MODEL's weights into its scoring twin, position embeddings resized by open_clip's
+    resize_pos_embed (the ViT's grid, or a ResNet's attention-pool grid)."""
+    state = dict(model.state_dict())
+    resize_pos_embed(state, twin)
+    pool = "visual.attnpool.positional_embedding"
+    if pool in state:
+        grid = int((twin.visual.attnpool.positional_embedding.shape[0] - 1) ** 0.5)
+        view = {"visual.positional_embedding": state[pool]}
+        resize_pos_embed(view, SimpleNamespace(visual=SimpleNamespace(grid_size=(grid, grid))))
+        state[pool] = view["visual.positional_embedding"]
+    twin.load_state_dict(state)

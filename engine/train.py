@@ -137,6 +137,15 @@ def validate(cfg: TrainConfig) -> Data:
     if cfg.precision == "amp" and not cfg.device.startswith("cuda"):
         raise InputError("--precision amp (fp16 autocast with a gradient scaler) needs a GPU: on the CPU use "
                          "amp_bf16, pure_bf16 or fp32")
+    if cfg.score_precision not in PRECISIONS:
+        raise InputError(f"--score-precision {cfg.score_precision!r}: use one of {', '.join(PRECISIONS)}")
+    if (cfg.score_precision == "pure_bf16") != (cfg.precision == "pure_bf16"):
+        raise InputError("--score-precision pure_bf16 goes with --precision pure_bf16 only (the weights are bf16 "
+                         "then): to score in bf16 while training in fp32, use --score-precision amp_bf16")
+    if cfg.score_precision == "amp" and not cfg.device.startswith("cuda"):
+        raise InputError("--score-precision amp (fp16 autocast) needs a GPU: on the CPU use amp_bf16 or fp32")
+    if cfg.score_image_size is not None:
+        models.check_score_image_size(cfg.model, cfg.score_image_size)
     if cfg.select_scope not in ("global", "local"):
         raise InputError(f"--select-scope {cfg.select_scope!r}: use global or local")
     if cfg.score_mode not in ("eval", "train"):
@@ -165,7 +174,8 @@ def validate(cfg: TrainConfig) -> Data:
 DEFINING = ("cache", "strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
             "warmup_steps", "logit_scale_lr_mult", "warmup_epochs", "momentum", "score_mode", "score_all",
             "select_scope", "local_loss", "gather_with_grad", "test_data", "subset", "infobatch_anneal",
-            "infobatch_max_prune", "scan_spread", "scan_low_share", "divbs_features", "precision")
+            "infobatch_max_prune", "scan_spread", "scan_low_share", "divbs_features", "precision",
+            "score_precision", "score_image_size")
 
 
 def check_record(cfg: TrainConfig, sources: Data, world: distributed.World) -> bool:
@@ -274,6 +284,9 @@ class Trainer:
         self.score_loss = ClipLoss()
         # the training and the scoring pass run under the same autocast, as open_clip_train's
         self.autocast = get_autocast(cfg.precision, device_type=self.device.type)
+        self.score_autocast = get_autocast(cfg.score_precision, device_type=self.device.type)
+        self.score_model = models.scoring_twin(cfg.model, cfg.score_image_size, str(self.device), cfg.precision) \
+            if cfg.score_image_size not in (None, self.image_size) else None
         self.input_dtype = open_clip.get_input_dtype(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "amp" else None
         self.missing_shards: set[str] = set()
@@ -347,10 +360,15 @@ class Trainer:
         if len(images) == 0:  # a rank with nothing left this epoch still takes part in the step
             empty = torch.zeros(0, self.embed_dim, device=self.device)
             return empty, empty, self.model.logit_scale.exp()
-        if self.cfg.score_mode == "eval":
-            self.model.eval()
-        with self.autocast():
-            image_features, text_features, logit_scale = self.model(images, tokens)
+        model = self.model
+        if self.score_model is not None:   # this step's weights, scored at --score-image-size
+            model = self.score_model
+            models.copy_weights(self.model, model)
+            images = torch.nn.functional.interpolate(images, size=self.cfg.score_image_size, mode="bilinear",
+                                                     antialias=True)
+        model.train(self.cfg.score_mode == "train")
+        with self.score_autocast():
+            image_features, text_features, logit_scale = model(images, tokens)
         self.model.train()
         return image_features, text_features, logit_scale
 
