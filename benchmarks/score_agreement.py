@@ -28,8 +28,9 @@ HERE = Path(__file__).parent
 
 
 def variants(half: int) -> dict[str, dict]:
-    return {"exact": {}, f"{half} px": {"score_image_size": half}, "bf16": {"score_precision": "amp_bf16"},
-            f"{half} px, bf16": {"score_image_size": half, "score_precision": "amp_bf16"}}
+    """Scoring passes by run-name-safe label."""
+    return {"exact": {}, f"{half}px": {"score_image_size": half}, "bf16": {"score_precision": "amp_bf16"},
+            f"{half}px-bf16": {"score_image_size": half, "score_precision": "amp_bf16"}}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -88,7 +89,7 @@ def main():
         rows = []
         scores = {}
         for name, scoring in variants(half).items():
-            cfg = config(f"agreement {name}", **scoring).resolved(device="cpu", is_resnet=models.is_resnet(args.model))
+            cfg = config(f"agreement-{name}", **scoring).resolved(device="cpu", is_resnet=models.is_resnet(args.model))
             trainer = train.Trainer(cfg, train.validate(cfg), distributed.init("cpu"))
             batches = list(cache.Cache(trainer.dataset, args.model, trainer.preprocess_train).batches(
                 trainer.dataset, "train", batch_size=args.batch_size, seed=0, epoch=0))
@@ -109,7 +110,7 @@ def main():
             train.train(config(f"full-s{seed}", "full", seed))
             for name, scoring in variants(half).items():
                 if (name, seed) != ("exact", 0):
-                    train.train(config(f"{name.replace(' ', '').replace(',', '-')}-s{seed}", seed=seed, **scoring))
+                    train.train(config(f"{name}-s{seed}", seed=seed, **scoring))
         columns, result = ledger.query(ledger_dir, (HERE / "score_agreement.sql").read_text())
     print(f"\ndissect-warmup runs by scoring pass, r = {args.ratio}, T_w = {warmup}, {args.epochs} epochs, "
           f"seeds {args.seeds}\n")
