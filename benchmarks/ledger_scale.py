@@ -1,6 +1,8 @@
-"""Write a CC3M-sized ledger through the real writer, then time every figure query.
+"""Write a CC3M-sized ledger through the real writer, then time every figure query;
+or measure the writer's peak memory over one epoch of CC12M's size.
 
     .venv/bin/python benchmarks/ledger_scale.py [--samples 3000000] [--epochs 40] [--out DIR] [--keep]
+    .venv/bin/python benchmarks/ledger_scale.py --writer-memory [--epoch-rows 12400000]
 
 One dissect-warmup run of SAMPLES x EPOCHS score rows (written in steps of
 --batch-size rows, as training writes them), its steps and evals, the samples
@@ -9,6 +11,8 @@ table with ground-truth noise flags, an oracle, and small full and random runs
 Prints rows/s written and the seconds of each analysis of `dissect report`.
 """
 import argparse
+import multiprocessing
+import resource
 import shutil
 import tempfile
 import time
@@ -18,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 
 from dissect import ledger
-from dissect.cli.output import emit
 from dissect.ledger import report
 
 
@@ -38,8 +41,49 @@ def write_curve(writer, run, epochs, steps_per_epoch, batch_size, ratio, rng, ga
             "loss": rng.random(steps_per_epoch, dtype=np.float32), "logit_scale": np.full(steps_per_epoch, 50.0),
             "t_data": np.full(steps_per_epoch, 0.01), "t_score": np.full(steps_per_epoch, 0.05),
             "t_train": np.full(steps_per_epoch, 0.15 * ratio)})
+        rsum4 = gain * 200 * (1 - np.exp(-epoch / 8))
+        metrics = {"rsum4": rsum4, "ir_r1": rsum4 / 8, "ir_r10": rsum4 * 3 / 8, "tr_r1": rsum4 / 8,
+                   "tr_r10": rsum4 * 3 / 8}
         writer.add("evals", {"run": run, "epoch": epoch}, {
-            "step": [step0 + steps_per_epoch], "metric": ["rsum4"], "value": [gain * 200 * (1 - np.exp(-epoch / 8))]})
+            "step": [step0 + steps_per_epoch] * len(metrics), "metric": list(metrics), "value": list(metrics.values())})
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_one_epoch(root, rows: int, batch: int, max_rows: int, result) -> None:
+    """In a fresh process: the writer's peak memory above what the process held before it wrote."""
+    rng = np.random.default_rng(0)
+    columns = {"step": np.zeros(batch, dtype=np.int64), "sample_id": np.arange(batch),
+               "clipscore": rng.random(batch, dtype=np.float32), "hist": rng.random(batch, dtype=np.float32),
+               "delta": rng.random(batch, dtype=np.float32), "loss": rng.random(batch, dtype=np.float32),
+               "selected": rng.random(batch) < 0.3, "correct": rng.random(batch) < 0.5}
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    with ledger.LedgerWriter(root, max_rows=max_rows) as writer:
+        for step in range(rows // batch):
+            writer.add("scores", {"run": "cc12m", "epoch": 0}, {**columns, "step": np.full(batch, step)})
+        writer.commit(ledger.epoch_unit("cc12m", 0))
+    result.put((peak_rss_mb() - before, time.perf_counter() - start,
+                len(list(Path(root).glob("scores/run=cc12m/epoch=0/*.parquet")))))
+
+
+def writer_memory(epoch_rows: int, batch: int) -> None:
+    print(f"one epoch of {epoch_rows:,} score rows (CC12M on one rank) through the writer, in steps of {batch:,}\n")
+    print("| parts written every | peak memory above the process before, MB | parts | seconds |")
+    print("|---|---|---|---|")
+    for max_rows in (ledger.LedgerWriter.PART_ROWS, epoch_rows):
+        with tempfile.TemporaryDirectory() as tmp:
+            result = multiprocessing.get_context("spawn").Queue()
+            proc = multiprocessing.get_context("spawn").Process(target=write_one_epoch,
+                                                                 args=(tmp, epoch_rows, batch, max_rows, result))
+            proc.start()
+            mb, seconds, parts = result.get()
+            proc.join()
+        label = f"{max_rows:,} rows" + (" (the writer's default)" if max_rows == ledger.LedgerWriter.PART_ROWS
+                                        else " (one part per epoch)")
+        print(f"| {label} | {mb:,.0f} | {parts} | {seconds:.1f} |")
 
 
 def main():
@@ -49,7 +93,13 @@ def main():
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--out", type=Path, default=None, help="ledger folder [default: a temporary one]")
     parser.add_argument("--keep", action="store_true", help="keep the ledger")
+    parser.add_argument("--writer-memory", action="store_true",
+                        help="instead: the writer's peak memory over one epoch of --epoch-rows rows")
+    parser.add_argument("--epoch-rows", type=int, default=12_400_000)
     args = parser.parse_args()
+    if args.writer_memory:
+        writer_memory(args.epoch_rows, args.batch_size)
+        return
     root = args.out or Path(tempfile.mkdtemp(prefix="dissect-scale-"))
     n, epochs, batch = args.samples, args.epochs, args.batch_size
     rng = np.random.default_rng(0)
@@ -91,7 +141,8 @@ def main():
         write_curve(writer, "random", epochs, steps_per_epoch, batch, 0.3, rng, 0.95)
         writer.add("oracle", {"name": "oracle"}, {
             "dataset": pa.array(["scale"] * n), "sample_id": np.arange(n),
-            "clipscore": (base + rng.normal(0, 3, n)).astype(np.float32), "loss": rng.random(n, dtype=np.float32)})
+            "clipscore": (base + rng.normal(0, 3, n)).astype(np.float32), "loss": rng.random(n, dtype=np.float32),
+            "negcliploss": rng.random(n, dtype=np.float32)})
     write_s = time.perf_counter() - start
     size_gb = sum(p.stat().st_size for p in root.rglob("*.parquet")) / 1e9
 
@@ -101,9 +152,11 @@ def main():
         t0 = time.perf_counter()
         result = report.run_analysis(key, req)
         timings.append((key, round(time.perf_counter() - t0, 2), len(result.rows)))
-    emit(["analysis", "seconds", "rows"], timings,
-         title=f"{n:,} samples x {epochs} epochs = {rows:,} score rows, {size_gb:.1f} GB: "
-               f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s)")
+    print(f"{n:,} samples x {epochs} epochs = {rows:,} score rows, {size_gb:.1f} GB: "
+          f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s)\n")
+    print("| " + " | ".join(key for key, _, _ in timings) + " |")
+    print("|" + "---|" * len(timings))
+    print("| " + " | ".join(f"{seconds:.2f}" for _, seconds, _ in timings) + " |")
     if not args.keep:
         shutil.rmtree(root)
     else:

@@ -56,10 +56,10 @@ def main():
         if args.cheap_scoring:
             half = models.create(args.model).image_size // 2
             run("scoring/full", "full")
-            run("scoring/dissect-warmup exact", "dissect-warmup")
-            run(f"scoring/dissect-warmup at {half} px", "dissect-warmup", score_image_size=half)
-            run("scoring/dissect-warmup in bf16", "dissect-warmup", score_precision="amp_bf16")
-            run(f"scoring/dissect-warmup at {half} px in bf16", "dissect-warmup", score_image_size=half,
+            run("scoring/dissect-warmup-exact", "dissect-warmup")
+            run(f"scoring/dissect-warmup-{half}px", "dissect-warmup", score_image_size=half)
+            run("scoring/dissect-warmup-bf16", "dissect-warmup", score_precision="amp_bf16")
+            run(f"scoring/dissect-warmup-{half}px-bf16", "dissect-warmup", score_image_size=half,
                 score_precision="amp_bf16")
             columns, rows = ledger.query(Path(tmp) / "scoring", STEP_TIME_SQL.read_text(), ["full"])
             emit(columns, rows, title=f"step time by scoring pass, {args.model}, batch {args.batch_size}, "

@@ -77,6 +77,7 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
                 "loss": loss.numpy(), "negcliploss": negcliploss.numpy()})
             n += len(ids)
         writer.commit(replace=True)
+    ledger.summarise_oracle(ledger_dir, name, dataset.name)
     return n
 
 

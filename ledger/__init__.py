@@ -24,6 +24,7 @@ from dissect.ledger.commits import epoch_unit
 from dissect.ledger.check import check
 from dissect.ledger.files import FileLock, atomic_path, write_text_atomic
 from dissect.ledger.runs import RunLock, is_live, list_runs
+from dissect.ledger.summaries import add_oracle as summarise_oracle
 from dissect.ledger.writer import LedgerWriter
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "query",
     "query_table",
     "read_run",
+    "summarise_oracle",
     "write_run",
     "write_text_atomic",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from dissect.ledger.store import LedgerError, connect
+from dissect.ledger.store import LedgerError, connect, sql_text
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,10 @@ def resolve(con, analysis: Analysis, req: Request) -> dict:
                                   f"(make one with `dissect score`)")
             params["oracle"] = None
 
+    if analysis.key in ("3b", "3c", "4d"):
+        runs_split = [subject] if analysis.key != "4d" else runs
+        params["summarised"] = con.execute(sql_text("summarised.sql"),
+                                           {"runs": runs_split, "oracle": params["oracle"]}).fetchone()[0]
     if analysis.key in ("3a", "4a", "4b", "4c", "4d"):
         last = _one(con, "SELECT max(epoch) FROM scores WHERE run = ?", [subject])  # read off the hive paths
         if last is None:

@@ -91,6 +91,21 @@ SAMPLES = Table(
     ]),
 )
 
+# One epoch of a run by clean / noisy class under one split (summaries.py): what figures
+# 3b, 3c and 4d aggregate over every epoch, two rows per epoch and split.
+SUMMARIES = Table(
+    "summaries",
+    (("run", "VARCHAR"), ("epoch", "INTEGER")),
+    pa.schema([
+        ("oracle", pa.string()),     # the split: NULL for the ground truth, else the oracle's top half
+        ("is_clean", pa.bool_()),
+        ("n", pa.int64()),
+        ("n_scored", pa.int64()),
+        ("sum_clipscore", pa.float64()),
+        ("n_selected", pa.int64()),
+    ]),
+)
+
 # CLIPScores of every sample under a reference model (`dissect score`).
 ORACLE = Table(
     "oracle",
@@ -116,7 +131,7 @@ SKIPPED = Table(
     ]),
 )
 
-TABLES = {t.name: t for t in (SCORES, STEPS, EPOCHS, EVALS, SAMPLES, ORACLE, SKIPPED)}
+TABLES = {t.name: t for t in (SCORES, STEPS, EPOCHS, EVALS, SUMMARIES, SAMPLES, ORACLE, SKIPPED)}
 
 # Columns of the `runs` view, read from runs/<run>.json; the record holds more
 # (every flag under `config`, package versions under `versions`).

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dissect.ledger import commits
+from dissect.ledger import commits, summaries
 from dissect.ledger.files import atomic_path
 from dissect.ledger.schema import TABLES
 
@@ -26,9 +26,12 @@ _STOP = object()
 
 
 class LedgerWriter:
-    """COMMITS=False for a writer whose parts another process commits (ranks > 0 under torchrun)."""
+    """COMMITS=False for a writer whose parts another process commits (ranks > 0 under torchrun).
+    A partition's rows go to disk as a part every MAX_ROWS rows, so the writer's memory stays
+    bounded whatever the epoch's size."""
+    PART_ROWS = 1_000_000   # one Parquet row group of DuckDB's liking per part
 
-    def __init__(self, root, *, rank: int = 0, max_rows: int = 2_000_000, commits: bool = True):
+    def __init__(self, root, *, rank: int = 0, max_rows: int = PART_ROWS, commits: bool = True):
         self.root = Path(root)
         self.rank = rank
         self.max_rows = max_rows
@@ -65,14 +68,22 @@ class LedgerWriter:
         self.flush()
         written, self._written = self._written, []
         if unit is not None:
-            parts = {p: None for p in [*(p for _, p in written), *commits.epoch_parts(self.root, unit)]}
-            commits.commit(self.root, unit, parts, replace=replace)
+            self._commit(unit, list({p: None for p in [*(p for _, p in written), *commits.epoch_parts(self.root, unit)]}),
+                         replace)
             return
         by_unit: dict[str, list[Path]] = defaultdict(list)
         for part_unit, part in written:
             by_unit[part_unit].append(part)
-        for part_unit, parts in by_unit.items():
-            commits.commit(self.root, part_unit, parts, replace=replace)
+        # datasets and oracles first: an epoch's summaries read the splits they define
+        for part_unit in sorted(by_unit, key=lambda u: u.startswith("run=")):
+            self._commit(part_unit, by_unit[part_unit], replace)
+
+    def _commit(self, unit: str, parts: list[Path], replace: bool) -> None:
+        if unit.startswith("run="):   # an epoch: its summaries by class go in with it
+            before = None if replace else commits.read_record(self.root, unit)
+            known = [self.root / rel for rel in (before or {}).get("parts", {})]
+            parts = [*parts, *summaries.summarise(self.root, unit, [*known, *parts])]
+        commits.commit(self.root, unit, parts, replace=replace)
 
     def close(self) -> None:
         """Write and commit what is still buffered, then stop the thread."""

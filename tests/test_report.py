@@ -164,3 +164,20 @@ def test_regime_map_pairs_seeds_and_draws(tmp_path):
     from selection_quality import draw_regime_map
 
     assert draw_regime_map(columns, rows, tmp_path / "map.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("oracle", [None, "o"])
+def test_the_summaries_written_with_each_epoch_agree_with_the_scores(hand_ledger, oracle):
+    con = ledger.connect(hand_ledger)
+    (summarised,) = con.execute(ledger.store.sql_text("summarised.sql"),
+                                {"runs": ["dis", "perfect", "reversed", "flat"], "oracle": oracle}).fetchone()
+    assert summarised is True
+    rows = {}
+    for flag in (True, False):
+        con.execute("SET VARIABLE summarised = ?", [flag])
+        rows[flag] = con.execute("SELECT run, epoch, is_clean, n, n_scored, sum_clipscore, n_selected "
+                                 "FROM class_stats(['dis', 'perfect', 'reversed', 'flat'], ?) ORDER BY ALL",
+                                 [oracle]).fetchall()
+    assert len(rows[True]) == 10   # dis: 2 epochs, the others 1, two classes each
+    assert [r[:5] + r[6:] for r in rows[True]] == [r[:5] + r[6:] for r in rows[False]]
+    assert [r[5] for r in rows[True]] == pytest.approx([r[5] for r in rows[False]])

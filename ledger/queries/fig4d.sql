@@ -10,15 +10,14 @@ WITH split AS (
     SELECT * FROM clean_split(getvariable('run'), getvariable('oracle'))
 ),
 picks AS (
-    SELECT s.run,
-           tp_accuracy(true, is_clean(b.bits, s.sample_id)) AS tp_accuracy,
-           tp_accuracy(s.epoch >= warmup_epochs(s.run), is_clean(b.bits, s.sample_id)) AS tp_accuracy_after_warmup
-    FROM scores s,
-         (SELECT clean_bits(getvariable('run'), getvariable('oracle')) AS bits) b
-    WHERE list_contains(getvariable('runs'), s.run) AND s.selected
-    GROUP BY s.run
+    SELECT run,
+           sum(n_selected * is_clean::INTEGER) / sum(n_selected) AS tp_accuracy,
+           sum(n_selected * is_clean::INTEGER) FILTER (WHERE epoch >= warmup_epochs(run))
+               / sum(n_selected) FILTER (WHERE epoch >= warmup_epochs(run)) AS tp_accuracy_after_warmup
+    FROM class_stats(getvariable('runs'), getvariable('oracle'))
+    GROUP BY run
 ),
-last AS (
+last AS MATERIALIZED (
     SELECT s.run, s.selected, s.delta, s.clipscore, c.is_clean
     FROM scores s
     JOIN split c ON c.sample_id = s.sample_id

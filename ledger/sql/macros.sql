@@ -32,13 +32,31 @@ CREATE OR REPLACE MACRO clean_bits(run_name, oracle_name) AS (
 CREATE OR REPLACE MACRO is_clean(bits, id) AS
     get_bit(bits, id::INTEGER) = 1;
 
+-- Per run, epoch and class (clean / noisy under the split of clean_split): rows, scored
+-- rows, the sum of their CLIPScores and picks. From the summaries written with each epoch
+-- when the variable `summarised` says every epoch of the runs has them under this split
+-- (`dissect report` checks), else from the scores themselves.
+CREATE OR REPLACE MACRO class_stats(run_names, oracle_name) AS TABLE
+    SELECT run, epoch, is_clean, n, n_scored, sum_clipscore, n_selected
+    FROM summaries
+    WHERE coalesce(getvariable('summarised'), false)
+      AND list_contains(run_names, run) AND oracle IS NOT DISTINCT FROM oracle_name
+    UNION ALL
+    SELECT s.run, s.epoch, is_clean(b.bits, s.sample_id) AS is_clean, count(*) AS n, count(s.clipscore) AS n_scored,
+           sum(s.clipscore)::DOUBLE AS sum_clipscore, count(*) FILTER (WHERE s.selected) AS n_selected
+    FROM scores s, (SELECT clean_bits(run_names[1], oracle_name) AS bits) b
+    WHERE NOT coalesce(getvariable('summarised'), false) AND list_contains(run_names, s.run)
+    GROUP BY ALL;
+
 -- TP accuracy: the fraction of the selected samples that are clean.
 CREATE OR REPLACE MACRO tp_accuracy(selected, is_clean) AS
     avg(is_clean::DOUBLE) FILTER (WHERE selected);
 
--- Mid-rank of a score within a group (ties share the mean of their ranks).
+-- Mid-rank of a score within a group (ties share the mean of their ranks): the mean of a
+-- tie's first rank and its last (cume_dist times the group's size), from one sort.
 CREATE OR REPLACE MACRO mid_rank(score, grp) AS
-    rank() OVER (PARTITION BY grp ORDER BY score) + (count(*) OVER (PARTITION BY grp, score) - 1) / 2.0;
+    (rank() OVER (PARTITION BY grp ORDER BY score)
+        + round(cume_dist() OVER (PARTITION BY grp ORDER BY score) * count(*) OVER (PARTITION BY grp))) / 2.0;
 
 -- AUROC from mid-ranks (Mann-Whitney): the probability that a positive scores
 -- above a negative, ties counting a half. NULL when a class is empty.

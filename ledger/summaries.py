@@ -1,0 +1,69 @@
+"""Per-epoch summaries by clean / noisy class, written with each epoch.
+
+Figures 3b, 3c and 4d aggregate every epoch's scores by class: 120 M rows at CC3M scale.
+When an epoch is committed, the writer also writes, for every split the ledger knows for
+the run's dataset (its ground truth, each oracle's top half), one row per class: rows,
+scored rows, the sum of their CLIPScores and picks (sql/summarise_epoch.sql). The figures
+then read two rows per epoch (the class_stats macro). `dissect score` adds a new oracle's
+rows to the epochs already committed.
+"""
+from pathlib import Path
+
+from dissect.ledger import commits
+from dissect.ledger.files import write_parquet_atomic
+from dissect.ledger.schema import SUMMARIES
+from dissect.ledger.store import connect, sql_text
+
+
+def part_name(oracle: str | None) -> str:
+    return "truth.parquet" if oracle is None else f"oracle-{oracle}.parquet"
+
+
+def summarise(root, unit: str, parts: list[Path], oracles=None) -> list[Path]:
+    """Summaries of the epoch UNIT from its scores PARTS (committed or not) under each split
+    (ORACLES: these oracles only; None: the ground truth, where the dataset has it, and every
+    oracle of the dataset); returns the summary parts written beside them."""
+    run, epoch = (p.split("=", 1)[1] for p in unit.split("/"))
+    scores = [str(p) for p in parts if Path(p).relative_to(root).parts[0] == "scores"]
+    if not scores:
+        return []
+    con = connect(root, skip_damaged=True)
+    try:
+        dataset = con.execute("SELECT dataset FROM runs WHERE name = ?", [run]).fetchone()
+        if dataset is None:
+            return []
+        if oracles is None:
+            has_truth = con.execute("SELECT count(is_noisy) > 0 FROM samples WHERE dataset = ?", dataset).fetchone()[0]
+            oracles = [None] * has_truth + [name for (name,) in con.execute(
+                "SELECT DISTINCT name FROM oracle WHERE dataset = ? ORDER BY name", dataset).fetchall()]
+        written = []
+        for oracle in oracles:
+            table = con.sql(sql_text("summarise_epoch.sql"),
+                            params={"files": scores, "run": run, "oracle": oracle}).to_arrow_table()
+            if not table.num_rows:
+                continue
+            path = Path(root) / SUMMARIES.partition_dir(run=run, epoch=epoch) / part_name(oracle)
+            write_parquet_atomic(table.cast(SUMMARIES.columns), path)
+            written.append(path)
+        return written
+    finally:
+        con.close()
+
+
+def add_oracle(root, oracle: str, dataset: str) -> int:
+    """Summaries under ORACLE's split for every committed epoch of every run of DATASET;
+    returns the number of epochs summarised."""
+    con = connect(root, skip_damaged=True)
+    try:
+        runs = [name for (name,) in con.execute("SELECT name FROM runs WHERE dataset = ?", [dataset]).fetchall()]
+    finally:
+        con.close()
+    done = 0
+    for run in runs:
+        for _, unit in commits.run_units(root, run):
+            parts = [Path(root) / rel for rel in commits.read_record(root, unit)["parts"]]
+            written = summarise(root, unit, parts, oracles=[oracle])
+            if written:
+                commits.commit(root, unit, written)
+                done += 1
+    return done
