@@ -218,7 +218,8 @@ def resolve(con, analysis: Analysis, req: Request) -> dict:
     if analysis.key in METRIC_ANALYSES:
         params["metric"] = resolve_metric(con, req, subject)
     used = set(re.findall(r"getvariable\('([a-z_]+)'\)", analysis.sql()))
-    return {k: v for k, v in params.items() if k in used or k == "run"}
+    used |= {"run", "summarised"}   # summarised: read by the class_stats macro
+    return {k: v for k, v in params.items() if k in used}
 
 
 def default_epochs(con, key: str, run: str, last: int) -> list[int]:

@@ -103,6 +103,9 @@ SUMMARIES = Table(
         ("n_scored", pa.int64()),
         ("sum_clipscore", pa.float64()),
         ("n_selected", pa.int64()),
+        ("n_delta", pa.int64()),
+        ("rank_sum_clipscore", pa.float64()),   # the class's mid-ranks of CLIPScore among the epoch's scored rows
+        ("rank_sum_delta", pa.float64()),       # and of delta among its rows with a delta
     ]),
 )
 

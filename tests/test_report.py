@@ -181,3 +181,9 @@ def test_the_summaries_written_with_each_epoch_agree_with_the_scores(hand_ledger
     assert len(rows[True]) == 10   # dis: 2 epochs, the others 1, two classes each
     assert [r[:5] + r[6:] for r in rows[True]] == [r[:5] + r[6:] for r in rows[False]]
     assert [r[5] for r in rows[True]] == pytest.approx([r[5] for r in rows[False]])
+    ranks = {}
+    for flag in (True, False):
+        con.execute("SET VARIABLE summarised = ?", [flag])
+        ranks[flag] = con.execute("SELECT * FROM class_ranks(['dis', 'perfect', 'reversed', 'flat'], ?, 1) "
+                                  "ORDER BY ALL", [oracle]).fetchall()
+    assert len(ranks[True]) == 8 and ranks[True] == ranks[False]   # mid-ranks: sums of halves, exact

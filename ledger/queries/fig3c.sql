@@ -1,7 +1,8 @@
 -- Figure 3c: mean CLIPScore per epoch minus the epoch's mean over all samples,
 -- clean vs noisy, of one run (the paper's: full-data training): the drift of the whole
 -- distribution taken out.
--- Variables (SET VARIABLE name = value in the duckdb shell): run: the run; oracle: oracle name, or NULL for the ground truth.
+-- Variables (SET VARIABLE name = value in the duckdb shell): run: the run; oracle: oracle name, or NULL for the ground truth;
+--   summarised: true to read the per-epoch summaries (class_stats).
 SELECT epoch,
        is_clean,
        sum_clipscore / n_scored

@@ -5,11 +5,9 @@
 -- of the CLIPScore for clean vs noisy at that epoch over the samples that have one
 -- (paper TP accuracy: 65 % at r = 0.3, 61 % at r = 0.5). NULL: nothing to rank.
 -- Variables (SET VARIABLE name = value in the duckdb shell): runs: the runs to compare (one dataset); run: the run whose dataset defines the split;
---   oracle: oracle name, or NULL for the ground truth; epoch: the epoch of the last-epoch columns.
-WITH split AS (
-    SELECT * FROM clean_split(getvariable('run'), getvariable('oracle'))
-),
-picks AS (
+--   oracle: oracle name, or NULL for the ground truth; epoch: the epoch of the last-epoch columns;
+--   summarised: true to read the per-epoch summaries (class_stats).
+WITH picks AS (
     SELECT run,
            sum(n_selected * is_clean::INTEGER) / sum(n_selected) AS tp_accuracy,
            sum(n_selected * is_clean::INTEGER) FILTER (WHERE epoch >= warmup_epochs(run))
@@ -17,31 +15,20 @@ picks AS (
     FROM class_stats(getvariable('runs'), getvariable('oracle'))
     GROUP BY run
 ),
-last AS MATERIALIZED (
-    SELECT s.run, s.selected, s.delta, s.clipscore, c.is_clean
-    FROM scores s
-    JOIN split c ON c.sample_id = s.sample_id
-    WHERE list_contains(getvariable('runs'), s.run) AND s.epoch = getvariable('epoch')
-),
-last_picks AS (
-    SELECT run, tp_accuracy(selected, is_clean) AS tp_accuracy_last_epoch FROM last GROUP BY run
-),
-clipscore_auroc AS (
-    SELECT run, auroc(r, is_clean) AS auroc_clipscore
-    FROM (SELECT run, is_clean, mid_rank(clipscore, run) AS r FROM last WHERE clipscore IS NOT NULL)
-    GROUP BY run
-),
-delta_auroc AS (
-    SELECT run, auroc(r, is_clean) AS auroc_delta
-    FROM (SELECT run, is_clean, mid_rank(delta, run) AS r FROM last WHERE delta IS NOT NULL)
+last AS (
+    SELECT run,
+           sum(n_selected * is_clean::INTEGER) / sum(n_selected) AS tp_accuracy_last_epoch,
+           auroc_of_rank_sum(sum(rank_sum_delta) FILTER (WHERE is_clean), sum(n_delta) FILTER (WHERE is_clean),
+                             sum(n_delta) FILTER (WHERE NOT is_clean)) AS auroc_delta,
+           auroc_of_rank_sum(sum(rank_sum_clipscore) FILTER (WHERE is_clean), sum(n_scored) FILTER (WHERE is_clean),
+                             sum(n_scored) FILTER (WHERE NOT is_clean)) AS auroc_clipscore
+    FROM class_ranks(getvariable('runs'), getvariable('oracle'), getvariable('epoch'))
     GROUP BY run
 )
 SELECT r.name AS run, r.strategy, r.ratio,
        p.tp_accuracy, p.tp_accuracy_after_warmup, l.tp_accuracy_last_epoch,
-       d.auroc_delta, c.auroc_clipscore
+       l.auroc_delta, l.auroc_clipscore
 FROM runs r
 JOIN picks p ON p.run = r.name
-JOIN last_picks l ON l.run = r.name
-LEFT JOIN clipscore_auroc c ON c.run = r.name
-LEFT JOIN delta_auroc d ON d.run = r.name
+JOIN last l ON l.run = r.name
 ORDER BY r.strategy, r.ratio, r.name;

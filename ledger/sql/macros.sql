@@ -32,6 +32,27 @@ CREATE OR REPLACE MACRO clean_bits(run_name, oracle_name) AS (
 CREATE OR REPLACE MACRO is_clean(bits, id) AS
     get_bit(bits, id::INTEGER) = 1;
 
+-- Per run and class at one epoch: what class_stats gives, and the sums of the class's
+-- mid-ranks of CLIPScore and of delta among the epoch's rows that have one (the AUROCs of
+-- Fig. 4d), from the summaries or (see class_stats) from the scores.
+CREATE OR REPLACE MACRO class_ranks(run_names, oracle_name, at_epoch) AS TABLE
+    SELECT run, is_clean, n_selected, n_scored, n_delta, rank_sum_clipscore, rank_sum_delta
+    FROM summaries
+    WHERE coalesce(getvariable('summarised'), false)
+      AND list_contains(run_names, run) AND oracle IS NOT DISTINCT FROM oracle_name AND epoch = at_epoch
+    UNION ALL
+    SELECT run, is_clean, count(*) FILTER (WHERE selected), count(clipscore), count(delta),
+           sum(clipscore_rank), sum(delta_rank)
+    FROM (SELECT s.run, s.selected, s.clipscore, s.delta, c.is_clean,
+                 CASE WHEN s.clipscore IS NOT NULL THEN mid_rank(s.clipscore, (s.run, s.clipscore IS NULL)) END
+                     AS clipscore_rank,
+                 CASE WHEN s.delta IS NOT NULL THEN mid_rank(s.delta, (s.run, s.delta IS NULL)) END AS delta_rank
+          FROM scores s
+          JOIN clean_split(run_names[1], oracle_name) c ON c.sample_id = s.sample_id
+          WHERE NOT coalesce(getvariable('summarised'), false)
+            AND list_contains(run_names, s.run) AND s.epoch = at_epoch)
+    GROUP BY ALL;
+
 -- Per run, epoch and class (clean / noisy under the split of clean_split): rows, scored
 -- rows, the sum of their CLIPScores and picks. From the summaries written with each epoch
 -- when the variable `summarised` says every epoch of the runs has them under this split
@@ -58,12 +79,15 @@ CREATE OR REPLACE MACRO mid_rank(score, grp) AS
     (rank() OVER (PARTITION BY grp ORDER BY score)
         + round(cume_dist() OVER (PARTITION BY grp ORDER BY score) * count(*) OVER (PARTITION BY grp))) / 2.0;
 
--- AUROC from mid-ranks (Mann-Whitney): the probability that a positive scores
--- above a negative, ties counting a half. NULL when a class is empty.
+-- AUROC from the sum of the positives' mid-ranks (Mann-Whitney): the probability that a
+-- positive scores above a negative, ties counting a half. NULL when a class is empty.
+CREATE OR REPLACE MACRO auroc_of_rank_sum(rank_sum, n_positive, n_negative) AS
+    (rank_sum - n_positive * (n_positive + 1) / 2.0) / nullif(n_positive * n_negative, 0);
+
+-- The same over rows of mid-ranks.
 CREATE OR REPLACE MACRO auroc(rank_col, positive) AS
-    (sum(rank_col) FILTER (WHERE positive)
-        - count(*) FILTER (WHERE positive) * (count(*) FILTER (WHERE positive) + 1) / 2.0)
-    / nullif(count(*) FILTER (WHERE positive) * count(*) FILTER (WHERE NOT positive), 0);
+    auroc_of_rank_sum(sum(rank_col) FILTER (WHERE positive), count(*) FILTER (WHERE positive),
+                      count(*) FILTER (WHERE NOT positive));
 
 -- The last value of every eval metric of each run.
 CREATE OR REPLACE MACRO final_metrics() AS TABLE
