@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dissect import ledger
 from dissect.engine import cache, distributed, models, synthetic, train

@@ -29,11 +29,12 @@ def summarise(root, unit: str, parts: list[Path], oracles=None) -> list[Path]:
         return []
     con = connect(root, skip_damaged=True)
     try:
-        dataset = con.execute("SELECT dataset FROM runs WHERE name = ?", [run]).fetchone()
-        if dataset is None:
+        found = con.execute("SELECT dataset FROM runs WHERE name = ?", [run]).fetchall()
+        if not found:
             return []
+        dataset = found[0]
         if oracles is None:
-            has_truth = con.execute("SELECT count(is_noisy) > 0 FROM samples WHERE dataset = ?", dataset).fetchone()[0]
+            has_truth = con.execute("SELECT count(is_noisy) > 0 FROM samples WHERE dataset = ?", dataset).fetchall()[0][0]
             oracles = [None] * has_truth + [name for (name,) in con.execute(
                 "SELECT DISTINCT name FROM oracle WHERE dataset = ? ORDER BY name", dataset).fetchall()]
         written = []

@@ -129,6 +129,11 @@ def test_score_writes_every_sample_and_refuses_a_second_time(checkpoint, tiny_da
     assert result.exit_code == 0, result.output
     query = "SELECT name, count(*), count(DISTINCT sample_id), min(clipscore) >= 0, max(clipscore) <= 100 FROM oracle GROUP BY name"
     assert ledger.query(ledger_dir, query)[1] == [("o", 130, 130, True, True)]
+    # the run's epochs already in the ledger get their summaries under the new oracle's split
+    _, rows = ledger.query(ledger_dir, "SELECT oracle, count(DISTINCT epoch), sum(n) FROM summaries "
+                                       "WHERE run = 'r' GROUP BY ALL ORDER BY ALL")
+    epochs = ledger.query(ledger_dir, "SELECT count(DISTINCT epoch) FROM scores WHERE run = 'r'")[1][0][0]
+    assert rows == [("o", epochs, 100 * epochs), (None, epochs, 100 * epochs)]
     # negCLIPLoss: a similarity (at most 1) minus a normalisation, so below the pair's own cosine
     _, rows = ledger.query(ledger_dir, "SELECT count(negcliploss), max(negcliploss - clipscore / 100 * 1.0001) < 0 "
                                        "FROM oracle WHERE clipscore > 0")
