@@ -123,6 +123,8 @@ class Sample:
     label: int | None = None        # class index, for zero-shot classification
     key: str | None = None          # the source's own key; generated when None
     uid: str | None = None
+    image_path: str | None = None   # the source's own path of the image (CSV/TSV, folders)
+    url: str | None = None          # where it was downloaded from (fetch)
     meta: dict = field(default_factory=dict)
 
 
@@ -190,10 +192,12 @@ def write_shards(root: Path, samples, shard_size: int) -> list[dict]:
             (root / s.split).mkdir(exist_ok=True)
             writer, current = wds.TarWriter(str(root / shard_name), mtime=0), shard_name  # reproducible bytes
         key = s.key or f"{k // shard_size:05d}{k % shard_size:04d}"
-        meta = {**s.meta, "key": key, **({"uid": s.uid} if s.uid else {})}
+        origin = {name: value for name, value in (("uid", s.uid), ("image_path", s.image_path), ("url", s.url))
+                  if value}
+        meta = {**s.meta, "key": key, **origin}
         writer.write({"__key__": key, s.image_ext: s.image, "txt": s.caption, "json": json.dumps(meta).encode()})
         rows.append(dict(sample_id=sample_id, key=key, caption=s.caption, split=s.split, is_noisy=s.is_noisy,
-                         shard=shard_name, label=s.label, uid=s.uid))
+                         shard=shard_name, label=s.label, uid=s.uid, image_path=s.image_path, url=s.url))
     if writer:
         writer.close()
     return rows
@@ -306,7 +310,8 @@ def reshard(dataset: Dataset, ids: np.ndarray, out, shard_size: int = SHARD_SIZE
         for row, ext in zip(manifest.to_pylist(), exts):
             image, text = reader.raw(row["sample_id"])
             yield Sample("train", image, ext, text.decode("utf-8"), is_noisy=row["is_noisy"], label=row["label"],
-                         key=row["key"], uid=row["uid"], meta={"source_sample_id": row["sample_id"]})
+                         key=row["key"], uid=row["uid"], image_path=row.get("image_path"), url=row.get("url"),
+                         meta={"source_sample_id": row["sample_id"]})
 
     return write_dataset(out, samples(), shard_size)
 

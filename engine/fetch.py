@@ -4,6 +4,7 @@ img2dataset writes webdataset shards (KEY.jpg, KEY.txt, KEY.json) and, per shard
 a parquet of every URL's status. The pairs it could not download or decode are
 added to the dataset's skipped.parquet, so the count of what was lost is complete.
 """
+import csv
 import os
 from pathlib import Path
 
@@ -35,7 +36,9 @@ def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, thr
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
     from img2dataset import download
 
+    extra = [c for c in ("uid",) if c in list_columns(source, input_format)]   # DataComp-style ids round-trip
     download(url_list=str(source), output_folder=str(shards), output_format="webdataset",
+             save_additional_columns=extra or None,
              input_format=input_format, url_col=url_col, caption_col=caption_col, image_size=image_size,
              resize_mode=resize_mode, processes_count=processes, thread_count=threads, timeout=timeout,
              retries=retries, number_sample_per_shard=samples_per_shard, enable_wandb=False,
@@ -51,6 +54,15 @@ def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, thr
         for reason in failed["reason"].to_pylist():
             result.skipped[reason] += 1
     return result
+
+
+def list_columns(source: Path, input_format: str) -> list[str]:
+    if input_format == "parquet":
+        return pq.read_schema(source).names
+    if input_format == "txt":
+        return ["url"]
+    with source.open(newline="") as f:
+        return next(csv.reader(f, delimiter="\t" if input_format == "tsv" else ","), [])
 
 
 def download_failures(shards: Path) -> pa.Table:

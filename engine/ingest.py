@@ -38,6 +38,7 @@ class CsvFormat:
     img_key: str = "filepath"
     caption_key: str = "title"
     separator: str = "\t"
+    uid_key: str = "uid"        # kept as the sample's uid where the file has this column
 
 
 @dataclass
@@ -126,13 +127,15 @@ def scan_shard(url: str):
         if problem or caption_problem:
             skips.append((url, key, problem or caption_problem))
             continue
-        uid = None
+        meta = {}
         if "json" in parts:
             try:
-                uid = json.loads(parts["json"]).get("uid")
-            except (ValueError, AttributeError):
+                meta = json.loads(parts["json"])
+            except ValueError:
                 pass
-        rows.append({"key": key, "caption": caption, "shard": url, "uid": None if uid is None else str(uid)})
+        origin = {name: None if not isinstance(meta, dict) or meta.get(name) is None else str(meta[name])
+                  for name in ("uid", "image_path", "url")}   # img2dataset's json has the url (and uid, kept)
+        rows.append({"key": key, "caption": caption, "shard": url, **origin})
     return rows, skips
 
 
@@ -173,8 +176,9 @@ def csv_samples(path: Path, fmt: CsvFormat, split: str, skips: list):
             key = f"{path.name}:{line}"
             raw_caption = row.get(fmt.caption_key)
             encoded = None if raw_caption is None else raw_caption.encode("utf-8", errors="surrogateescape")
+            uid = (row.get(fmt.uid_key) or "").strip() or None
             yield from _checked_file(path.parent / image_path if image_path else None, encoded, key,
-                                     str(path), split, skips)
+                                     str(path), split, skips, uid=uid, origin=image_path or None)
 
 
 def folder_samples(root: Path, split: str, skips: list):
@@ -182,10 +186,12 @@ def folder_samples(root: Path, split: str, skips: list):
         key = image_path.relative_to(root).with_suffix("").as_posix()
         sidecar = image_path.with_suffix(".txt")
         yield from _checked_file(image_path, sidecar.read_bytes() if sidecar.exists() else None, key,
-                                 str(root), split, skips)
+                                 str(root), split, skips, origin=image_path.relative_to(root).as_posix())
 
 
-def _checked_file(image_path: Path | None, raw_caption: bytes | None, key: str, source: str, split: str, skips):
+def _checked_file(image_path: Path | None, raw_caption: bytes | None, key: str, source: str, split: str, skips,
+                  *, uid: str | None = None, origin: str | None = None):
+    """A Sample of the image file, or a skip. origin: its path as the source gave it."""
     caption, problem = caption_of(raw_caption)
     if problem is None and (image_path is None or not image_path.is_file()):
         problem = "missing image file"
@@ -198,7 +204,7 @@ def _checked_file(image_path: Path | None, raw_caption: bytes | None, key: str, 
         return
     ext = image_path.suffix.lower().lstrip(".")
     yield Sample(split, raw, ext, caption, key=key.replace("/", "_").replace(".", "_").replace(":", "_"),
-                 meta={"source_key": key})
+                 uid=uid, image_path=origin, meta={"source_key": key})
 
 
 # --- the entry point -------------------------------------------------------------

@@ -88,6 +88,8 @@ SAMPLES = Table(
         ("shard", pa.string()),
         ("label", pa.int64()),
         ("uid", pa.string()),
+        ("image_path", pa.string()),    # the image's path as a CSV/TSV row or a folder gave it
+        ("url", pa.string()),           # the URL `dissect fetch` downloaded it from
     ]),
 )
 

@@ -30,7 +30,8 @@ def server(tmp_path):
 
 def test_fetch_downloads_ingests_and_counts_what_failed(server, tmp_path):
     urls = [f"{server}/img{i}.png" for i in range(6)] + [f"{server}/missing.png", f"{server}/broken.jpg"]
-    pq.write_table(pa.table({"url": urls, "caption": [f"picture {i}" for i in range(len(urls))]}),
+    uids = [f"{i:032x}" for i in range(len(urls))]   # DataComp's uid: 32 hex digits
+    pq.write_table(pa.table({"url": urls, "caption": [f"picture {i}" for i in range(len(urls))], "uid": uids}),
                    tmp_path / "urls.parquet")
     out = tmp_path / "fetched"
     result = CliRunner().invoke(cli, ["fetch", str(tmp_path / "urls.parquet"), "--out", str(out),
@@ -39,6 +40,8 @@ def test_fetch_downloads_ingests_and_counts_what_failed(server, tmp_path):
     manifest = pq.read_table(out / "dataset" / "samples.parquet")
     assert manifest.num_rows == 6
     assert sorted(manifest["caption"].to_pylist()) == [f"picture {i}" for i in range(6)]
+    # each sample keeps the URL it came from and its uid, so the ledger joins back to the URL list
+    assert sorted(zip(manifest["url"].to_pylist(), manifest["uid"].to_pylist())) == sorted(zip(urls[:6], uids[:6]))
     skipped = pq.read_table(out / "dataset" / "skipped.parquet").to_pylist()
     assert sorted(r["source"] for r in skipped) == sorted(urls[6:])
     assert all(r["reason"].startswith("download failed") for r in skipped)

@@ -92,8 +92,11 @@ def test_csv_and_folder_sources(tmp_path):
                                       "corrupt or truncated image": 1}
     assert from_csv.dataset.manifest["caption"].to_pylist() == ["first", "second"]
 
+    assert from_csv.dataset.manifest["image_path"].to_pylist() == ["images/img0.jpg", "images/img1.jpg"]
+
     from_folder = ingest.ingest(str(images), tmp_path / "folder_ds")
     assert from_folder.dataset.n_samples == 4
+    assert from_folder.dataset.manifest["image_path"].to_pylist() == [f"img{i}.jpg" for i in range(4)]
     assert dict(from_folder.skipped) == {"missing caption": 1, "corrupt or truncated image": 1}
 
     comma = tmp_path / "c.csv"
@@ -104,6 +107,29 @@ def test_csv_and_folder_sources(tmp_path):
     result = CliRunner().invoke(cli, ["ingest", str(comma), "--out", str(tmp_path / "c_ds"), "--csv-img-key",
                                       "path", "--csv-caption-key", "text", "--csv-separator", ","])
     assert result.exit_code == 0 and "1 samples, none skipped" in result.output
+
+
+def test_a_sample_keeps_its_source_path_and_uid_into_the_ledger_and_a_reshard(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = ["filepath\ttitle\tuid"]
+    for i in range(6):
+        (images / f"img{i}.png").write_bytes(image_bytes(i))
+        rows.append(f"images/img{i}.png\tpicture {i}\t{i:032x}")
+    (tmp_path / "pairs.tsv").write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(cli, ["train", str(tmp_path / "pairs.tsv"), "--strategy", "random", "--epochs", "1",
+                                      "--batch-size", "3", "--ledger", str(tmp_path / "ledger"), "--run", "r",
+                                      "--workers", "0", "--quiet"])
+    assert result.exit_code == 0, result.output
+    _, found = ledger.query(tmp_path / "ledger", "SELECT image_path, uid FROM samples ORDER BY sample_id")
+    assert found == [(f"images/img{i}.png", f"{i:032x}") for i in range(6)]
+    dataset = data.open_dataset(ledger.read_run(tmp_path / "ledger", "r")["dataset_path"])
+    again = data.reshard(dataset, np.array([1, 4]), tmp_path / "subset")
+    assert again.manifest.select(["image_path", "uid"]).to_pylist() == [
+        {"image_path": f"images/img{i}.png", "uid": f"{i:032x}"} for i in (1, 4)]
+    # the shards alone (as open_clip_train or another tool gets them) carry the uid in each json
+    assert ingest.ingest(str(tmp_path / "subset" / "train"), tmp_path / "re").dataset.manifest["uid"].to_pylist() == [
+        f"{i:032x}" for i in (1, 4)]
 
 
 def test_train_on_shards_directly_with_csv_test_data(shards, tmp_path):
