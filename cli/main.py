@@ -108,12 +108,13 @@ def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
 @click.option("--split", default="train", show_default=True, help="Split of every sample (train or test).")
 @csv_options
 @click.option("--processes", default=2, show_default=True, help="Processes that check webdataset shards.")
-def ingest(source, out, split, csv_img_key, csv_caption_key, csv_separator, processes):
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(source, out, split, csv_img_key, csv_caption_key, csv_separator, processes, quiet):
     """Build a dataset (manifest with dense sample ids) from SOURCE: webdataset shards
     (folder, brace pattern or glob), an open_clip CSV/TSV, or a folder of images with .txt captions."""
     from dissect.engine import ingest as engine_ingest
 
-    result = engine_ingest.ingest(source, out, split=split, processes=processes,
+    result = engine_ingest.ingest(source, out, split=split, processes=processes, quiet=quiet,
                                   csv_format=engine_ingest.CsvFormat(csv_img_key, csv_caption_key, csv_separator))
     click.echo(f"{out}: {result.summary()}")
 
@@ -131,13 +132,14 @@ def ingest(source, out, split, csv_img_key, csv_caption_key, csv_separator, proc
 @click.option("--caption-col", default="caption", show_default=True)
 @click.option("--timeout", default=10, show_default=True, help="Seconds per download.")
 @click.option("--retries", default=0, show_default=True)
-def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, caption_col, timeout, retries):
+@click.option("--quiet", is_flag=True, help="Silence img2dataset's output and the ingest's progress bar.")
+def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, caption_col, timeout, retries, quiet):
     """Download the image-text pairs of URLS (parquet, csv, tsv) with img2dataset and ingest them."""
     from dissect.engine import fetch as engine_fetch
 
     result = engine_fetch.fetch(urls, out, image_size=image_size, resize_mode=resize_mode, processes=processes,
                                 threads=threads, url_col=url_col, caption_col=caption_col, timeout=timeout,
-                                retries=retries)
+                                retries=retries, quiet=quiet)
     click.echo(f"{result.dataset.root}: {result.summary()}   train with: dissect train {result.dataset.root}")
 
 
@@ -386,7 +388,8 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="With --format json: the result file (CLIP_benchmark's layout; {task} in the name is replaced "
                    "by the task, else a classification result gets its own file beside it).")
-def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt, out):
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt, out, quiet):
     """Zero-shot retrieval R@1/5/10 both ways, rsum4 (the paper's R@Sum) and rsum (and
     classification accuracy where the data has labels and class names) of a checkpoint on DATA."""
     from dissect.engine import evaluate, scoring
@@ -396,7 +399,7 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
     if out and fmt != "json":
         raise click.UsageError("--out writes CLIP_benchmark's json: pass --format json")
     metrics = scoring.evaluate_checkpoint(data_path, checkpoint=ckpt, model_name=model, split=split,
-                                          batch_size=batch_size, workers=workers, device=device)
+                                          batch_size=batch_size, workers=workers, device=device, quiet=quiet)
     if run:
         scoring.record_eval(ledger_dir, run, ckpt, metrics, prefix=f"{Path(data_path).resolve().name}/")
     if out:
@@ -435,8 +438,9 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
               help="The dataset folder, for --reshard [default: where the ledger's runs found it].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar (--reshard).")
 def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist_epoch, fmt, reshard, data_dir,
-           overwrite):
+           overwrite, quiet):
     """Write a subset of a dataset's train samples chosen by RULE from what the ledger knows:
     an oracle's scores or a run's per-sample history. Train on it with `dissect train DATA --subset OUT`."""
     subset = curation.curate(ledger_dir, rule, keep=keep, keep_n=keep_n, run=run, oracle=oracle, dataset=dataset,
@@ -455,7 +459,7 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
     meta = subset.meta
     click.echo(f"kept {meta.n} of {meta.n_train} train samples of {meta.dataset} by {rule}: {path}")
     if source is not None:
-        resharded = data.reshard(source, subset.table["sample_id"].to_numpy(), reshard)
+        resharded = data.reshard(source, subset.table["sample_id"].to_numpy(), reshard, quiet=quiet)
         click.echo(f"shards: {resharded.root} ({len(resharded.shard_urls('train'))} shards)")
 
 
@@ -477,7 +481,9 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
 @click.option("--out", default=None, type=click.Path(), help="PNG to draw (figure/table) or folder (--all).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @skip_damaged_option
-def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, metric, x_axis, out, fmt, skip_damaged):
+@click.option("--quiet", is_flag=True, help="No progress bar (--all).")
+def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, metric, x_axis, out, fmt, skip_damaged,
+            quiet):
     """Reproduce a figure or table of the paper from the ledger: its SQL file
     (dissect/ledger/queries), a rich table and a matplotlib PNG."""
     from dissect.ledger import figures
@@ -495,7 +501,7 @@ def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, met
     say_skipped(ledger_dir, skip_damaged)
     if all_:
         folder = Path(out or "report")
-        done = report.report_all(req, folder, figures.draw)
+        done = report.report_all(req, folder, figures.draw, quiet=quiet)
         for analysis, _, skipped in done:
             click.echo(f"{analysis.key:>7}  {'skipped: ' + skipped if skipped else 'written'}")
         click.echo(f"report: {folder / 'index.html'}")

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import torch
 import webdataset as wds
 from PIL import Image
+from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine.errors import InputError
@@ -298,7 +299,7 @@ class SampleReader(torch.utils.data.Dataset):
             os.close(fd)
 
 
-def reshard(dataset: Dataset, ids: np.ndarray, out, shard_size: int = SHARD_SIZE) -> Dataset:
+def reshard(dataset: Dataset, ids: np.ndarray, out, shard_size: int = SHARD_SIZE, quiet: bool = True) -> Dataset:
     """The samples IDS of DATASET as a new dataset at OUT: webdataset shards in img2dataset's
     layout (open_clip_train reads them with nothing of dissect installed) and a manifest,
     keys, uids, captions and ground truth kept; all or nothing."""
@@ -313,7 +314,8 @@ def reshard(dataset: Dataset, ids: np.ndarray, out, shard_size: int = SHARD_SIZE
                          key=row["key"], uid=row["uid"], image_path=row.get("image_path"), url=row.get("url"),
                          meta={"source_sample_id": row["sample_id"]})
 
-    return write_dataset(out, samples(), shard_size)
+    return write_dataset(out, tqdm(samples(), total=len(ids), desc="resharding", unit="pair", disable=quiet),
+                         shard_size)
 
 
 def epoch_batches(ids: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0, epoch: int = 0,

@@ -6,6 +6,7 @@ is in the top K; a caption query is a hit if its image is in the top K.
 """
 import torch
 from open_clip import SIMPLE_IMAGENET_TEMPLATES, build_zero_shot_classifier
+from tqdm import tqdm
 
 from dissect.engine import data
 
@@ -94,11 +95,12 @@ def clip_benchmark_results(metrics: dict[str, float], *, dataset: str, model: st
 
 
 def evaluate_dataset(model, tokenizer, transform, dataset, split: str, *, batch_size: int = 256,
-                     workers: int = 0, device="cpu", input_dtype=None) -> dict[str, float]:
+                     workers: int = 0, device="cpu", input_dtype=None, quiet: bool = True) -> dict[str, float]:
     """Every zero-shot metric the split supports: retrieval always, classification
     where the samples have labels and the dataset has class names."""
     batches = data.loader(dataset, split, transform=transform, tokenizer=tokenizer, batch_size=batch_size,
                           shuffle=False, workers=workers, all_captions=True)
+    batches = tqdm(batches, total=len(batches), desc=f"evaluating {dataset.root.name}", unit="batch", disable=quiet)
     image_features, text_features, text_to_image, ids = encode(model, batches, device, input_dtype)
     metrics = retrieval_metrics(image_features, text_features, text_to_image)
     labels = dataset.labels(ids)

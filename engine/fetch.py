@@ -4,8 +4,10 @@ img2dataset writes webdataset shards (KEY.jpg, KEY.txt, KEY.json) and, per shard
 a parquet of every URL's status. The pairs it could not download or decode are
 added to the dataset's skipped.parquet, so the count of what was lost is complete.
 """
+import contextlib
 import csv
 import os
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,9 +22,11 @@ INPUT_FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".txt": "t
 
 def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, threads: int = 16,
           url_col: str = "url", caption_col: str = "caption", resize_mode: str = "center_crop",
-          timeout: int = 10, retries: int = 0, samples_per_shard: int = 10000) -> ingest.Ingested:
+          timeout: int = 10, retries: int = 0, samples_per_shard: int = 10000,
+          quiet: bool = True) -> ingest.Ingested:
     """Download URLS (parquet, csv, tsv or txt with url and caption columns) into OUT/shards,
-    then ingest them into the dataset OUT/dataset."""
+    then ingest them into the dataset OUT/dataset. img2dataset reports its own progress (per
+    shard, with its rate); QUIET silences it and the ingest's."""
     source = Path(urls)
     if not source.is_file():
         raise DatasetError(f"no URL list at {urls}")
@@ -37,15 +41,16 @@ def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, thr
     from img2dataset import download
 
     extra = [c for c in ("uid",) if c in list_columns(source, input_format)]   # DataComp-style ids round-trip
-    download(url_list=str(source), output_folder=str(shards), output_format="webdataset",
-             save_additional_columns=extra or None,
-             input_format=input_format, url_col=url_col, caption_col=caption_col, image_size=image_size,
-             resize_mode=resize_mode, processes_count=processes, thread_count=threads, timeout=timeout,
-             retries=retries, number_sample_per_shard=samples_per_shard, enable_wandb=False,
-             disallowed_header_directives=[], compute_hash=None)
+    with silenced(quiet):
+        download(url_list=str(source), output_folder=str(shards), output_format="webdataset",
+                 save_additional_columns=extra or None,
+                 input_format=input_format, url_col=url_col, caption_col=caption_col, image_size=image_size,
+                 resize_mode=resize_mode, processes_count=processes, thread_count=threads, timeout=timeout,
+                 retries=retries, number_sample_per_shard=samples_per_shard, enable_wandb=False,
+                 disallowed_header_directives=[], compute_hash=None)
     if not ingest.shard_list(str(shards)):
         raise DatasetError(f"img2dataset wrote no shard to {shards}: see its output above")
-    result = ingest.ingest(str(shards), dataset)
+    result = ingest.ingest(str(shards), dataset, quiet=quiet)
     failed = download_failures(shards)
     if failed.num_rows:
         skipped_path = dataset / SKIPPED
@@ -54,6 +59,28 @@ def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, thr
         for reason in failed["reason"].to_pylist():
             result.skipped[reason] += 1
     return result
+
+
+@contextlib.contextmanager
+def silenced(quiet: bool):
+    """Standard output and error of this process and the ones it starts (img2dataset's
+    workers write to the inherited descriptors) to /dev/null while QUIET."""
+    if not quiet:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def list_columns(source: Path, input_format: str) -> list[str]:

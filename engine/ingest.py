@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 from braceexpand import braceexpand
 from PIL import Image
+from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine import data
@@ -146,10 +147,12 @@ def shard_path(shard: str, out: Path) -> str:
     return os.path.relpath(shard, out) if shard.is_relative_to(out.parent) else str(shard)
 
 
-def ingest_shards(urls: list[str], out: Path, split: str, processes: int) -> tuple[list[dict], list]:
+def ingest_shards(urls: list[str], out: Path, split: str, processes: int,
+                  quiet: bool = True) -> tuple[list[dict], list]:
     rows, skips, seen = [], [], set()
     with ProcessPoolExecutor(max_workers=processes) as pool:
-        for shard_rows, shard_skips in pool.map(scan_shard, urls):
+        for shard_rows, shard_skips in tqdm(pool.map(scan_shard, urls), total=len(urls), desc="checking shards",
+                                            unit="shard", disable=quiet):
             skips += shard_skips
             for row in shard_rows:
                 if row["key"] in seen:
@@ -163,6 +166,14 @@ def ingest_shards(urls: list[str], out: Path, split: str, processes: int) -> tup
 
 
 # --- CSV and folders, copied into shards ----------------------------------------
+
+def count_rows(source: Path, kind: str) -> int:
+    """How many pairs a CSV/TSV or a folder offers (its progress bar's total)."""
+    if kind == "csv":
+        with source.open("rb") as f:
+            return max(sum(1 for _ in f) - 1, 0)
+    return sum(1 for p in source.rglob("*") if p.suffix.lower().lstrip(".") in IMAGE_EXTS)
+
 
 def csv_samples(path: Path, fmt: CsvFormat, split: str, skips: list):
     with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
@@ -210,8 +221,9 @@ def _checked_file(image_path: Path | None, raw_caption: bytes | None, key: str, 
 # --- the entry point -------------------------------------------------------------
 
 def ingest(source: str, out: str | os.PathLike, *, split: str = "train", csv_format: CsvFormat = CsvFormat(),
-           processes: int = 2) -> Ingested:
-    """Build the dataset at OUT from SOURCE, all or nothing; returns it with the skip counts."""
+           processes: int = 2, quiet: bool = True) -> Ingested:
+    """Build the dataset at OUT from SOURCE, all or nothing; returns it with the skip counts
+    (a progress bar with an ETA unless QUIET)."""
     kind = kind_of(source)
     if kind == "dataset":
         raise DatasetError(f"{source} is already a dataset: train on it directly")
@@ -219,11 +231,13 @@ def ingest(source: str, out: str | os.PathLike, *, split: str = "train", csv_for
     skips: list = []
     with data.staged(out) as staging:
         if kind == "webdataset":
-            rows, skips = ingest_shards(shard_list(source), out, split, processes)
+            rows, skips = ingest_shards(shard_list(source), out, split, processes, quiet)
         else:
             samples = csv_samples(Path(source), csv_format, split, skips) if kind == "csv" else \
                 folder_samples(Path(source), split, skips)
-            rows = data.write_shards(staging, samples, data.SHARD_SIZE)
+            total = count_rows(Path(source), kind)
+            rows = data.write_shards(staging, tqdm(samples, total=total, desc=f"ingesting {Path(source).name}",
+                                                   unit="pair", disable=quiet), data.SHARD_SIZE)
         if not rows:
             raise DatasetError(f"no usable sample in {source} ({len(skips)} skipped)")
         data.write_manifest(staging, rows, skipped=_skipped_table(skips))
@@ -248,7 +262,7 @@ def source_signature(source: str) -> str:
 
 
 def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat(),
-                processes: int = 2) -> tuple[data.Dataset, str | None]:
+                processes: int = 2, quiet: bool = True) -> tuple[data.Dataset, str | None]:
     """A dataset for SOURCE: itself where it is one, else its ingest under WORKDIR, reused
     while the source's files are unchanged. The second value says what was done, if anything."""
     fetched = Path(source) / FETCHED_DATASET
@@ -264,7 +278,7 @@ def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat
         with ledger.FileLock(lock):   # two runs ingesting one source at once: one ingests, the other reuses it
             if (out / data.MANIFEST).is_file():
                 return data.open_dataset(out, require_train=False), f"reusing the ingest of {source} at {out}"
-            ingested = ingest(source, out, csv_format=csv_format, processes=processes)
+            ingested = ingest(source, out, csv_format=csv_format, processes=processes, quiet=quiet)
     except BaseException:
         lock.unlink(missing_ok=True)   # a refused source leaves nothing behind in the ledger
         for folder in reversed(created):

@@ -82,7 +82,8 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
 
 
 def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, split: str | None = None,
-                        batch_size: int = 256, workers: int = 0, device: str | None = None) -> dict[str, float]:
+                        batch_size: int = 256, workers: int = 0, device: str | None = None,
+                        quiet: bool = True) -> dict[str, float]:
     """Zero-shot retrieval (and classification where the data has labels) of a checkpoint."""
     device = device or default_device()
     dataset = data.open_dataset(data_path, require_train=False)
@@ -92,7 +93,7 @@ def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, spl
         raise InputError(f"{data_path} has no {split!r} split (it has {', '.join(sorted(splits))})")
     bundle = load_checkpoint(model_name, checkpoint, device)
     return evaluate.evaluate_dataset(bundle.model, bundle.tokenizer, bundle.preprocess_val, dataset, split,
-                                     batch_size=batch_size, workers=workers, device=device)
+                                     batch_size=batch_size, workers=workers, device=device, quiet=quiet)
 
 
 def record_eval(ledger_dir: str, run: str, checkpoint: str, metrics: dict[str, float], prefix: str) -> None:

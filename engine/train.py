@@ -154,7 +154,7 @@ def validate(cfg: TrainConfig) -> Data:
     ledger.check_root(cfg.ledger)
     csv_format = ingest.CsvFormat(cfg.csv_img_key, cfg.csv_caption_key, cfg.csv_separator)
     workdir = Path(cfg.ledger) / "datasets"
-    dataset, note = ingest.open_source(cfg.data, workdir, csv_format=csv_format)
+    dataset, note = ingest.open_source(cfg.data, workdir, csv_format=csv_format, quiet=cfg.quiet)
     if not dataset.split("train").num_rows:
         raise InputError(f"{cfg.data} has no train samples")
     notes = [note] if note else []
@@ -163,7 +163,7 @@ def validate(cfg: TrainConfig) -> Data:
         name, path = test_set_name(spec)
         if any(t.prefix == f"{name}/" for t in tests):
             raise InputError(f"two --test-data sets are named {name!r}: name them, e.g. --test-data {name}2={path}")
-        test, note = ingest.open_source(path, workdir, csv_format=csv_format)
+        test, note = ingest.open_source(path, workdir, csv_format=csv_format, quiet=cfg.quiet)
         tests.append(TestSet(f"{name}/", test, "test" if test.split("test").num_rows else "train"))
         notes += [note] if note else []
     subset, subset_record = open_subset(cfg.subset, dataset) if cfg.subset else (None, None)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
+from tqdm import tqdm
+
 from dissect.ledger.store import LedgerError, connect, sql_text
 
 
@@ -272,7 +274,7 @@ def run_analysis(key: str, req: Request) -> Result:
     return Result(analysis, params["run"], columns, rows, params)
 
 
-def report_all(req: Request, out: Path, draw) -> list[tuple[Analysis, str | None]]:
+def report_all(req: Request, out: Path, draw, quiet: bool = True) -> list[tuple[Analysis, str | None]]:
     """Every analysis the ledger has data for into OUT, plus index.html; returns (analysis, skip reason).
     3a-c show the dataset's full-data run, as the paper draws them, where there is one."""
     con = connect(req.ledger, skip_damaged=req.skip_damaged)
@@ -285,7 +287,7 @@ def report_all(req: Request, out: Path, draw) -> list[tuple[Analysis, str | None
     out.mkdir(parents=True, exist_ok=True)
     req = replace(req, full_for_memorisation=True)
     done = []
-    for key, analysis in ANALYSES.items():
+    for key, analysis in tqdm(ANALYSES.items(), desc="report", unit="analysis", disable=quiet):
         try:
             result = run_analysis(key, req)
         except LedgerError as e:
