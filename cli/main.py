@@ -103,17 +103,34 @@ def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
 
 
 @cli.command()
-@click.argument("source")
+@click.argument("source", required=False)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
+@click.option("--karpathy", default=None, type=click.Path(dir_okay=False),
+              help="Instead of SOURCE: a Karpathy split file (dataset_coco.json, dataset_flickr30k.json); "
+                   "its test images, five captions each, from --images.")
+@click.option("--images", default=None, type=click.Path(file_okay=False),
+              help="With --karpathy: the folder its image paths are relative to.")
+@click.option("--karpathy-split", default="test", show_default=True,
+              help="With --karpathy: the split to take (test; val, train, restval).")
 @click.option("--split", default="train", show_default=True, help="Split of every sample (train or test).")
 @csv_options
 @click.option("--processes", default=2, show_default=True, help="Processes that check webdataset shards.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(source, out, split, csv_img_key, csv_caption_key, csv_separator, processes, quiet):
+def ingest(source, out, karpathy, images, karpathy_split, split, csv_img_key, csv_caption_key, csv_separator,
+           processes, quiet):
     """Build a dataset (manifest with dense sample ids) from SOURCE: webdataset shards
-    (folder, brace pattern or glob), an open_clip CSV/TSV, or a folder of images with .txt captions."""
+    (folder, brace pattern or glob), an open_clip CSV/TSV, or a folder of images with .txt captions;
+    or, with --karpathy and --images, a COCO / Flickr test set with five captions per image."""
     from dissect.engine import ingest as engine_ingest
 
+    if (source is None) == (karpathy is None):
+        raise click.UsageError("give SOURCE, or --karpathy JSON --images DIR")
+    if karpathy:
+        if images is None:
+            raise click.UsageError("--karpathy needs --images DIR")
+        result = engine_ingest.ingest_karpathy(karpathy, images, out, split=karpathy_split, quiet=quiet)
+        click.echo(f"{out}: {result.summary()}")
+        return
     result = engine_ingest.ingest(source, out, split=split, processes=processes, quiet=quiet,
                                   csv_format=engine_ingest.CsvFormat(csv_img_key, csv_caption_key, csv_separator))
     click.echo(f"{out}: {result.summary()}")

@@ -244,6 +244,54 @@ def ingest(source: str, out: str | os.PathLike, *, split: str = "train", csv_for
     return Ingested(data.open_dataset(out, require_train=False), Counter(reason for _, _, reason in skips))
 
 
+KARPATHY_CAPTIONS = 5   # captions per image in COCO 5K / Flickr 1K, as CLIP_benchmark evaluates them
+
+
+def karpathy_entries(split_file: Path, split: str) -> list[dict]:
+    """The images of SPLIT in a Karpathy split file (dataset_coco.json, dataset_flickr30k.json:
+    {"images": [{"filepath"?, "filename", "split", "sentences": [{"raw"}]}]})."""
+    expected = '{"images": [{"filename", "split", "sentences": [{"raw"}]}]}'
+    try:
+        chosen = [e for e in json.loads(split_file.read_text())["images"] if e.get("split") == split]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DatasetError(f"{split_file} is not a Karpathy split file ({type(e).__name__}): expected {expected}") from e
+    if any(not isinstance(e.get("filename"), str) or not isinstance(e.get("sentences"), list) for e in chosen):
+        raise DatasetError(f"{split_file} is not a Karpathy split file (an image without filename or sentences): "
+                           f"expected {expected}")
+    return chosen
+
+
+def karpathy_samples(entries: list[dict], split_file: Path, images: Path, skips: list):
+    """Each entry's image under IMAGES (filepath/filename) with its first five captions, one per line."""
+    for entry in entries:
+        relative = Path(entry.get("filepath", "")) / entry["filename"]
+        captions = [s.get("raw", "").strip() for s in entry["sentences"]][:KARPATHY_CAPTIONS]
+        raw_caption = "\n".join(c for c in captions if c).encode()
+        yield from _checked_file(images / relative, raw_caption, relative.as_posix(), str(split_file), "test",
+                                 skips, origin=relative.as_posix())
+
+
+def ingest_karpathy(split_file: str, images: str, out: str | os.PathLike, *, split: str = "test",
+                    quiet: bool = True) -> Ingested:
+    """A multi-caption test set (COCO 5K, Flickr 1K) from a Karpathy split file and the user's
+    image folder, all or nothing; its samples' split is test."""
+    split_file, images, out, skips = Path(split_file), Path(images), Path(out), []
+    if not split_file.is_file():
+        raise DatasetError(f"no Karpathy split file at {split_file}")
+    if not images.is_dir():
+        raise DatasetError(f"no image folder at {images}: pass --images with the folder the split file's paths "
+                           "are relative to")
+    entries = karpathy_entries(split_file, split)
+    with data.staged(out) as staging:
+        samples = tqdm(karpathy_samples(entries, split_file, images, skips), total=len(entries),
+                       desc=f"ingesting {split_file.name}", unit="image", disable=quiet)
+        rows = data.write_shards(staging, samples, data.SHARD_SIZE)
+        if not rows:
+            raise DatasetError(f"no usable {split} image in {split_file} under {images} ({len(skips)} skipped)")
+        data.write_manifest(staging, rows, skipped=_skipped_table(skips))
+    return Ingested(data.open_dataset(out, require_train=False), Counter(reason for _, _, reason in skips))
+
+
 def _skipped_table(skips) -> pa.Table:
     return pa.Table.from_pylist([dict(source=s, key=k, reason=r, run=None) for s, k, r in skips],
                                 schema=SKIPPED_SCHEMA)
