@@ -25,9 +25,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from selection_quality import Run, make_benchmark, train_all
+from table import print_table
 
 from dissect import ledger
-from dissect.cli.output import emit
 from dissect.engine import fashion_mnist, scoring, synthetic, train
 from dissect.ledger import curation
 
@@ -99,17 +99,17 @@ def report(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: int, ben
     try:
         con.register("ranking", pa.concat_tables(rankings))
         cur = con.execute((HERE / "curation.sql").read_text(), [dataset])
-        emit([d[0] for d in cur.description], cur.fetchall(),
+        print_table([d[0] for d in cur.description], cur.fetchall(),
              title=f"{setting}: precision of the kept set and AUROC of each rule's ranking (mean ± std, seeds)")
     finally:
         con.close()
     columns, rows = ledger.query(ledger_dir, (HERE / "curation_by_epoch.sql").read_text(),
                                  [f"{setting}-proxy-s%", max(0, (epochs - 1) // 4)])
-    emit(columns, rows, title=f"{setting}: AUROC of the oracle-free rules had the proxy stopped at each epoch")
+    print_table(columns, rows, title=f"{setting}: AUROC of the oracle-free rules had the proxy stopped at each epoch")
     metric = "zeroshot_top1" if benchmark == "fashion-mnist" else "rsum4"
     columns, rows = ledger.query(ledger_dir, (HERE / "curation_results.sql").read_text(),
                                  [f"{setting}-%", metric, f"{setting}-proxy-s%", f"{setting}-oracle-s%"])
-    emit(columns, rows, title=f"{setting}: final {metric} and cost (samples, proxy and oracle included) "
+    print_table(columns, rows, title=f"{setting}: final {metric} and cost (samples, proxy and oracle included) "
                               "against full training")
 
 

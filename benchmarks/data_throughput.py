@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from table import print_table
+
 from dissect import ledger
 from dissect.engine import cache, data, models, synthetic, train
 
@@ -58,11 +60,9 @@ def main():
         _, steps = ledger.query(Path(tmp) / "ledger", STEP_RATE_SQL)
         rows += [(f"train step, {run}" + (" (r = 0.3)" if run != "full" else ""), r) for run, r in sorted(steps)]
     full_step = dict(steps)["full"]
-    print(f"{args.model}, batch {args.batch_size}, {args.n} pairs; cache built in {built:.1f} s\n")
-    print("| stage | samples/s | x the full step |")
-    print("|---|---|---|")
-    for name, samples_per_s in rows:
-        print(f"| {name} | {samples_per_s:,.0f} | {samples_per_s / full_step:.2f} |")
+    print_table(["stage", "samples/s", "x the full step"],
+                [(name, round(samples_per_s), round(samples_per_s / full_step, 2)) for name, samples_per_s in rows],
+                title=f"{args.model}, batch {args.batch_size}, {args.n} pairs; cache built in {built:.1f} s")
 
 
 if __name__ == "__main__":

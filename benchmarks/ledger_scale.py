@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from table import print_table
+
 from dissect import ledger
 from dissect.ledger import report
 
@@ -70,9 +72,7 @@ def write_one_epoch(root, rows: int, batch: int, max_rows: int, result) -> None:
 
 
 def writer_memory(epoch_rows: int, batch: int) -> None:
-    print(f"one epoch of {epoch_rows:,} score rows (CC12M on one rank) through the writer, in steps of {batch:,}\n")
-    print("| parts written every | peak memory above the process before, MB | parts | seconds |")
-    print("|---|---|---|---|")
+    rows = []
     for max_rows in (ledger.LedgerWriter.PART_ROWS, epoch_rows):
         with tempfile.TemporaryDirectory() as tmp:
             result = multiprocessing.get_context("spawn").Queue()
@@ -83,7 +83,10 @@ def writer_memory(epoch_rows: int, batch: int) -> None:
             proc.join()
         label = f"{max_rows:,} rows" + (" (the writer's default)" if max_rows == ledger.LedgerWriter.PART_ROWS
                                         else " (one part per epoch)")
-        print(f"| {label} | {mb:,.0f} | {parts} | {seconds:.1f} |")
+        rows.append((label, round(mb), parts, round(seconds, 1)))
+    print_table(["parts written every", "peak memory above the process before, MB", "parts", "seconds"], rows,
+                title=f"one epoch of {epoch_rows:,} score rows (CC12M on one rank) through the writer, "
+                      f"in steps of {batch:,}")
 
 
 def main():
@@ -152,11 +155,9 @@ def main():
         t0 = time.perf_counter()
         result = report.run_analysis(key, req)
         timings.append((key, round(time.perf_counter() - t0, 2), len(result.rows)))
-    print(f"{n:,} samples x {epochs} epochs = {rows:,} score rows, {size_gb:.1f} GB: "
-          f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s)\n")
-    print("| " + " | ".join(key for key, _, _ in timings) + " |")
-    print("|" + "---|" * len(timings))
-    print("| " + " | ".join(f"{seconds:.2f}" for _, seconds, _ in timings) + " |")
+    print_table([key for key, _, _ in timings], [[seconds for _, seconds, _ in timings]],
+                title=f"{n:,} samples x {epochs} epochs = {rows:,} score rows, {size_gb:.1f} GB: "
+                      f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s); seconds per analysis")
     if not args.keep:
         shutil.rmtree(root)
     else:

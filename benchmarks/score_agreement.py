@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from table import print_table
+
 from dissect import ledger
 from dissect.engine import cache, distributed, models, synthetic, train
 from dissect.engine.scores import per_sample_scores
@@ -97,12 +99,9 @@ def main():
         for name, (final, delta) in scores.items():
             rows.append((name, spearman(final, scores["exact"][0]), spearman(delta, scores["exact"][1]),
                          top_k_overlap(scores["exact"][1], delta, args.batch_size, args.ratio)))
-        print(f"agreement with exact scoring, {args.model}, {args.n} pairs, weights at epochs {warmup} and "
-              f"{args.epochs}\n")
-        print("| scoring pass | Spearman, final CLIPScore | Spearman, delta | top-k picks shared |")
-        print("|---|---|---|---|")
-        for name, s_final, s_delta, shared in rows:
-            print(f"| {name} | {s_final:.3f} | {s_delta:.3f} | {shared:.3f} |")
+        print_table(["scoring pass", "Spearman, final CLIPScore", "Spearman, delta", "top-k picks shared"], rows,
+                    title=f"agreement with exact scoring, {args.model}, {args.n} pairs, weights at epochs {warmup} "
+                          f"and {args.epochs}")
 
         # 2. runs with each scoring pass
         for seed in args.seeds:
@@ -111,12 +110,8 @@ def main():
                 if (name, seed) != ("exact", 0):
                     train.train(config(f"{name}-s{seed}", seed=seed, **scoring))
         columns, result = ledger.query(ledger_dir, (HERE / "score_agreement.sql").read_text())
-    print(f"\ndissect-warmup runs by scoring pass, r = {args.ratio}, T_w = {warmup}, {args.epochs} epochs, "
-          f"seeds {args.seeds}\n")
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for row in result:
-        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    print_table(columns, result, title=f"dissect-warmup runs by scoring pass, r = {args.ratio}, T_w = {warmup}, "
+                                      f"{args.epochs} epochs, seeds {args.seeds}")
 
 
 if __name__ == "__main__":

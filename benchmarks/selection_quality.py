@@ -39,8 +39,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from table import print_table  # noqa: E402
+
 from dissect import ledger  # noqa: E402
-from dissect.cli.output import emit  # noqa: E402
 from dissect.engine import fashion_mnist, strategies, synthetic, train  # noqa: E402
 from dissect.engine.errors import InputError  # noqa: E402
 
@@ -123,7 +124,7 @@ def grid(ledger_dir: Path, benchmarks, ratios, seeds, jobs: int, strategy_names=
     train_all(ledger_dir, runs, jobs)
     for bench in data:
         columns, rows = ledger.query(ledger_dir, (HERE / "selection_quality.sql").read_text(), [f"{bench}-%"])
-        emit(columns, rows, title=f"{bench}: final metrics (mean ± std over seeds) and clean fraction of the picks")
+        print_table(columns, rows, title=f"{bench}: final metrics (mean ± std over seeds) and clean fraction of the picks")
 
 
 def regime(ledger_dir: Path, jobs: int) -> None:
@@ -141,7 +142,7 @@ def regime(ledger_dir: Path, jobs: int) -> None:
             runs.append(Run(f"{prefix}-tw{warmup}-s{seed}", data, "dissect-warmup", 0.3, seed, epochs, warmup))
     train_all(ledger_dir, runs, jobs)
     columns, rows = ledger.query(ledger_dir, (HERE / "regime_map.sql").read_text())
-    emit(columns, rows, title="regime map: dissect-warmup minus random, R@sum, r = 0.3, shapes-shuffle")
+    print_table(columns, rows, title="regime map: dissect-warmup minus random, R@sum, r = 0.3, shapes-shuffle")
     print(f"figure: {draw_regime_map(columns, rows, ledger_dir.parent / 'regime-map.png')}")
 
 

@@ -16,8 +16,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from table import print_table
+
 from dissect import ledger
-from dissect.cli.output import emit
 from dissect.engine import models, strategies, synthetic, train
 
 STEP_TIME_SQL = Path(__file__).with_name("step_time.sql")
@@ -62,7 +63,7 @@ def main():
             run(f"scoring/dissect-warmup-{half}px-bf16", "dissect-warmup", score_image_size=half,
                 score_precision="amp_bf16")
             columns, rows = ledger.query(Path(tmp) / "scoring", STEP_TIME_SQL.read_text(), ["full"])
-            emit(columns, rows, title=f"step time by scoring pass, {args.model}, batch {args.batch_size}, "
+            print_table(columns, rows, title=f"step time by scoring pass, {args.model}, batch {args.batch_size}, "
                                       f"{args.workers} loader workers; exact floor {(1 + 3 * args.ratio) / 3:.3f}")
             return
 
@@ -71,14 +72,14 @@ def main():
                 for strategy in ("full", "dissect-warmup"):
                     run(f"precision/{strategy}-{precision}", strategy, precision)
             columns, rows = ledger.query(Path(tmp) / "precision", STEP_TIME_SQL.read_text(), ["full-fp32"])
-            emit(columns, rows, title=f"step time by --precision, {args.model}, batch {args.batch_size}, "
+            print_table(columns, rows, title=f"step time by --precision, {args.model}, batch {args.batch_size}, "
                                       f"{args.workers} loader workers, as a ratio to full in fp32")
             return
         for strategy in strategies.REGISTRY:
             run(f"ledger/{strategy}", strategy)
         columns, rows = ledger.query(Path(tmp) / "ledger", STEP_TIME_SQL.read_text(), ["full"])
     floor = (1 + 3 * args.ratio) / 3
-    emit(columns, rows, title=f"step time at r = {args.ratio}, {args.model}, batch {args.batch_size}, "
+    print_table(columns, rows, title=f"step time at r = {args.ratio}, {args.model}, batch {args.batch_size}, "
                               f"{args.workers} loader workers; floor (1 + 3r) / 3 = {floor:.3f}, random's r")
 
 
