@@ -108,7 +108,7 @@ def test_eval_prints_metrics_and_records_them(checkpoint, tiny_dataset):
     ledger_dir, ckpt = checkpoint
     result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--format", "json")
     assert result.exit_code == 0, result.output
-    metrics = {r["metric"]: r["value"] for r in json.loads(result.output)}
+    metrics = {r["metric"]: r["value"] for r in json.loads(result.stdout)}
     assert set(metrics) == {"tr_r1", "tr_r5", "tr_r10", "ir_r1", "ir_r5", "ir_r10", "rsum", "rsum4"}
     assert metrics["tr_r10"] >= metrics["tr_r5"] >= metrics["tr_r1"] >= 0
     assert metrics["rsum4"] == pytest.approx(metrics["tr_r1"] + metrics["tr_r10"] + metrics["ir_r1"]
