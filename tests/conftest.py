@@ -1,6 +1,9 @@
+import io
+
 import numpy as np
 import pyarrow as pa
 import pytest
+from PIL import Image
 
 from dissect import ledger
 
@@ -13,6 +16,15 @@ def tiny_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "tiny"
     synthetic.make_synthetic(out, n=100, test_n=30, noise_ratio=0.25, noise_type="shuffle", seed=3, shard_size=40)
     return out
+
+
+def image_bytes(i, fmt="PNG"):
+    """A 32 px image of seeded noise, encoded as FMT."""
+    rng = np.random.default_rng(i)
+    img = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
 
 
 # --- a hand-built ledger whose analyses have known answers (test_report.py) ---

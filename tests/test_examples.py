@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from dissect import ledger
 from dissect.cli.main import cli
-from test_ingest import image_bytes
+from conftest import image_bytes
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 

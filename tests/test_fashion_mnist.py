@@ -3,6 +3,7 @@ import gzip
 import struct
 
 import numpy as np
+import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from dissect import ledger
@@ -38,7 +39,7 @@ def test_make_fashion_mnist_captions_noise_and_labels(tmp_path):
     out = tmp_path / "fm"
     result = CliRunner().invoke(cli, ["make-fashion-mnist", str(out), "--noise-ratio", "0.25", "--from", str(source)])
     assert result.exit_code == 0, result.output
-    rows = __import__("pyarrow.parquet", fromlist=["x"]).read_table(out / "samples.parquet").to_pylist()
+    rows = pq.read_table(out / "samples.parquet").to_pylist()
     train = [r for r in rows if r["split"] == "train"]
     test = [r for r in rows if r["split"] == "test"]
     assert len(train) == 40 and len(test) == 20 and sum(r["is_noisy"] for r in train) == 10

@@ -7,19 +7,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
+from conftest import image_bytes
 from dissect import ledger
 from dissect.cli.main import cli
 from dissect.engine import data, ingest, train as engine_train
-
-
-def image_bytes(i, fmt="PNG"):
-    rng = np.random.default_rng(i)
-    img = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return buf.getvalue()
 
 
 def write_tar(path, members):

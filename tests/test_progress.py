@@ -3,7 +3,7 @@ import pytest
 from click.testing import CliRunner
 
 from dissect.cli.main import cli
-from test_ingest import image_bytes
+from conftest import image_bytes
 
 
 @pytest.mark.parametrize("quiet", [False, True])

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import tarfile
 
+import numpy as np
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
@@ -59,7 +60,7 @@ def test_shuffle_noise_takes_another_samples_caption(tmp_path):
 
 
 def test_partial_noise_changes_exactly_one_attribute():
-    rng = __import__("numpy").random.default_rng(0)
+    rng = np.random.default_rng(0)
     for _ in range(200):
         scene = synthetic.random_scene(rng)
         changed = synthetic.perturb(scene, rng)

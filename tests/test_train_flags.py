@@ -1,0 +1,73 @@
+"""Every flag of `dissect train` is exercised by some test; the ones no other test covers here."""
+import re
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner
+
+from dissect import ledger
+from dissect.cli.main import cli
+from dissect.engine import distributed
+from dissect.engine import train as engine_train
+
+TESTS = Path(__file__).parent
+
+
+def train(data, ledger_dir, run, *extra):
+    result = CliRunner().invoke(cli, ["train", str(data), "--strategy", "dissect-warmup", "--epochs", "3",
+                                      "--warmup-epochs", "1", "--batch-size", "20", "--ledger", str(ledger_dir),
+                                      "--run", run, "--workers", "0", "--quiet", *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_every_train_flag_is_used_by_a_test():
+    flags = {opt for param in cli.commands["train"].params for opt in param.opts if opt.startswith("--")} - {"--help"}
+    text = "\n".join(p.read_text() for p in TESTS.glob("*.py"))
+    used = set(re.findall(r"--[a-z][a-z0-9-]*", text)) | {
+        "--" + name.replace("_", "-") for name in re.findall(r"\b([a-z_]+)=", text)}   # TrainConfig(name=...)
+    assert flags - used == set(), f"train flags no test uses: {sorted(flags - used)}"
+
+
+def test_eval_every_evaluates_every_nth_epoch_and_the_last(tiny_dataset, tmp_path):
+    train(tiny_dataset, tmp_path, "sparse", "--eval-every", "2")
+    _, epochs = ledger.query(tmp_path, "SELECT DISTINCT epoch FROM evals WHERE run = 'sparse' ORDER BY 1")
+    assert epochs == [(1,), (2,)]
+
+
+def test_logit_scale_lr_mult_zero_freezes_the_temperature(tiny_dataset, tmp_path):
+    train(tiny_dataset, tmp_path, "frozen", "--logit-scale-lr-mult", "0")
+    train(tiny_dataset, tmp_path, "free")
+    _, rows = ledger.query(tmp_path, "SELECT run, count(DISTINCT logit_scale) FROM steps GROUP BY run ORDER BY run")
+    assert rows[0][0] == "free" and rows[0][1] > 1 and rows[1] == ("frozen", 1)
+
+
+def test_score_mode_train_scores_with_the_model_in_train_mode(tiny_dataset, tmp_path):
+    modes = {}
+    for mode in ("eval", "train"):
+        cfg = engine_train.TrainConfig(data=str(tiny_dataset), ledger=str(tmp_path), run=f"m-{mode}", epochs=2,
+                                       batch_size=20, warmup_epochs=1, workers=0, score_mode=mode, quiet=True)
+        cfg = cfg.resolved(device="cpu", is_resnet=False)
+        trainer = engine_train.Trainer(cfg, engine_train.validate(cfg), distributed.init("cpu"))
+        seen = []
+        trainer.model.register_forward_pre_hook(
+            lambda module, args: seen.append(module.training) if torch.is_inference_mode_enabled() else None)
+        ids, images, tokens = next(iter(engine_train.data.loader(
+            trainer.dataset, "train", transform=trainer.preprocess_train, tokenizer=trainer.tokenizer,
+            batch_size=20, shuffle=True)))
+        trainer.train_step(ids, images, tokens)
+        modes[mode] = seen
+    assert modes == {"eval": [False], "train": [True]}
+
+
+def test_the_optimiser_and_schedule_flags_reach_adamw_and_the_lr_schedule(tiny_dataset, tmp_path):
+    train(tiny_dataset, tmp_path, "opt", "--lr", "0.002", "--warmup-steps", "3", "--weight-decay", "0.2",
+          "--beta1", "0.8")
+    _, lrs = ledger.query(tmp_path, "SELECT lr FROM steps WHERE run = 'opt' ORDER BY step")
+    lrs = [lr for (lr,) in lrs]
+    assert lrs[:3] == [0.002 * (s + 1) / 3 for s in range(3)]   # linear warm-up over 3 steps to --lr
+    assert lrs[3] == 0.002 and lrs[3:] == sorted(lrs[3:], reverse=True) and lrs[-1] < 0.0005   # then cosine down
+    state = torch.load(tmp_path / "checkpoints" / "opt" / engine_train.CHECKPOINT, weights_only=True)
+    groups = state["optimizer"]["param_groups"]
+    assert {g["weight_decay"] for g in groups} == {0.0, 0.2}   # no decay on gains, biases, logit scale
+    assert {g["betas"][0] for g in groups} == {0.8}
