@@ -13,7 +13,7 @@ regime AS (
     WHERE r.name LIKE 'regime-%' AND r.status = 'completed'
 ),
 picks AS (
-    SELECT s.run, avg((NOT m.is_noisy)::DOUBLE) FILTER (WHERE s.selected) AS clean_after_warmup
+    SELECT s.run, tp_accuracy(s.selected, NOT m.is_noisy) AS clean_after_warmup
     FROM scores s
     JOIN runs r ON r.name = s.run
     JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id

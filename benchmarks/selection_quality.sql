@@ -4,15 +4,15 @@
 -- by the dataset's ground truth.
 WITH final AS (
     SELECT run,
-           arg_max(value, step) FILTER (WHERE metric = 'rsum4') AS rsum4,
-           arg_max(value, step) FILTER (WHERE metric = 'rsum') AS rsum,
-           arg_max(value, step) FILTER (WHERE metric = 'zeroshot_top1') AS top1
-    FROM evals WHERE run LIKE $1 GROUP BY run
+           any_value(value) FILTER (WHERE metric = 'rsum4') AS rsum4,
+           any_value(value) FILTER (WHERE metric = 'rsum') AS rsum,
+           any_value(value) FILTER (WHERE metric = 'zeroshot_top1') AS top1
+    FROM final_metrics() WHERE run LIKE $1 GROUP BY run
 ),
 picks AS (
     SELECT s.run,
-           avg((NOT m.is_noisy)::DOUBLE) FILTER (WHERE s.selected) AS clean_selected,
-           avg((NOT m.is_noisy)::DOUBLE) FILTER (WHERE s.selected AND s.epoch = r.epochs - 1) AS clean_last
+           tp_accuracy(s.selected, NOT m.is_noisy) AS clean_selected,
+           tp_accuracy(s.selected AND s.epoch = r.epochs - 1, NOT m.is_noisy) AS clean_last
     FROM scores s
     JOIN runs r ON r.name = s.run
     JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dissect.ledger import commits
 from dissect.ledger.files import write_parquet_atomic, write_text_atomic
@@ -79,9 +80,12 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True,
     for table in TABLES.values():
         columns = duckdb_columns(table)
         if parts[table.name]:
+            # a column no part has yet (added after they were written) reads as NULL
+            stored = {col for col, _ in table.partitions} | _stored_columns(root, parts[table.name])
             sql = sql_text("parquet_view.sql").format(
                 name=table.name,
-                columns=", ".join(f'"{col}"' for col, _ in columns),
+                columns=", ".join(f'"{col}"' if col in stored else f'CAST(NULL AS {typ}) AS "{col}"'
+                                  for col, typ in columns),
                 files=", ".join(f"'{_quote(str(p))}'" for p in parts[table.name]),
                 hive_types=", ".join(f"'{col}': {typ}" for col, typ in table.partitions),
             )
@@ -105,6 +109,18 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True,
         con.execute(sql_text("empty_view.sql").format(name="runs", typed_nulls=_typed_nulls(empty)))
     con.execute(sql_text("macros.sql"))
     return con
+
+
+def _stored_columns(root: Path, parts: list[Path]) -> set[str]:
+    """The columns the parts hold, from their footers."""
+    found = set()
+    for part in parts:
+        try:
+            found.update(pq.read_schema(part).names)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise LedgerError(f"damaged ledger: {part.relative_to(root)} cannot be read as Parquet "
+                              f"({str(e).splitlines()[0]}); `dissect check --ledger {root}` lists what is damaged") from e
+    return found
 
 
 def query(root, sql: str, params=None, *, skip_damaged: bool = False) -> tuple[list[str], list[tuple]]:

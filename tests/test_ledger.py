@@ -1,6 +1,7 @@
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dissect import ledger
@@ -89,3 +90,16 @@ def test_writer_error_surfaces_in_the_training_loop(tmp_path):
     with pytest.raises(RuntimeError, match="ledger writer failed"):
         writer.flush()
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_a_part_written_before_a_column_existed_reads_it_as_null(tmp_path):
+    from dissect.ledger import commits
+
+    older = pa.table({"sample_id": [0], "key": ["a"], "caption": ["c"], "split": ["train"], "is_noisy": [False],
+                      "shard": ["s.tar"], "label": pa.array([None], pa.int64())})   # before uid, image_path, url
+    part = tmp_path / "samples" / "dataset=d" / "part-0.parquet"
+    part.parent.mkdir(parents=True)
+    pq.write_table(older, part)
+    commits.commit(tmp_path, "samples/dataset=d", [part], meta={"fingerprint": "f" * 64})
+    assert ledger.query(tmp_path, "SELECT dataset, sample_id, uid, image_path, url FROM samples")[1] == [
+        ("d", 0, None, None, None)]

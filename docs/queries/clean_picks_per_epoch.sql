@@ -1,7 +1,7 @@
 -- Clean fraction of the picks, per run and epoch (ground truth), for the runs matching `pattern`.
 -- In the duckdb shell: SET VARIABLE pattern = 'shapes-shuffle-%';
 SELECT s.run, s.epoch,
-       round(avg((NOT m.is_noisy)::DOUBLE) FILTER (WHERE s.selected), 3) AS clean_selected,
+       round(tp_accuracy(s.selected, NOT m.is_noisy), 3) AS clean_selected,
        count(*) FILTER (WHERE s.selected) AS n_selected
 FROM scores s
 JOIN runs r ON r.name = s.run

@@ -3,19 +3,17 @@
 -- Clean is the dataset's ground truth (samples.is_noisy); NULL where it has none.
 -- $1: a list of run names.
 WITH picks AS (
-    SELECT s.run, s.epoch,
-           count(*) FILTER (WHERE s.selected) AS n_selected,
-           count(*) FILTER (WHERE s.selected AND NOT m.is_noisy) AS n_clean_selected
+    SELECT s.run, s.selected, NOT m.is_noisy AS is_clean,
+           s.epoch = max(s.epoch) OVER (PARTITION BY s.run) AS last_epoch
     FROM scores s
     JOIN runs r ON r.name = s.run
     JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
     WHERE list_contains($1, s.run)
-    GROUP BY ALL
 ),
 clean AS (
     SELECT run,
-           sum(n_clean_selected) / sum(n_selected) AS clean_selected,
-           arg_max(n_clean_selected / n_selected, epoch) AS clean_selected_last_epoch
+           tp_accuracy(selected, is_clean) AS clean_selected,
+           tp_accuracy(selected AND last_epoch, is_clean) AS clean_selected_last_epoch
     FROM picks
     GROUP BY run
 ),
