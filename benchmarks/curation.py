@@ -98,17 +98,19 @@ def report(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: int, ben
     con = ledger.connect(ledger_dir)
     try:
         con.register("ranking", pa.concat_tables(rankings))
-        cur = con.execute((HERE / "curation.sql").read_text(), [dataset])
+        ledger.set_variables(con, {"dataset": dataset})
+        cur = con.execute((HERE / "curation.sql").read_text())
         print_table([d[0] for d in cur.description], cur.fetchall(),
-             title=f"{setting}: precision of the kept set and AUROC of each rule's ranking (mean ± std, seeds)")
+                    title=f"{setting}: precision of the kept set and AUROC of each rule's ranking (mean ± std, seeds)")
     finally:
         con.close()
     columns, rows = ledger.query(ledger_dir, (HERE / "curation_by_epoch.sql").read_text(),
-                                 [f"{setting}-proxy-s%", max(0, (epochs - 1) // 4)])
+                                 variables={"proxy_runs": f"{setting}-proxy-s%", "hist_epoch": max(0, (epochs - 1) // 4)})
     print_table(columns, rows, title=f"{setting}: AUROC of the oracle-free rules had the proxy stopped at each epoch")
     metric = "zeroshot_top1" if benchmark == "fashion-mnist" else "rsum4"
     columns, rows = ledger.query(ledger_dir, (HERE / "curation_results.sql").read_text(),
-                                 [f"{setting}-%", metric, f"{setting}-proxy-s%", f"{setting}-oracle-s%"])
+                                 variables={"setting_runs": f"{setting}-%", "metric": metric,
+                                            "proxy_runs": f"{setting}-proxy-s%", "oracle_runs": f"{setting}-oracle-s%"})
     print_table(columns, rows, title=f"{setting}: final {metric} and cost (samples, proxy and oracle included) "
                               "against full training")
 

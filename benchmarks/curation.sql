@@ -1,14 +1,14 @@
 -- How well each curation rule's ranking finds the clean pairs, against the ground truth
 -- (samples.is_noisy): precision (clean fraction) of the kept set at keep 0.3 / 0.5 / 0.7
 -- and the AUROC of the ranking. `ranking` (rule, seed, sample_id, score) is registered by
--- benchmarks/curation.py; $1 is the dataset.
+-- benchmarks/curation.py. Variables: dataset.
 WITH ranked AS (
     SELECT k.rule, k.seed, NOT m.is_noisy AS is_clean,
            row_number() OVER (PARTITION BY k.rule, k.seed ORDER BY k.score DESC, k.sample_id) AS rank,
            count(*) OVER (PARTITION BY k.rule, k.seed) AS n,
            mid_rank(k.score, k.rule || k.seed) AS r
     FROM ranking k
-    JOIN samples m ON m.dataset = $1 AND m.sample_id = k.sample_id
+    JOIN samples m ON m.dataset = getvariable('dataset') AND m.sample_id = k.sample_id
 ),
 per_seed AS (
     SELECT rule, seed,

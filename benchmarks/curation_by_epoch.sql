@@ -1,20 +1,20 @@
--- When does a run's history know most? For the proxy runs whose names match $1, the AUROC
+-- When does a run's history know most? For the proxy runs whose names match `proxy_runs`, the AUROC
 -- (clean vs noisy by the ground truth) of each oracle-free rule as if the run had stopped at
 -- epoch e: final-clipscore (the score at e), mean-clipscore (the mean centred score up to e)
--- and delta (the centred score at $2, the rule's hist-epoch, minus that at e), mean over seeds.
+-- and delta (the centred score at `hist_epoch`, minus that at e), mean over seeds.
 WITH centred_scores AS (
     SELECT s.run, s.epoch, s.sample_id, NOT m.is_noisy AS is_clean,
            centred(s.clipscore, s.run, s.epoch) AS c
     FROM scores s
     JOIN runs r ON r.name = s.run
     JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
-    WHERE s.run LIKE $1
+    WHERE s.run LIKE getvariable('proxy_runs')
 ),
 keys AS (
     SELECT run, epoch, is_clean,
            c AS final_clipscore,
            avg(c) OVER (PARTITION BY run, sample_id ORDER BY epoch) AS mean_clipscore,
-           any_value(c) FILTER (WHERE epoch = $2) OVER (PARTITION BY run, sample_id) - c AS delta
+           any_value(c) FILTER (WHERE epoch = getvariable('hist_epoch')) OVER (PARTITION BY run, sample_id) - c AS delta
     FROM centred_scores
 ),
 ranks AS (
@@ -28,7 +28,7 @@ aurocs AS (
     SELECT run, epoch,
            auroc(final_rank, is_clean) AS final_clipscore,
            auroc(mean_rank, is_clean) AS mean_clipscore,
-           CASE WHEN epoch > $2 THEN auroc(delta_rank, is_clean) END AS delta
+           CASE WHEN epoch > getvariable('hist_epoch') THEN auroc(delta_rank, is_clean) END AS delta
     FROM ranks
     GROUP BY run, epoch
 )

@@ -2,7 +2,7 @@
 -- in samples forwarded and back-propagated, as a fraction of full training's (the proxy
 -- run, which trains every sample every epoch). A coreset's cost includes what its rule
 -- needed: the proxy run (history rules) or the oracle's training and scoring (oracle rules).
--- $1: the setting's run names (LIKE); $2: the metric; $3: its proxy runs; $4: its oracle runs.
+-- Variables: setting_runs, the setting's run names (LIKE); metric; proxy_runs, oracle_runs (LIKE).
 WITH cost AS (
     SELECT s.run,
            sum(s.n_selected) AS backward,
@@ -13,11 +13,11 @@ WITH cost AS (
     GROUP BY s.run
 ),
 proxy AS (
-    SELECT r.seed, c.forward, c.backward FROM runs r JOIN cost c ON c.run = r.name WHERE r.name LIKE $3
+    SELECT r.seed, c.forward, c.backward FROM runs r JOIN cost c ON c.run = r.name WHERE r.name LIKE getvariable('proxy_runs')
 ),
 oracle AS (   -- its training, and one forward of every sample to score it
     SELECT r.seed, c.forward + (SELECT count(*) FROM oracle o WHERE o.name = r.name) AS forward, c.backward
-    FROM runs r JOIN cost c ON c.run = r.name WHERE r.name LIKE $4
+    FROM runs r JOIN cost c ON c.run = r.name WHERE r.name LIKE getvariable('oracle_runs')
 ),
 per_run AS (
     SELECT run_method(r.strategy, r.subset) AS method, run_ratio(r.ratio, r.subset) AS ratio, f.value,
@@ -29,11 +29,11 @@ per_run AS (
                               WHEN r.subset->>'rule' LIKE 'oracle-%' THEN o.backward ELSE 0 END) / p.backward
                AS backward
     FROM runs r
-    JOIN final_metric($2) f ON f.run = r.name
+    JOIN final_metric(getvariable('metric')) f ON f.run = r.name
     JOIN cost c ON c.run = r.name
     JOIN proxy p ON p.seed = r.seed
     JOIN oracle o ON o.seed = r.seed
-    WHERE r.name LIKE $1 AND r.name NOT LIKE $4 AND r.status = 'completed'
+    WHERE r.name LIKE getvariable('setting_runs') AND r.name NOT LIKE getvariable('oracle_runs') AND r.status = 'completed'
 )
 SELECT method, ratio,
        printf('%.1f ± %.1f', avg(value), coalesce(stddev_samp(value), 0)) AS final_metric,

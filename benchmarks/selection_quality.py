@@ -123,7 +123,8 @@ def grid(ledger_dir: Path, benchmarks, ratios, seeds, jobs: int, strategy_names=
              for ratio in ratios for bench, path in data.items() for seed in seeds for strategy in strategy_names]
     train_all(ledger_dir, runs, jobs)
     for bench in data:
-        columns, rows = ledger.query(ledger_dir, (HERE / "selection_quality.sql").read_text(), [f"{bench}-%"])
+        columns, rows = ledger.query(ledger_dir, (HERE / "selection_quality.sql").read_text(),
+                                     variables={"pattern": f"{bench}-%"})
         print_table(columns, rows, title=f"{bench}: final metrics (mean ± std over seeds) and clean fraction of the picks")
 
 

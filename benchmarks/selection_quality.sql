@@ -1,4 +1,4 @@
--- Per strategy and ratio, over the completed runs whose names match $1 (one benchmark):
+-- Per strategy and ratio, over the completed runs whose names match `pattern` (one benchmark):
 -- final R@Sum (the paper's, rsum4), the six-recall sum (rsum) and zero-shot top-1
 -- (where the test split has labels) as mean ± std over seeds, and the clean fraction of the picks (all epochs, and the last epoch)
 -- by the dataset's ground truth.
@@ -7,7 +7,7 @@ WITH final AS (
            any_value(value) FILTER (WHERE metric = 'rsum4') AS rsum4,
            any_value(value) FILTER (WHERE metric = 'rsum') AS rsum,
            any_value(value) FILTER (WHERE metric = 'zeroshot_top1') AS top1
-    FROM final_metrics() WHERE run LIKE $1 GROUP BY run
+    FROM final_metrics() WHERE run LIKE getvariable('pattern') GROUP BY run
 ),
 picks AS (
     SELECT s.run,
@@ -16,7 +16,7 @@ picks AS (
     FROM scores s
     JOIN runs r ON r.name = s.run
     JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
-    WHERE s.run LIKE $1
+    WHERE s.run LIKE getvariable('pattern')
     GROUP BY s.run
 )
 SELECT r.strategy, r.ratio,
@@ -31,6 +31,6 @@ SELECT r.strategy, r.ratio,
 FROM runs r
 JOIN final f ON f.run = r.name
 JOIN picks p ON p.run = r.name
-WHERE r.name LIKE $1 AND r.status = 'completed'
+WHERE r.name LIKE getvariable('pattern') AND r.status = 'completed'
 GROUP BY ALL
 ORDER BY r.ratio, rsum4_mean DESC;

@@ -62,7 +62,7 @@ def main():
             run("scoring/dissect-warmup-bf16", "dissect-warmup", score_precision="amp_bf16")
             run(f"scoring/dissect-warmup-{half}px-bf16", "dissect-warmup", score_image_size=half,
                 score_precision="amp_bf16")
-            columns, rows = ledger.query(Path(tmp) / "scoring", STEP_TIME_SQL.read_text(), ["full"])
+            columns, rows = ledger.query(Path(tmp) / "scoring", STEP_TIME_SQL.read_text(), variables={"full": "full"})
             print_table(columns, rows, title=f"step time by scoring pass, {args.model}, batch {args.batch_size}, "
                                       f"{args.workers} loader workers; exact floor {(1 + 3 * args.ratio) / 3:.3f}")
             return
@@ -71,13 +71,13 @@ def main():
             for precision in args.precisions:
                 for strategy in ("full", "dissect-warmup"):
                     run(f"precision/{strategy}-{precision}", strategy, precision)
-            columns, rows = ledger.query(Path(tmp) / "precision", STEP_TIME_SQL.read_text(), ["full-fp32"])
+            columns, rows = ledger.query(Path(tmp) / "precision", STEP_TIME_SQL.read_text(), variables={"full": "full-fp32"})
             print_table(columns, rows, title=f"step time by --precision, {args.model}, batch {args.batch_size}, "
                                       f"{args.workers} loader workers, as a ratio to full in fp32")
             return
         for strategy in strategies.REGISTRY:
             run(f"ledger/{strategy}", strategy)
-        columns, rows = ledger.query(Path(tmp) / "ledger", STEP_TIME_SQL.read_text(), ["full"])
+        columns, rows = ledger.query(Path(tmp) / "ledger", STEP_TIME_SQL.read_text(), variables={"full": "full"})
     floor = (1 + 3 * args.ratio) / 3
     print_table(columns, rows, title=f"step time at r = {args.ratio}, {args.model}, batch {args.batch_size}, "
                               f"{args.workers} loader workers; floor (1 + 3r) / 3 = {floor:.3f}, random's r")

@@ -1,6 +1,6 @@
 -- Mean time of a step per run, on full batches after the first epoch (which pays for
 -- start-up): the compute part (scoring pass + training pass) and, as a user sees it,
--- with the wait for the loader's next batch; each as a ratio to the run named $1.
+-- with the wait for the loader's next batch; each as a ratio to the run named by the variable `full`.
 WITH per_run AS (
     SELECT run,
            avg(t_score) AS score_s,
@@ -22,5 +22,5 @@ SELECT p.run,
        round(p.wall_s / f.wall_s, 3) AS ratio_with_data,
        p.steps
 FROM per_run p, per_run f
-WHERE f.run = $1
+WHERE f.run = getvariable('full')
 ORDER BY p.step_s;

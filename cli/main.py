@@ -266,10 +266,10 @@ def train(data, ledger_dir, run, **options):
     record = engine_train.train(TrainConfig(data=data, ledger=ledger_dir, run=run, **options), log=click.echo)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
-    _, trained = ledger.named_query(ledger_dir, "trained_fraction", [run])
+    _, trained = ledger.named_query(ledger_dir, "trained_fraction", {"run": run})
     click.echo(f"run {run} {record['status']}: trained {trained[0][0]:.3f} of the samples it loaded; "
                f"ledger {ledger_dir}, checkpoint {record['config']['out']}")
-    _, skipped = ledger.named_query(ledger_dir, "skipped_summary", [record["dataset"], run])
+    _, skipped = ledger.named_query(ledger_dir, "skipped_summary", {"dataset": record["dataset"], "run": run})
     if skipped:
         click.echo("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped)
                    + f"  (SELECT * FROM skipped WHERE dataset = '{record['dataset']}')")
@@ -286,7 +286,9 @@ nothing in the ledger changes. Results leave through --format and --out.""")
 @click.option("--file", "sql_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Read the SQL from this file instead of the argument.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="Bound to $NAME in the SQL as a string (cast it there), never pasted into it; repeatable.")
+              help="Sets the DuckDB variable NAME (read it with getvariable('NAME'), as the package's .sql "
+                   "files do) and binds $NAME where the SQL uses it, as a string (cast it there), never pasted "
+                   "into the SQL; repeatable.")
 @click.option("--format", "fmt", type=click.Choice([*FORMATS, "parquet"]), default="table", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Write the result to this file (written whole, then moved into place); parquet needs it.")
@@ -305,14 +307,14 @@ def query(sql, ledger_dir, sql_file, params, fmt, out, skip_damaged):
     if fmt == "parquet":
         if not out:
             raise click.UsageError("--format parquet writes a file: pass --out FILE")
-        table = ledger.query_table(ledger_dir, sql, bound or None, skip_damaged=skip_damaged)
+        table = ledger.query_table(ledger_dir, sql, bound, variables=bound, skip_damaged=skip_damaged)
         import pyarrow.parquet as pq
 
         with ledger.atomic_path(out) as tmp:
             pq.write_table(table, tmp)
         click.echo(f"wrote {table.num_rows} rows to {out}")
         return
-    columns, rows = ledger.query(ledger_dir, sql, bound or None, skip_damaged=skip_damaged)
+    columns, rows = ledger.query(ledger_dir, sql, bound, variables=bound, skip_damaged=skip_damaged)
     if out:
         with ledger.atomic_path(out) as tmp, open(tmp, "w") as f:
             emit(columns, rows, fmt, file=f)
@@ -550,15 +552,15 @@ def demo(out, epochs, n, test_n, overwrite):
                f"{settings.test_n} clean test pairs; {epochs} epochs each, T_w = {settings.warmup_epochs}")
     ledger_dir, run_names = engine_demo.run(
         settings, on_run_start=lambda s: click.echo(f"training {s} ..."))
-    columns, rows = ledger.named_query(ledger_dir, "run_summary", [run_names])
+    columns, rows = ledger.named_query(ledger_dir, "run_summary", {"runs": run_names})
     emit(columns, rows, title="demo: rsum4 = the paper's R@Sum (IR@1 + IR@10 + TR@1 + TR@10) on the clean test split; "
                               "clean = share of selected pairs that are not noisy")
     from dissect.ledger import figures
 
     # the other thing a user takes away: a better dataset, read off the full run's history
     subset, path = engine_demo.curate(settings, ledger_dir)
-    _, clean = ledger.named_query(ledger_dir, "clean_fraction", [subset.meta.dataset,
-                                                                 subset.table["sample_id"].to_pylist()])
+    _, clean = ledger.named_query(ledger_dir, "clean_fraction", {
+        "dataset": subset.meta.dataset, "sample_ids": subset.table["sample_id"].to_pylist()})
     click.echo(f"curated: {path} keeps {subset.meta.n} of {subset.meta.n_train} train pairs by {settings.curate_rule} "
                f"(from the full run's history, no oracle): {clean[0][0]:.1%} clean, against "
                f"{1 - settings.noise_ratio:.0%} in the data; train on it with --subset {path}")

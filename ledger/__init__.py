@@ -18,6 +18,7 @@ from dissect.ledger.store import (
     query,
     query_table,
     read_run,
+    set_variables,
     write_run,
 )
 from dissect.ledger.commits import epoch_unit
@@ -51,6 +52,7 @@ __all__ = [
     "query",
     "query_table",
     "read_run",
+    "set_variables",
     "summarise_oracle",
     "write_run",
     "write_text_atomic",

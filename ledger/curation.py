@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dissect.ledger.files import atomic_path
-from dissect.ledger.store import LedgerError, connect, dataset_fingerprint_in_ledger, sql_text
+from dissect.ledger.store import LedgerError, connect, dataset_fingerprint_in_ledger, set_variables, sql_text
 
 SUBSET_SCHEMA = pa.schema([("sample_id", pa.int64()), ("key", pa.string()), ("uid", pa.string()),
                            ("caption", pa.string()), ("score", pa.float64()), ("rank", pa.int64())])
@@ -89,11 +89,9 @@ def curate(root, rule: str, *, keep: float | None = None, keep_n: int | None = N
         n = keep_n if keep_n is not None else max(1, math.floor(keep * n_train + 1e-9))
         if n > n_train:
             raise LedgerError(f"--keep-n {n} is more than the {n_train} train samples of {dataset}")
-        for name, value in (("dataset", dataset), ("run", run), ("oracle", oracle), ("seed", seed),
-                            ("hist_epoch", hist_epoch)):
-            con.execute(f"SET VARIABLE {name} = ?", [value])
-        table = con.sql(sql_text("curate_keep.sql").format(rule=spec.sql().rstrip().rstrip(";")),
-                        params=[n]).to_arrow_table()
+        set_variables(con, {"dataset": dataset, "run": run, "oracle": oracle, "seed": seed,
+                            "hist_epoch": hist_epoch, "keep_n": n})
+        table = con.sql(sql_text("curate_keep.sql").format(rule=spec.sql().rstrip().rstrip(";"))).to_arrow_table()
     finally:
         con.close()
     n_scored = table["n_scored"][0].as_py() if table.num_rows else 0

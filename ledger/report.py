@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dissect.ledger.store import LedgerError, connect, sql_text
+from dissect.ledger.store import LedgerError, connect, set_variables, sql_text
 
 
 @dataclass(frozen=True)
@@ -196,8 +196,8 @@ def resolve(con, analysis: Analysis, req: Request) -> dict:
 
     if analysis.key in ("3b", "3c", "4d"):
         runs_split = [subject] if analysis.key != "4d" else runs
-        params["summarised"] = con.execute(sql_text("summarised.sql"),
-                                           {"runs": runs_split, "oracle": params["oracle"]}).fetchone()[0]
+        set_variables(con, {"runs": runs_split, "oracle": params["oracle"]})
+        params["summarised"] = con.execute(sql_text("summarised.sql")).fetchone()[0]
     if analysis.key in ("3a", "4a", "4b", "4c", "4d"):
         last = _one(con, "SELECT max(epoch) FROM scores WHERE run = ?", [subject])  # read off the hive paths
         if last is None:
@@ -262,8 +262,7 @@ def run_analysis(key: str, req: Request) -> Result:
     con = connect(req.ledger, skip_damaged=req.skip_damaged)
     try:
         params = resolve(con, analysis, req)
-        for name, value in params.items():
-            con.execute(f"SET VARIABLE \"{name}\" = ?", [value])
+        set_variables(con, params)
         cur = con.execute(analysis.sql())
         columns = [d[0] for d in cur.description]
         rows = cur.fetchall()

@@ -123,28 +123,32 @@ def _stored_columns(root: Path, parts: list[Path]) -> set[str]:
     return found
 
 
-def query(root, sql: str, params=None, *, skip_damaged: bool = False) -> tuple[list[str], list[tuple]]:
+def query(root, sql: str, params=None, *, variables: dict | None = None,
+          skip_damaged: bool = False) -> tuple[list[str], list[tuple]]:
     """Run SQL against the ledger's views: (column names, rows) of its last statement.
     Read-only: a statement that could write (COPY, EXPORT, ATTACH, INSERT, INSTALL, LOAD, ...)
-    is refused, so nothing in the ledger's folder changes. params: a list for ?, or a dict
-    for $name."""
-    with _read_only(root, sql, skip_damaged) as con:
-        cur = con.execute(sql, params or [])
+    is refused, so nothing in the ledger's folder changes. variables: DuckDB variables the SQL
+    reads with getvariable('name') (the convention of every .sql file here); params: a list
+    for ?, or a dict for $name."""
+    with _read_only(root, sql, skip_damaged, variables) as con:
+        cur = con.execute(sql, _named_in(con, sql, params) or [])
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
 
 
-def query_table(root, sql: str, params=None, *, skip_damaged: bool = False) -> pa.Table:
+def query_table(root, sql: str, params=None, *, variables: dict | None = None,
+                skip_damaged: bool = False) -> pa.Table:
     """The same as query, as an Arrow table (for Parquet)."""
-    with _read_only(root, sql, skip_damaged) as con:
-        relation = con.sql(sql, params=params)
+    with _read_only(root, sql, skip_damaged, variables) as con:
+        relation = con.sql(sql, params=_named_in(con, sql, params))
         return pa.table({}) if relation is None else relation.to_arrow_table()
 
 
 @contextlib.contextmanager
-def _read_only(root, sql: str, skip_damaged: bool):
-    """The ledger's connection, once every statement of SQL is one that cannot write."""
+def _read_only(root, sql: str, skip_damaged: bool, variables: dict | None):
+    """The ledger's connection, once every statement of SQL is one that cannot write, with
+    VARIABLES set (bound, never pasted into SQL)."""
     con = connect(root, skip_damaged=skip_damaged)
     try:
         for statement in con.extract_statements(sql):
@@ -152,6 +156,7 @@ def _read_only(root, sql: str, skip_damaged: bool):
                 raise LedgerError(f"dissect query is read-only: {statement.type.name} statements are refused "
                                   "(SELECT, WITH, PIVOT, DESCRIBE, SUMMARIZE, EXPLAIN, SET VARIABLE and in-memory "
                                   "CREATE VIEW / MACRO run; results leave through --format and --out)")
+        set_variables(con, variables or {})
         yield con
     except duckdb.Error as e:
         raise LedgerError(str(e).splitlines()[0]) from e
@@ -159,9 +164,24 @@ def _read_only(root, sql: str, skip_damaged: bool):
         con.close()
 
 
-def named_query(root, name: str, params=None) -> tuple[list[str], list[tuple]]:
-    """Run one of the package's .sql files (ledger/sql/NAME.sql)."""
-    return query(root, sql_text(f"{name}.sql"), params)
+def named_query(root, name: str, variables: dict | None = None) -> tuple[list[str], list[tuple]]:
+    """Run one of the package's .sql files (ledger/sql/NAME.sql) with these variables."""
+    return query(root, sql_text(f"{name}.sql"), variables=variables)
+
+
+def _named_in(con, sql: str, params):
+    """PARAMS, a dict of them cut to the $names the SQL uses (the rest are its variables)."""
+    if not isinstance(params, dict):
+        return params
+    used = set().union(*(statement.named_parameters for statement in con.extract_statements(sql)))
+    return {name: value for name, value in params.items() if name in used} or None
+
+
+def set_variables(con, variables: dict) -> None:
+    for name, value in variables.items():
+        if not NAME.match(name) or "." in name:
+            raise LedgerError(f"{name!r} is not a variable name: use letters, digits and '_'")
+        con.execute(f'SET VARIABLE "{name}" = ?', [value])
 
 
 # --- run records -----------------------------------------------------------

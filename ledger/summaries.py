@@ -12,7 +12,7 @@ from pathlib import Path
 from dissect.ledger import commits
 from dissect.ledger.files import write_parquet_atomic
 from dissect.ledger.schema import SUMMARIES
-from dissect.ledger.store import connect, sql_text
+from dissect.ledger.store import connect, set_variables, sql_text
 
 
 def part_name(oracle: str | None) -> str:
@@ -39,8 +39,8 @@ def summarise(root, unit: str, parts: list[Path], oracles=None) -> list[Path]:
                 "SELECT DISTINCT name FROM oracle WHERE dataset = ? ORDER BY name", dataset).fetchall()]
         written = []
         for oracle in oracles:
-            table = con.sql(sql_text("summarise_epoch.sql"),
-                            params={"files": scores, "run": run, "oracle": oracle}).to_arrow_table()
+            set_variables(con, {"files": scores, "run": run, "oracle": oracle})
+            table = con.sql(sql_text("summarise_epoch.sql")).to_arrow_table()
             if not table.num_rows:
                 continue
             path = Path(root) / SUMMARIES.partition_dir(run=run, epoch=epoch) / part_name(oracle)

@@ -133,7 +133,7 @@ def test_centred_macro_takes_out_the_run_epoch_mean(hand_ledger):
 
 
 def test_selection_quality_is_mean_and_std_over_seeds(hand_ledger):
-    columns, rows = ledger.query(hand_ledger, (BENCHMARKS / "selection_quality.sql").read_text(), ["%"])
+    columns, rows = ledger.query(hand_ledger, (BENCHMARKS / "selection_quality.sql").read_text(), variables={"pattern": "%"})
     table = {(r[0], r[1]): dict(zip(columns, r)) for r in rows}
     warmup = table[("dissect-warmup", 0.3)]       # dis (R@sum 100) and perfect (110), seeds 0 and 1
     assert (warmup["rsum4_mean"], warmup["rsum4_std"], warmup["seeds"]) == (105.0, 7.1, 2)
@@ -169,8 +169,8 @@ def test_regime_map_pairs_seeds_and_draws(tmp_path):
 @pytest.mark.parametrize("oracle", [None, "o"])
 def test_the_summaries_written_with_each_epoch_agree_with_the_scores(hand_ledger, oracle):
     con = ledger.connect(hand_ledger)
-    (summarised,) = con.execute(ledger.store.sql_text("summarised.sql"),
-                                {"runs": ["dis", "perfect", "reversed", "flat"], "oracle": oracle}).fetchone()
+    ledger.set_variables(con, {"runs": ["dis", "perfect", "reversed", "flat"], "oracle": oracle})
+    (summarised,) = con.execute(ledger.store.sql_text("summarised.sql")).fetchone()
     assert summarised is True
     rows = {}
     for flag in (True, False):

@@ -8,7 +8,7 @@ WITH history AS (
            -- the last epoch at which the pair was not learned (NULL: learned throughout)
            max(CASE WHEN NOT s.correct THEN s.epoch END) OVER (PARTITION BY s.sample_id) AS last_miss
     FROM scores s
-    WHERE s.run = $run AND s.correct IS NOT NULL
+    WHERE s.run = getvariable('run') AND s.correct IS NOT NULL
 ),
 learned AS (
     SELECT DISTINCT sample_id, coalesce(last_miss + 1, 0) AS learned_from, last_epoch
@@ -16,7 +16,7 @@ learned AS (
 )
 SELECT l.sample_id, l.learned_from, m.is_noisy, m.key, m.caption
 FROM learned l
-JOIN runs r ON r.name = $run
+JOIN runs r ON r.name = getvariable('run')
 JOIN samples m ON m.dataset = r.dataset AND m.sample_id = l.sample_id
 WHERE l.learned_from <= l.last_epoch AND l.learned_from >= 0.75 * (l.last_epoch + 1)
 ORDER BY l.learned_from DESC, l.sample_id;

@@ -6,5 +6,5 @@ SELECT s.epoch, s.step, s.clipscore, s.hist, s.delta, s.loss, s.selected, s.corr
 FROM scores s
 JOIN runs r ON r.name = s.run
 JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
-WHERE s.run = $run AND s.sample_id = $sample_id::BIGINT
+WHERE s.run = getvariable('run') AND s.sample_id = getvariable('sample_id')::BIGINT
 ORDER BY s.epoch;

@@ -1,14 +1,14 @@
 -- Per run: final retrieval (the paper's R@Sum, rsum4), how clean the selected samples
 -- were, the fraction of the samples it trained on, wall time.
 -- Clean is the dataset's ground truth (samples.is_noisy); NULL where it has none.
--- $1: a list of run names.
+-- Variables: runs, a list of run names.
 WITH picks AS (
     SELECT s.run, s.selected, NOT m.is_noisy AS is_clean,
            s.epoch = max(s.epoch) OVER (PARTITION BY s.run) AS last_epoch
     FROM scores s
     JOIN runs r ON r.name = s.run
     JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
-    WHERE list_contains($1, s.run)
+    WHERE list_contains(getvariable('runs'), s.run)
 ),
 clean AS (
     SELECT run,
@@ -18,7 +18,7 @@ clean AS (
     GROUP BY run
 ),
 trained AS (
-    SELECT run, sum(n_selected) / sum(batch_size) AS trained_fraction FROM steps WHERE list_contains($1, run)
+    SELECT run, sum(n_selected) / sum(batch_size) AS trained_fraction FROM steps WHERE list_contains(getvariable('runs'), run)
     GROUP BY run
 )
 SELECT r.name AS run, r.strategy, r.ratio,
@@ -31,5 +31,5 @@ FROM runs r
 LEFT JOIN final_metric('rsum4') l ON l.run = r.name
 LEFT JOIN trained t ON t.run = r.name
 LEFT JOIN clean c ON c.run = r.name
-WHERE list_contains($1, r.name)
+WHERE list_contains(getvariable('runs'), r.name)
 ORDER BY r.start;

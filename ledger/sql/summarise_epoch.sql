@@ -1,13 +1,13 @@
--- One epoch of one run by class under one split (the ground truth when $oracle is NULL,
+-- One epoch of one run by class under one split (the ground truth when `oracle` is NULL,
 -- else the oracle's top half): rows, scored rows, the sum of their CLIPScores, picks, and
 -- the sums of the class's mid-ranks of CLIPScore and of delta (for their AUROCs).
--- $files: the epoch's scores parts; $run: the run (its dataset gives the split).
+-- Variables: files, the epoch's scores parts; run (its dataset gives the split); oracle.
 WITH rows AS (
     SELECT s.clipscore, s.delta, s.selected, c.is_clean
-    FROM read_parquet($files) s
-    JOIN clean_split($run, $oracle) c ON c.sample_id = s.sample_id
+    FROM read_parquet(getvariable('files')) s
+    JOIN clean_split(getvariable('run'), getvariable('oracle')) c ON c.sample_id = s.sample_id
 )
-SELECT $oracle::VARCHAR AS oracle,
+SELECT getvariable('oracle')::VARCHAR AS oracle,
        is_clean,
        count(*) AS n,
        count(clipscore) AS n_scored,
