@@ -28,7 +28,8 @@ from selection_quality import Run, make_benchmark, train_all
 from table import print_table
 
 from dissect import ledger
-from dissect.engine import fashion_mnist, scoring, synthetic, train
+from dissect.engine import oracle as oracle_scoring, train
+from dissect.engine.data import fashion_mnist, synthetic
 from dissect.ledger import curation
 
 HERE = Path(__file__).parent
@@ -73,8 +74,8 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keep: float, jobs: int) -
     for s in seeds:
         oracle = f"{setting}-oracle-s{s}"
         if not ledger.query(ledger_dir, "SELECT 1 FROM oracle WHERE name = ? LIMIT 1", [oracle])[1]:
-            scoring.score(str(data), checkpoint=str(Path(ledger_dir) / "checkpoints" / oracle / train.CHECKPOINT),
-                          model_name="dissect-tiny", name=oracle, ledger_dir=str(ledger_dir), workers=0, quiet=True)
+            oracle_scoring.score(str(data), checkpoint=str(Path(ledger_dir) / "checkpoints" / oracle / train.CHECKPOINT),
+                                 model_name="dissect-tiny", name=oracle, ledger_dir=str(ledger_dir), workers=0, quiet=True)
         for rule in curation.RULES:
             path = subsets / f"{setting}-{rule}-k{keep}-s{s}.parquet"
             if not path.exists():

@@ -17,7 +17,8 @@ from pathlib import Path
 from table import print_table
 
 from dissect import ledger
-from dissect.engine import cache, data, models, synthetic, train
+from dissect.engine import data, models, train
+from dissect.engine.data import cache, synthetic
 
 STEP_RATE_SQL = """
 SELECT run, sum(batch_size) / sum(t_score + t_train) AS samples_per_s

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from dissect import ledger
-from dissect.engine import synthetic
+from dissect.engine.data import synthetic
 
 COMPARED = {
     "scores": "epoch, step, sample_id, clipscore, hist, delta, loss, selected, correct",

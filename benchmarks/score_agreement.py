@@ -22,7 +22,8 @@ import numpy as np
 from table import print_table
 
 from dissect import ledger
-from dissect.engine import cache, distributed, models, synthetic, train
+from dissect.engine import distributed, models, train
+from dissect.engine.data import cache, synthetic
 from dissect.engine.scores import per_sample_scores
 
 HERE = Path(__file__).parent

@@ -42,7 +42,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from table import print_table  # noqa: E402
 
 from dissect import ledger  # noqa: E402
-from dissect.engine import fashion_mnist, strategies, synthetic, train  # noqa: E402
+from dissect.engine import strategies, train  # noqa: E402
+from dissect.engine.data import fashion_mnist, synthetic  # noqa: E402
 from dissect.engine.errors import InputError  # noqa: E402
 
 HERE = Path(__file__).parent

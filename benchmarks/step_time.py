@@ -19,7 +19,8 @@ from pathlib import Path
 from table import print_table
 
 from dissect import ledger
-from dissect.engine import models, strategies, synthetic, train
+from dissect.engine import models, strategies, train
+from dissect.engine.data import synthetic
 
 STEP_TIME_SQL = Path(__file__).with_name("step_time.sql")
 

@@ -65,7 +65,7 @@ def say_skipped(ledger_dir: str, skip_damaged: bool) -> None:
 @click.option("--seed", default=0, show_default=True)
 def make_synthetic(out, n, noise_ratio, noise_type, test_n, image_size, seed):
     """Write a synthetic noisy image-text dataset: webdataset shards + samples.parquet."""
-    from dissect.engine import synthetic
+    from dissect.engine.data import synthetic
 
     dataset = synthetic.make_synthetic(out, n=n, test_n=test_n, noise_ratio=noise_ratio, noise_type=noise_type,
                                   image_size=image_size, seed=seed)
@@ -93,7 +93,7 @@ def csv_options(f):
               help="Start at this train image (a disjoint sample, e.g. to train an oracle on).")
 def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
     """Write Fashion-MNIST as an image-text dataset with caption noise and a labelled test split."""
-    from dissect.engine import fashion_mnist
+    from dissect.engine.data import fashion_mnist
 
     dataset = fashion_mnist.make_fashion_mnist(out, noise_ratio=noise_ratio, seed=seed, source=source, n=n,
                                                test_n=test_n, skip=skip)
@@ -121,7 +121,7 @@ def ingest(source, out, karpathy, images, karpathy_split, split, csv_img_key, cs
     """Build a dataset (manifest with dense sample ids) from SOURCE: webdataset shards
     (folder, brace pattern or glob), an open_clip CSV/TSV, or a folder of images with .txt captions;
     or, with --karpathy and --images, a COCO / Flickr test set with five captions per image."""
-    from dissect.engine import ingest as engine_ingest
+    from dissect.engine.data import ingest as engine_ingest
 
     if (source is None) == (karpathy is None):
         raise click.UsageError("give SOURCE, or --karpathy JSON --images DIR")
@@ -152,7 +152,7 @@ def ingest(source, out, karpathy, images, karpathy_split, split, csv_img_key, cs
 @click.option("--quiet", is_flag=True, help="Silence img2dataset's output and the ingest's progress bar.")
 def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, caption_col, timeout, retries, quiet):
     """Download the image-text pairs of URLS (parquet, csv, tsv) with img2dataset and ingest them."""
-    from dissect.engine import fetch as engine_fetch
+    from dissect.engine.data import fetch as engine_fetch
 
     result = engine_fetch.fetch(urls, out, image_size=image_size, resize_mode=resize_mode, processes=processes,
                                 threads=threads, url_col=url_col, caption_col=caption_col, timeout=timeout,
@@ -169,7 +169,7 @@ def cache_(data, model, quiet):
     random crop needs, as uint8 arrays, and every caption tokenized, in DATA/cache/MODEL/
     (kept while DATA is unchanged). `dissect train DATA --cache` reads it by sample id and
     augments whole batches at once; it costs N x S x S x 3 bytes of disk."""
-    from dissect.engine import cache
+    from dissect.engine.data import cache
 
     found = cache.build_for(data, model, quiet=quiet)
     side = found.images.shape[1]
@@ -383,9 +383,9 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
     """Score every sample of DATA with a checkpoint into the ledger's `oracle` table:
     CLIPScore, InfoNCE loss and negCLIPLoss (the oracle-clipscore and oracle-cliploss
     curation rules read them)."""
-    from dissect.engine import scoring
+    from dissect.engine import oracle
 
-    n = scoring.score(data, checkpoint=ckpt, model_name=model, name=name, ledger_dir=ledger_dir,
+    n = oracle.score(data, checkpoint=ckpt, model_name=model, name=name, ledger_dir=ledger_dir,
                       batch_size=batch_size, rounds=rounds, seed=seed, replace=replace, workers=workers,
                       device=device, quiet=quiet)
     click.echo(f"scored {n} samples as oracle {name!r} in {ledger_dir}")
@@ -411,16 +411,16 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
 def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt, out, quiet):
     """Zero-shot retrieval R@1/5/10 both ways, rsum4 (the paper's R@Sum) and rsum (and
     classification accuracy where the data has labels and class names) of a checkpoint on DATA."""
-    from dissect.engine import evaluate, scoring
+    from dissect.engine import evaluate
 
     if (ledger_dir is None) != (run is None):
         raise click.UsageError("--ledger and --run go together")
     if out and fmt != "json":
         raise click.UsageError("--out writes CLIP_benchmark's json: pass --format json")
-    metrics = scoring.evaluate_checkpoint(data_path, checkpoint=ckpt, model_name=model, split=split,
+    metrics = evaluate.evaluate_checkpoint(data_path, checkpoint=ckpt, model_name=model, split=split,
                                           batch_size=batch_size, workers=workers, device=device, quiet=quiet)
     if run:
-        scoring.record_eval(ledger_dir, run, ckpt, metrics, prefix=f"{Path(data_path).resolve().name}/")
+        evaluate.record_eval(ledger_dir, run, ckpt, metrics, prefix=f"{Path(data_path).resolve().name}/")
     if out:
         results = evaluate.clip_benchmark_results(metrics, dataset=Path(data_path).resolve().name, model=model,
                                                   pretrained=str(ckpt))

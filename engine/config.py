@@ -47,7 +47,7 @@ class TrainConfig:
     score_image_size: int | None = None  # the scoring pass's resolution; default: the model's
     score_all: bool = False            # a scoring pass for every strategy, so every sample is scored every epoch
     workers: int = 2                   # loader processes; the batches do not depend on their number
-    cache: bool = False                # read the dataset's decoded cache (engine/cache.py), built on first use
+    cache: bool = False                # read the dataset's decoded cache (engine/data/cache.py), built on first use
     select_scope: str = "global"       # under torchrun: top-k over the global batch, or within each rank's
     local_loss: bool = False           # open_clip's ClipLoss options under torchrun
     gather_with_grad: bool = False

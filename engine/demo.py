@@ -3,7 +3,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dissect.engine import synthetic, train
+from dissect.engine import train
+from dissect.engine.data import synthetic
 from dissect.engine.errors import InputError
 from dissect.ledger import curation
 

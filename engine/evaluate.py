@@ -8,7 +8,9 @@ import torch
 from open_clip import SIMPLE_IMAGENET_TEMPLATES, build_zero_shot_classifier
 from tqdm import tqdm
 
-from dissect.engine import data
+from dissect import ledger
+from dissect.engine import data, models
+from dissect.engine.errors import InputError
 
 RECALL_KS = (1, 5, 10)
 
@@ -107,3 +109,29 @@ def evaluate_dataset(model, tokenizer, transform, dataset, split: str, *, batch_
     if dataset.classnames and labels is not None:
         metrics.update(zero_shot_metrics(model, tokenizer, dataset.classnames, image_features, labels, device))
     return metrics
+
+
+def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, split: str | None = None,
+                        batch_size: int = 256, workers: int = 0, device: str | None = None,
+                        quiet: bool = True) -> dict[str, float]:
+    """Zero-shot retrieval (and classification where the data has labels) of a checkpoint."""
+    device = device or models.default_device()
+    dataset = data.open_dataset(data_path, require_train=False)
+    splits = set(dataset.manifest["split"].to_pylist())
+    split = split or ("test" if "test" in splits else "train")
+    if split not in splits:
+        raise InputError(f"{data_path} has no {split!r} split (it has {', '.join(sorted(splits))})")
+    bundle = models.load_checkpoint(model_name, checkpoint, device)
+    return evaluate_dataset(bundle.model, bundle.tokenizer, bundle.preprocess_val, dataset, split,
+                            batch_size=batch_size, workers=workers, device=device, quiet=quiet)
+
+
+def record_eval(ledger_dir: str, run: str, checkpoint: str, metrics: dict[str, float], prefix: str) -> None:
+    """Add a checkpoint's metrics to a run's evals, at the epoch and step the checkpoint was saved."""
+    if ledger.read_run(ledger_dir, run) is None:
+        raise InputError(f"run {run!r} is not in {ledger_dir}: `dissect runs --ledger {ledger_dir}` lists them")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    epoch, step = state.get("epoch", 0) - 1, state.get("step", -1)
+    with ledger.LedgerWriter(ledger_dir, rank=0) as writer:
+        writer.add("evals", {"run": run, "epoch": epoch}, {
+            "step": [step] * len(metrics), "metric": [prefix + m for m in metrics], "value": list(metrics.values())})

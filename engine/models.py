@@ -88,3 +88,27 @@ def copy_weights(model: torch.nn.Module, twin: torch.nn.Module) -> None:
         resize_pos_embed(view, SimpleNamespace(visual=SimpleNamespace(grid_size=(grid, grid))))
         state[pool] = view["visual.positional_embedding"]
     twin.load_state_dict(state)
+
+
+def load_checkpoint(model_name: str, checkpoint: str, device: str = "cpu") -> ClipBundle:
+    """An open_clip model with a checkpoint's weights, or an InputError that says why not."""
+    check_model_name(model_name)
+    if not Path(checkpoint).is_file():
+        raise InputError(f"no checkpoint at {checkpoint}")
+    try:
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"cannot read checkpoint {checkpoint}: {_first_line(e)}") from e
+    try:
+        return create(model_name, checkpoint=checkpoint, device=device)
+    except Exception as e:  # open_clip raises RuntimeError, AssertionError, KeyError for a mismatch
+        raise InputError(f"checkpoint {checkpoint} does not fit model {model_name} ({_first_line(e)}): "
+                         "pass the --model it was trained with") from e
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"

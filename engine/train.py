@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.ledger import curation
-from dissect.engine import cache, data, distributed, evaluate, ingest, models, strategies
+from dissect.engine import data, distributed, evaluate, models, strategies
+from dissect.engine.data import cache, ingest
 from dissect.engine.scores import per_sample_scores, weighted_clip_loss
 from dissect.engine.config import DIVBS_FEATURES, PRECISIONS, TrainConfig, test_set_name
 from dissect.engine.errors import InputError
@@ -76,7 +77,7 @@ class TestSet:
 
 
 @dataclass
-class Data:
+class Sources:
     train: data.Dataset
     tests: list[TestSet]            # where the periodic eval reads from
     notes: list[str]                # what ingesting the sources did
@@ -102,7 +103,7 @@ def open_subset(path: str, dataset: data.Dataset) -> tuple[np.ndarray, dict]:
     return ids, record
 
 
-def validate(cfg: TrainConfig) -> Data:
+def validate(cfg: TrainConfig) -> Sources:
     """Every check that can fail on the user's input, before anything is written
     (but the ingest of a source that is not yet a dataset, which goes to LEDGER/datasets)."""
     if cfg.strategy not in strategies.REGISTRY:
@@ -167,7 +168,7 @@ def validate(cfg: TrainConfig) -> Data:
         tests.append(TestSet(f"{name}/", test, "test" if test.split("test").num_rows else "train"))
         notes += [note] if note else []
     subset, subset_record = open_subset(cfg.subset, dataset) if cfg.subset else (None, None)
-    return Data(dataset, tests, notes, subset, subset_record)
+    return Sources(dataset, tests, notes, subset, subset_record)
 
 
 # What a run is: a resumed run must agree with its record on every one of these.
@@ -178,7 +179,7 @@ DEFINING = ("cache", "strategy", "ratio", "seed", "model", "batch_size", "lr", "
             "score_precision", "score_image_size")
 
 
-def check_record(cfg: TrainConfig, sources: Data, world: distributed.World) -> bool:
+def check_record(cfg: TrainConfig, sources: Sources, world: distributed.World) -> bool:
     """Under the run's lock: whether to resume from a checkpoint. A new run must not be in the
     ledger; --resume must agree with the record on everything that defines the run (a larger
     --epochs trains on); a run that died before its first checkpoint, or before its record
@@ -244,7 +245,7 @@ def _now() -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, sources: Data, world: distributed.World):
+    def __init__(self, cfg: TrainConfig, sources: Sources, world: distributed.World):
         self.cfg = cfg
         self.sources = sources
         self.world = world
@@ -539,7 +540,7 @@ class Trainer:
                 "value": list(metrics.values())})
 
 
-def run_record(cfg: TrainConfig, sources: Data, world: distributed.World, status: str, start: str,
+def run_record(cfg: TrainConfig, sources: Sources, world: distributed.World, status: str, start: str,
                end: str | None) -> dict:
     dataset = sources.train
     return {
@@ -576,7 +577,7 @@ def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> dic
     return _train_locked(cfg, validate(cfg), world, on_epoch_end, log)
 
 
-def _train_locked(cfg: TrainConfig, sources: Data, world: distributed.World, on_epoch_end, log) -> dict:
+def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, on_epoch_end, log) -> dict:
     if world.is_main:
         resuming = check_record(cfg, sources, world)
         if cfg.resume and not resuming:

@@ -7,7 +7,7 @@ from PIL import Image
 
 from dissect import ledger
 
-from dissect.engine import synthetic
+from dissect.engine.data import synthetic
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ from torchvision.transforms import functional as F
 
 from dissect import ledger
 from dissect.cli.main import cli
-from dissect.engine import cache, data, models
+from dissect.engine import data, models
+from dissect.engine.data import cache
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_training_on_the_cache_is_recorded_and_resume_checks_it(tiny_dataset, tm
 
 
 def test_a_stale_cache_is_rebuilt_and_an_unreadable_image_left_out(tmp_path):
-    from dissect.engine import synthetic
+    from dissect.engine.data import synthetic
 
     root = tmp_path / "d"
     synthetic.make_synthetic(root, n=20, test_n=0, noise_ratio=0.0, noise_type="shuffle", seed=0, shard_size=20)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from dissect import ledger
 from dissect.cli.main import cli
-from dissect.engine import fashion_mnist
+from dissect.engine.data import fashion_mnist
 
 
 def write_idx(path, array, gz):

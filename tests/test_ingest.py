@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from conftest import image_bytes
 from dissect import ledger
 from dissect.cli.main import cli
-from dissect.engine import data, ingest, train as engine_train
+from dissect.engine import data, train as engine_train
+from dissect.engine.data import ingest
 
 
 def write_tar(path, members):

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from dissect import ledger
 from dissect.cli.main import cli
-from dissect.engine import data, evaluate, models, synthetic
+from dissect.engine import data, evaluate, models
+from dissect.engine.data import synthetic
 
 
 def run_cli(*args):

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from dissect.cli.main import cli
-from dissect.engine import synthetic
+from dissect.engine.data import synthetic
 
 
 def make(tmp_path, name, *extra):

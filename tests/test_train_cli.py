@@ -435,7 +435,7 @@ def test_a_damaged_checkpoint_and_an_unwritable_ledger_are_one_line_errors(tiny_
 def test_two_runs_ingesting_one_source_at_once_share_one_ingest(tmp_path):
     import threading
 
-    from dissect.engine import ingest, synthetic
+    from dissect.engine.data import ingest, synthetic
 
     images = tmp_path / "images"
     images.mkdir()

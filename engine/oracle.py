@@ -1,0 +1,56 @@
+"""`dissect score`: every sample of a dataset scored by a reference model into the ledger's oracle table."""
+
+import torch
+from open_clip.loss import ClipLoss
+from tqdm import tqdm
+
+from dissect import ledger
+from dissect.engine import data, models
+from dissect.engine.errors import InputError
+from dissect.engine.scores import neg_clip_loss, per_sample_scores
+
+
+def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger_dir: str,
+          batch_size: int = 256, rounds: int = 5, seed: int = 0, replace: bool = False, workers: int = 0,
+          device: str | None = None, quiet: bool = False) -> int:
+    """Write every sample's CLIPScore, loss (within its batch of batch_size in manifest order)
+    and negCLIPLoss (over `rounds` random batchings of batch_size within its split) under a
+    reference model to the ledger's `oracle` table as NAME; returns the number of samples scored.
+
+    The new rows are committed at the end, in place of an existing NAME's (--replace):
+    readers see the old scores or the new, never a mix."""
+    device = device or models.default_device()
+    ledger.check_name("--name", name)
+    ledger.check_root(ledger_dir)
+    dataset = data.open_dataset(data_path)
+    if ledger.oracle_exists(ledger_dir, name) and not replace:
+        raise InputError(f"oracle {name!r} is already in {ledger_dir}: pass --replace or another --name")
+    if rounds < 1 or batch_size < 2:
+        raise InputError("--rounds must be at least 1 and --batch-size at least 2")
+    bundle = models.load_checkpoint(model_name, checkpoint, device)
+    ledger.add_samples(ledger_dir, dataset.name, dataset.fingerprint, dataset.manifest)
+    loss_fn = ClipLoss()
+    model = bundle.model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    n = 0
+    with ledger.LedgerWriter(ledger_dir) as writer:
+        for split in sorted(set(dataset.manifest["split"].to_pylist())):
+            batches = data.loader(dataset, split, transform=bundle.preprocess_val, tokenizer=bundle.tokenizer,
+                                  batch_size=batch_size, shuffle=False, workers=workers)
+            parts = []
+            for ids, images, tokens in tqdm(batches, desc=f"scoring {split}", unit="batch", disable=quiet):
+                with torch.inference_mode():
+                    image_features, text_features, logit_scale = model(images.to(device), tokens.to(device))
+                    clipscore, loss, _ = per_sample_scores(loss_fn, image_features, text_features, logit_scale)
+                parts.append((ids, clipscore.cpu(), loss.cpu(), image_features.float().cpu(),
+                              text_features.float().cpu()))
+            ids, clipscore, loss, image_features, text_features = (torch.cat(t) for t in zip(*parts))
+            negcliploss = neg_clip_loss(image_features, text_features, logit_scale.cpu(), batch_size, rounds,
+                                        generator)
+            writer.add("oracle", {"name": name}, {
+                "dataset": [dataset.name] * len(ids), "sample_id": ids.numpy(), "clipscore": clipscore.numpy(),
+                "loss": loss.numpy(), "negcliploss": negcliploss.numpy()})
+            n += len(ids)
+        writer.commit(replace=True)
+    ledger.summarise_oracle(ledger_dir, name, dataset.name)
+    return n
