@@ -27,11 +27,11 @@ from dissect import ledger
 from dissect.ledger import report
 
 
-def record(name, strategy, ratio, epochs, batch_size):
-    return {"name": name, "strategy": strategy, "ratio": ratio, "model": "RN50", "epochs": epochs,
-            "batch_size": batch_size, "seed": 0, "dataset": "scale", "dataset_path": "/scale",
-            "dataset_fingerprint": "0" * 64, "world_size": 1, "start": "2026-01-01T00:00:00+00:00",
-            "end": "2026-01-02T00:00:00+00:00", "status": "completed", "config": {}, "versions": {}}
+def record(name, strategy, ratio, epochs, batch_size) -> ledger.RunRecord:
+    return ledger.RunRecord(name=name, strategy=strategy, ratio=ratio, model="RN50", epochs=epochs,
+                            batch_size=batch_size, seed=0, dataset="scale", dataset_path="/scale",
+                            dataset_fingerprint="0" * 64, world_size=1, start="2026-01-01T00:00:00+00:00",
+                            end="2026-01-02T00:00:00+00:00", status="completed")
 
 
 def write_curve(writer, run, epochs, steps_per_epoch, batch_size, ratio, rng, gain):

@@ -103,7 +103,7 @@ def train_run(ledger_dir: Path, run: Run) -> str:
     if record is not None and not resume:
         ledger.drop_run(ledger_dir, run.name)
     record = train.train(replace(cfg, resume=resume))
-    return f"{run.name}: {record['status']}, {record['start']} to {record['end']}"
+    return f"{run.name}: {record.status}, {record.start} to {record.end}"
 
 
 def train_all(ledger_dir: Path, runs: list[Run], jobs: int) -> None:

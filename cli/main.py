@@ -267,12 +267,12 @@ def train(data, ledger_dir, run, **options):
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
     _, trained = ledger.named_query(ledger_dir, "trained_fraction", {"run": run})
-    click.echo(f"run {run} {record['status']}: trained {trained[0][0]:.3f} of the samples it loaded; "
-               f"ledger {ledger_dir}, checkpoint {record['config']['out']}")
-    _, skipped = ledger.named_query(ledger_dir, "skipped_summary", {"dataset": record["dataset"], "run": run})
+    click.echo(f"run {run} {record.status}: trained {trained[0][0]:.3f} of the samples it loaded; "
+               f"ledger {ledger_dir}, checkpoint {record.config['out']}")
+    _, skipped = ledger.named_query(ledger_dir, "skipped_summary", {"dataset": record.dataset, "run": run})
     if skipped:
         click.echo("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped)
-                   + f"  (SELECT * FROM skipped WHERE dataset = '{record['dataset']}')")
+                   + f"  (SELECT * FROM skipped WHERE dataset = '{record.dataset}')")
 
 
 @cli.command(help=f"""Run SQL against the ledger's views: {', '.join([*ledger.TABLES, 'runs'])}

@@ -541,18 +541,16 @@ class Trainer:
 
 
 def run_record(cfg: TrainConfig, sources: Sources, world: distributed.World, status: str, start: str,
-               end: str | None) -> dict:
+               end: str | None) -> ledger.RunRecord:
     dataset = sources.train
-    return {
-        "name": cfg.run, "strategy": cfg.strategy, "ratio": cfg.ratio, "model": cfg.model,
-        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
-        "dataset": dataset.name, "dataset_path": str(dataset.root), "dataset_fingerprint": dataset.fingerprint,
-        "world_size": world.world_size, "start": start, "end": end, "status": status,
-        "subset": sources.subset_record, "config": cfg.as_record(), "versions": versions(),
-    }
+    return ledger.RunRecord(
+        name=cfg.run, strategy=cfg.strategy, ratio=cfg.ratio, model=cfg.model, epochs=cfg.epochs,
+        batch_size=cfg.batch_size, seed=cfg.seed, dataset=dataset.name, dataset_path=str(dataset.root),
+        dataset_fingerprint=dataset.fingerprint, world_size=world.world_size, start=start, end=end, status=status,
+        subset=sources.subset_record, config=cfg.as_record(), versions=versions())
 
 
-def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> dict:
+def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> ledger.RunRecord:
     """Train one run into the ledger; returns its run record. `on_epoch_end(trainer)` runs
     after each checkpoint; `log(line)` hears what ingesting the sources did.
 

@@ -2,7 +2,7 @@
 
 Usable without torch: `from dissect.ledger import query` needs duckdb and pyarrow.
 """
-from dissect.ledger.schema import TABLES
+from dissect.ledger.schema import TABLES, RunRecord
 from dissect.ledger.store import (
     LedgerError,
     add_samples,
@@ -30,6 +30,7 @@ from dissect.ledger.writer import LedgerWriter
 
 __all__ = [
     "TABLES",
+    "RunRecord",
     "LedgerError",
     "LedgerWriter",
     "FileLock",

@@ -4,7 +4,7 @@ Files hold the data columns; the partition columns (run, epoch, dataset) live
 in the hive path (`scores/run=R/epoch=E/part-*.parquet`) and come back as
 columns when DuckDB reads the glob.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import pyarrow as pa
 
@@ -138,25 +138,35 @@ SKIPPED = Table(
 
 TABLES = {t.name: t for t in (SCORES, STEPS, EPOCHS, EVALS, SUMMARIES, SAMPLES, ORACLE, SKIPPED)}
 
-# Columns of the `runs` view, read from runs/<run>.json; the record holds more
-# (every flag under `config`, package versions under `versions`).
-RUN_COLUMNS = (
-    ("name", "VARCHAR"),
-    ("strategy", "VARCHAR"),
-    ("ratio", "DOUBLE"),
-    ("model", "VARCHAR"),
-    ("epochs", "INTEGER"),
-    ("batch_size", "INTEGER"),
-    ("seed", "BIGINT"),
-    ("dataset", "VARCHAR"),
-    ("dataset_path", "VARCHAR"),
-    ("dataset_fingerprint", "VARCHAR"),
-    ("world_size", "INTEGER"),
-    ("start", "TIMESTAMP"),
-    ("end", "TIMESTAMP"),
-    ("status", "VARCHAR"),
-    ("subset", "JSON"),          # the `dissect curate` subset it trained on: path, rule, keep, n, fingerprint
-)
+def _column(duckdb_type: str, **kw):
+    return field(metadata={"duckdb": duckdb_type}, **kw)
+
+
+@dataclass
+class RunRecord:
+    """A run's record, runs/<run>.json: the one definition of its fields. Those with a DuckDB
+    type are the columns of the `runs` view; config (every flag) and versions (of the packages)
+    come through as JSON."""
+    name: str = _column("VARCHAR")
+    strategy: str = _column("VARCHAR")
+    ratio: float = _column("DOUBLE")
+    model: str = _column("VARCHAR")
+    epochs: int = _column("INTEGER")
+    batch_size: int = _column("INTEGER")
+    seed: int = _column("BIGINT")
+    dataset: str = _column("VARCHAR")
+    dataset_path: str = _column("VARCHAR")
+    dataset_fingerprint: str = _column("VARCHAR")
+    world_size: int = _column("INTEGER")
+    start: str = _column("TIMESTAMP")            # ISO time with its offset
+    end: str | None = _column("TIMESTAMP")
+    status: str = _column("VARCHAR")             # running, completed, failed, interrupted
+    subset: dict | None = _column("JSON", default=None)   # the `dissect curate` subset it trained on
+    config: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+
+
+RUN_COLUMNS = tuple((f.name, f.metadata["duckdb"]) for f in fields(RunRecord) if "duckdb" in f.metadata)
 
 _DUCKDB_TYPES = {
     pa.int64(): "BIGINT",

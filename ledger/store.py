@@ -4,6 +4,7 @@ A ledger is a folder of Parquet parts and JSON run records (see schema.py).
 Nothing here imports torch: analysing a ledger needs duckdb and pyarrow only.
 """
 import contextlib
+from dataclasses import asdict
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 
 from dissect.ledger import commits
 from dissect.ledger.files import write_parquet_atomic, write_text_atomic
-from dissect.ledger.schema import RUN_COLUMNS, TABLES, duckdb_columns
+from dissect.ledger.schema import RUN_COLUMNS, TABLES, RunRecord, duckdb_columns
 
 
 class LedgerError(Exception):
@@ -197,9 +198,9 @@ def read_run(root, run: str) -> dict | None:
     return json.loads(path.read_text())
 
 
-def write_run(root, record: dict) -> None:
+def write_run(root, record: RunRecord) -> None:
     """Write runs/<name>.json atomically, so a reader never sees half a record."""
-    write_text_atomic(run_record_path(root, record["name"]), json.dumps(record, indent=2, default=str))
+    write_text_atomic(run_record_path(root, record.name), json.dumps(asdict(record), indent=2, default=str))
 
 
 def drop_epochs(root, run: str, from_epoch: int) -> None:

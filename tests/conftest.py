@@ -1,4 +1,5 @@
 import io
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -41,12 +42,14 @@ def manifest(test_n=0):
                      "shard": ["s"] * n, "label": [None] * n})
 
 
-def run_record(name, strategy, ratio=0.3, seed=0, dataset="d"):
-    return {"name": name, "strategy": strategy, "ratio": ratio, "model": "m", "epochs": 2, "batch_size": N,
-            "seed": seed, "dataset": dataset, "dataset_path": "/d", "dataset_fingerprint": "f" * 64,
-            "world_size": 1, "start": f"2026-01-01T00:00:0{len(name) % 10}+00:00",
-            "end": "2026-01-01T01:00:00+00:00", "status": "completed",
-            "config": {"strategy": strategy, "ratio": ratio, "seed": seed, "warmup_epochs": 1}, "versions": {}}
+def run_record(name, strategy, ratio=0.3, seed=0, dataset="d", **fields) -> ledger.RunRecord:
+    """A completed run's record; FIELDS replace any of its values."""
+    record = ledger.RunRecord(
+        name=name, strategy=strategy, ratio=ratio, model="m", epochs=2, batch_size=N, seed=seed, dataset=dataset,
+        dataset_path="/d", dataset_fingerprint="f" * 64, world_size=1,
+        start=f"2026-01-01T00:00:0{len(name) % 10}+00:00", end="2026-01-01T01:00:00+00:00", status="completed",
+        config={"strategy": strategy, "ratio": ratio, "seed": seed, "warmup_epochs": 1})
+    return replace(record, **fields)
 
 
 def add_scores(writer, run, epoch, clipscore, delta, selected, correct=()):

@@ -1,9 +1,12 @@
 
+from dataclasses import asdict
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import run_record
 from dissect import ledger
 
 
@@ -52,12 +55,10 @@ def test_missing_ledger_and_bad_sql_are_ledger_errors(tmp_path):
 
 
 def test_run_records_drop_epochs_and_samples(tmp_path):
-    record = {"name": "r1", "strategy": "random", "ratio": 0.3, "model": "m", "epochs": 3, "batch_size": 8,
-              "seed": 0, "dataset": "d", "dataset_path": "/x", "dataset_fingerprint": "f" * 64,
-              "world_size": 1, "start": "2026-01-01T00:00:00+00:00", "end": None, "status": "running",
-              "config": {"lr": 0.1}, "versions": {"torch": "x"}}
+    record = run_record("r1", "random", epochs=3, batch_size=8, dataset_path="/x", start="2026-01-01T00:00:00+00:00",
+                        end=None, status="running", config={"lr": 0.1}, versions={"torch": "x"})
     ledger.write_run(tmp_path, record)
-    assert ledger.read_run(tmp_path, "r1") == record
+    assert ledger.read_run(tmp_path, "r1") == asdict(record)
     _, rows = ledger.query(tmp_path, "SELECT name, ratio, status, \"end\", (config->>'lr')::DOUBLE FROM runs")
     assert rows == [("r1", 0.3, "running", None, 0.1)]
 

@@ -1,5 +1,6 @@
 """Every analysis query on small hand-built ledgers whose answers are known."""
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,7 @@ def test_regime_map_pairs_seeds_and_draws(tmp_path):
         for suffix, rsum in finals.items():
             name = f"regime-n8-e2-{suffix}"
             record = run_record(name, "random" if "random" in suffix else "dissect-warmup", seed=int(suffix[-1]))
-            ledger.write_run(tmp_path, {**record, "config": {"warmup_epochs": 1}})
+            ledger.write_run(tmp_path, replace(record, config={"warmup_epochs": 1}))
             add_curve(writer, name, [(10, rsum)])
             add_scores(writer, name, 1, np.zeros(N), np.zeros(N), [0, 6])    # half the picks clean
     columns, rows = ledger.query(tmp_path, (BENCHMARKS / "regime_map.sql").read_text())

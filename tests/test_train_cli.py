@@ -5,6 +5,7 @@ import open_clip
 import pytest
 from click.testing import CliRunner
 
+from conftest import run_record
 from dissect import ledger
 from dissect.cli.main import cli
 from dissect.engine import strategies
@@ -322,10 +323,7 @@ def test_one_process_per_run_and_a_dead_run_looks_dead(tiny_dataset, tmp_path):
         assert ledger.is_live(ledger_dir, "busy")
     assert not ledger.is_live(ledger_dir, "busy")
     # a run whose process died mid-way: its record still says running, nobody holds its lock
-    ledger.write_run(ledger_dir, {"name": "ghost", "strategy": "random", "ratio": 0.3, "model": "m", "epochs": 2,
-                                  "batch_size": 20, "seed": 0, "dataset": "d", "dataset_path": "/d",
-                                  "dataset_fingerprint": "f", "world_size": 1, "start": "2026-01-01T00:00:00+00:00",
-                                  "end": None, "status": "running", "config": {}, "versions": {}})
+    ledger.write_run(ledger_dir, run_record("ghost", "random", end=None, status="running", config={}))
     result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
     assert "ghost,random,0.3,m,0,died (last write " in result.output and ",0/2," in result.output
     result = run_cli("drop", "ghost", "--ledger", ledger_dir)
