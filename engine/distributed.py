@@ -65,6 +65,45 @@ def gather_rows(world: World, tensor: torch.Tensor, sizes: list[int]) -> torch.T
     return torch.cat([part[:n] for part, n in zip(parts, sizes)])
 
 
+def moves(counts: list[int], share: int) -> list[tuple[int, int, int, int]]:
+    """Rows to move so that rank r ends with rows [r * share, (r + 1) * share) of the ranks' rows
+    in rank order (rank r holding counts[r] of them): (source, destination, first row in the
+    source's rows, number), for source != destination only."""
+    plan, start = [], 0
+    for source, n in enumerate(counts):
+        for row in range(start, start + n):
+            destination = row // share
+            if destination != source:
+                if plan and plan[-1][:2] == (source, destination):
+                    plan[-1] = (*plan[-1][:3], plan[-1][3] + 1)
+                else:
+                    plan.append((source, destination, row - start, 1))
+        start += n
+    return plan
+
+
+def share_rows(world: World, tensor: torch.Tensor, counts: list[int], share: int) -> torch.Tensor:
+    """This rank's SHARE rows of all ranks' rows in rank order, each rank holding counts[r] of them
+    (TENSOR: this rank's): only the rows that change rank travel, point to point."""
+    if not world.enabled:
+        return tensor[:share]
+    first = sum(counts[:world.rank])
+    keep_from, keep_to = max(world.rank * share - first, 0), min((world.rank + 1) * share - first, counts[world.rank])
+    pieces, operations = [], []
+    for source, destination, row, n in moves(counts, share):
+        if source == world.rank:
+            operations.append(dist.P2POp(dist.isend, tensor[row:row + n].contiguous(), destination))
+        elif destination == world.rank:
+            received = torch.empty((n, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+            operations.append(dist.P2POp(dist.irecv, received, source))
+            pieces.append((sum(counts[:source]) + row, received))
+    if keep_to > keep_from:
+        pieces.append((first + keep_from, tensor[keep_from:keep_to]))
+    for request in dist.batch_isend_irecv(operations) if operations else []:
+        request.wait()
+    return torch.cat([piece for _, piece in sorted(pieces, key=lambda p: p[0])])
+
+
 def any_rank(world: World, flag: bool, device) -> bool:
     if not world.enabled:
         return flag

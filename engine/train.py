@@ -422,12 +422,11 @@ class Trainer:
         start = sum(sizes[:world.rank])
         local_picks = trained[start:start + sizes[world.rank]].nonzero().squeeze(1).to(self.device)
         counts = [int(trained[sum(sizes[:r]):sum(sizes[:r + 1])].sum()) for r in range(world.world_size)]
-        picked_images = distributed.gather_rows(world, images[local_picks], counts)
-        picked_tokens = distributed.gather_rows(world, tokens[local_picks], counts)
         part = slice(world.rank * share, (world.rank + 1) * share)
         weights = None if selection.weights is None else selection.weights[trained].to(self.device)
         train_loss, image_features, text_features, logit_scale = self.train_on(
-            picked_images[part], picked_tokens[part], weights, part)
+            distributed.share_rows(world, images[local_picks], counts, share),
+            distributed.share_rows(world, tokens[local_picks], counts, share), weights, part)
         if want_scores:
             scores = self.global_scores([share] * world.world_size, image_features, text_features, logit_scale)
             clipscore[trained], loss[trained], correct[trained] = scores.clipscore, scores.loss, scores.correct.float()

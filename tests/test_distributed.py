@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dissect import ledger
+from dissect.engine import distributed
 
 HELPER = Path(__file__).with_name("ddp_helper.py")
 
@@ -79,6 +80,21 @@ def test_global_scope_takes_the_top_k_of_the_whole_global_batch(global_run):
         SELECT count(*) FROM ranked WHERE selected <> (r <= k)""")
     assert rows == [(0,)]
     assert uneven > 0   # some steps took more picks from one rank than the other: no per-rank quota
+
+
+def test_picks_travel_only_between_ranks_that_need_them(global_run):
+    """Rows of picked samples sent between ranks per step: point to point now (only a rank's
+    surplus over its equal share moves), against the all-gather of every pick to every rank before."""
+    rows = rows_by_rank(global_run / "ledger", "g")
+    moved_now = moved_before = 0
+    for step in {r[1] for r in rows}:
+        counts = [sum(r[4] for r in rows if r[1] == step and r[5] == rank) for rank in (0, 1)]
+        share = sum(counts) // 2
+        if share:
+            moved_now += sum(n for *_, n in distributed.moves(counts, share))
+            moved_before += sum(counts)              # each rank received the other rank's picks
+    print(f"picked rows sent between ranks over the run: {moved_now} now, {moved_before} by all-gather")
+    assert 0 < moved_now < moved_before / 2
 
 
 def test_local_scope_picks_within_each_rank(tiny_dataset, tmp_path):
