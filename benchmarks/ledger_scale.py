@@ -59,7 +59,7 @@ def write_one_epoch(root, rows: int, batch: int, max_rows: int, result) -> None:
     rng = np.random.default_rng(0)
     columns = {"step": np.zeros(batch, dtype=np.int64), "sample_id": np.arange(batch),
                "clipscore": rng.random(batch, dtype=np.float32), "hist": rng.random(batch, dtype=np.float32),
-               "delta": rng.random(batch, dtype=np.float32), "loss": rng.random(batch, dtype=np.float32),
+               "loss": rng.random(batch, dtype=np.float32),
                "selected": rng.random(batch) < 0.3, "correct": rng.random(batch) < 0.5}
     before = peak_rss_mb()
     start = time.perf_counter()
@@ -132,7 +132,7 @@ def main():
                 h = hist[ids]
                 writer.add("scores", {"run": "dissect", "epoch": epoch}, {
                     "step": np.full(len(ids), epoch * steps_per_epoch + s), "sample_id": ids,
-                    "clipscore": clipscore[ids], "hist": h, "delta": h - clipscore[ids],
+                    "clipscore": clipscore[ids], "hist": h,
                     "loss": rng.random(len(ids), dtype=np.float32), "selected": selected,
                     "correct": rng.random(len(ids)) < 0.5})
             if epoch < epochs // 4:

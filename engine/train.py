@@ -503,7 +503,6 @@ class Trainer:
             "sample_id": step.ids.numpy(),
             "clipscore": step.clipscore[rows].numpy(),
             "hist": step.hist[rows].numpy(),
-            "delta": (step.hist - step.clipscore)[rows].numpy(),
             "loss": step.loss[rows].numpy(),
             "selected": step.trained[rows].numpy(),
             "correct": step.correct[rows].numpy(),

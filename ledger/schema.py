@@ -13,7 +13,9 @@ import pyarrow as pa
 class Table:
     name: str
     partitions: tuple[tuple[str, str], ...]  # (column, DuckDB type), outermost first
-    columns: pa.Schema
+    columns: pa.Schema                        # what the parts store
+    # (column, DuckDB type, SQL over the stored columns, the column it follows): computed by the view
+    derived: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def glob(self) -> str:
@@ -31,11 +33,12 @@ SCORES = Table(
         ("sample_id", pa.int64()),
         ("clipscore", pa.float32()),
         ("hist", pa.float32()),
-        ("delta", pa.float32()),
         ("loss", pa.float32()),
         ("selected", pa.bool_()),
         ("correct", pa.bool_()),    # learned within its batch: its image's nearest text is its caption and back
     ]),
+    # delta = hist - clipscore by definition (the paper's Eq. 3): stored nowhere, derived by the view
+    (("delta", "FLOAT", "hist - clipscore", "hist"),),
 )
 
 STEPS = Table(
@@ -179,5 +182,9 @@ _DUCKDB_TYPES = {
 
 
 def duckdb_columns(table: Table) -> list[tuple[str, str]]:
-    """Every column of a table as the view shows it: partitions first."""
-    return [*table.partitions, *((f.name, _DUCKDB_TYPES[f.type]) for f in table.columns)]
+    """Every column of a table as the view shows it: partitions first, derived ones after theirs."""
+    columns = [*table.partitions]
+    for f in table.columns:
+        columns.append((f.name, _DUCKDB_TYPES[f.type]))
+        columns += [(name, typ) for name, typ, _, after in table.derived if after == f.name]
+    return columns

@@ -83,9 +83,11 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True,
         if parts[table.name]:
             # a column no part has yet (added after they were written) reads as NULL
             stored = {col for col, _ in table.partitions} | _stored_columns(root, parts[table.name])
+            derived = {name: expression for name, _, expression, _ in table.derived}
             sql = sql_text("parquet_view.sql").format(
                 name=table.name,
-                columns=", ".join(f'"{col}"' if col in stored else f'CAST(NULL AS {typ}) AS "{col}"'
+                columns=", ".join(f'{derived[col]} AS "{col}"' if col in derived else
+                                  f'"{col}"' if col in stored else f'CAST(NULL AS {typ}) AS "{col}"'
                                   for col, typ in columns),
                 files=", ".join(f"'{_quote(str(p))}'" for p in parts[table.name]),
                 hive_types=", ".join(f"'{col}': {typ}" for col, typ in table.partitions),

@@ -58,7 +58,7 @@ def add_scores(writer, run, epoch, clipscore, delta, selected, correct=()):
     delta = np.asarray(delta, dtype=np.float32)
     writer.add("scores", {"run": run, "epoch": epoch}, {
         "step": np.full(N, epoch), "sample_id": np.arange(N), "clipscore": clipscore, "hist": delta + clipscore,
-        "delta": delta, "loss": np.ones(N, dtype=np.float32), "selected": np.isin(np.arange(N), selected),
+        "loss": np.ones(N, dtype=np.float32), "selected": np.isin(np.arange(N), selected),
         "correct": np.isin(np.arange(N), correct)})
 
 

@@ -3,7 +3,7 @@
 -- the sums of the class's mid-ranks of CLIPScore and of delta (for their AUROCs).
 -- Variables: files, the epoch's scores parts; run (its dataset gives the split); oracle.
 WITH rows AS (
-    SELECT s.clipscore, s.delta, s.selected, c.is_clean
+    SELECT s.clipscore, s.hist - s.clipscore AS delta, s.selected, c.is_clean
     FROM read_parquet(getvariable('files')) s
     JOIN clean_split(getvariable('run'), getvariable('oracle')) c ON c.sample_id = s.sample_id
 )
