@@ -47,7 +47,7 @@ def check(root) -> CheckResult:
     root = check_root(root)
     if not root.is_dir():
         raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
-    _, damage = commits.committed(root)
+    _, damage, _ = commits.committed(root)
     damaged = {d.path for d in damage}
     committed, parts, rows = set(), 0, 0
     for record_file in sorted((root / commits.COMMITS).rglob("*.json")):

@@ -74,8 +74,9 @@ def commit(root, unit: str, files, *, replace: bool = False, meta: dict | None =
         before = read_record(root, unit)
         parts = {} if replace or before is None else dict(before["parts"])
         for path in map(Path, files):
-            parts[path.relative_to(root).as_posix()] = {"rows": pq.ParquetFile(path).metadata.num_rows,
-                                                        "bytes": path.stat().st_size}
+            footer = pq.ParquetFile(path)
+            parts[path.relative_to(root).as_posix()] = {"rows": footer.metadata.num_rows, "bytes": path.stat().st_size,
+                                                        "columns": footer.schema_arrow.names}
         record = {"unit": unit, "committed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "parts": parts}
         meta = meta if meta is not None else (before or {}).get("meta")
@@ -117,12 +118,14 @@ class Damage:
         return f"{self.path}: {self.problem}{where}"
 
 
-def committed(root) -> tuple[dict[str, list[Path]], list[Damage]]:
-    """Every committed part by table, and the damage a look at the files shows (records that
-    cannot be read, parts missing or of another size than committed); damaged parts are
-    left out of the lists."""
+def committed(root) -> tuple[dict[str, list[Path]], list[Damage], dict[str, set[str] | None]]:
+    """Every committed part by table, the damage a look at the files shows (records that
+    cannot be read, parts missing or of another size than committed; damaged parts are
+    left out of the lists), and the columns each table's parts hold (None where a commit
+    record does not say: the parts' footers do)."""
     root = Path(root)
     by_table: dict[str, list[Path]] = {t: [] for t in TABLES}
+    columns: dict[str, set[str] | None] = {t: set() for t in TABLES}
     damage = []
     for path in sorted((root / COMMITS).rglob("*.json")):
         unit = path.relative_to(root / COMMITS).with_suffix("").as_posix()
@@ -142,5 +145,8 @@ def committed(root) -> tuple[dict[str, list[Path]], list[Damage]]:
                 damage.append(Damage(rel, f"{size} bytes, committed with {entry['bytes']}: changed or cut short",
                                      unit))
                 continue
-            by_table[rel.split("/", 1)[0]].append(part)
-    return by_table, damage
+            table = rel.split("/", 1)[0]
+            by_table[table].append(part)
+            if columns[table] is not None:
+                columns[table] = None if "columns" not in entry else columns[table] | set(entry["columns"])
+    return by_table, damage, columns

@@ -72,7 +72,7 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True,
     root = check_root(root)
     if must_exist and not root.is_dir():
         raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
-    parts, damage = commits.committed(root)
+    parts, damage, recorded = commits.committed(root)
     if damage and not skip_damaged:
         more = f" and {len(damage) - 1} more" if len(damage) > 1 else ""
         raise LedgerError(f"damaged ledger: {damage[0].line()}{more}; `dissect check --ledger {root}` lists "
@@ -82,7 +82,9 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True,
         columns = duckdb_columns(table)
         if parts[table.name]:
             # a column no part has yet (added after they were written) reads as NULL
-            stored = {col for col, _ in table.partitions} | _stored_columns(root, parts[table.name])
+            held = recorded[table.name]
+            stored = {col for col, _ in table.partitions} | (held if held is not None else
+                                                             _stored_columns(root, parts[table.name]))
             derived = {name: expression for name, _, expression, _ in table.derived}
             sql = sql_text("parquet_view.sql").format(
                 name=table.name,
