@@ -97,12 +97,19 @@ def clip_benchmark_results(metrics: dict[str, float], *, dataset: str, model: st
 
 
 def evaluate_dataset(model, tokenizer, transform, dataset, split: str, *, batch_size: int = 256,
-                     workers: int = 0, device="cpu", input_dtype=None, quiet: bool = True) -> dict[str, float]:
+                     workers: int = 0, device="cpu", input_dtype=None, quiet: bool = True,
+                     cache=None) -> dict[str, float]:
     """Every zero-shot metric the split supports: retrieval always, classification
-    where the samples have labels and the dataset has class names."""
-    batches = data.loader(dataset, split, transform=transform, tokenizer=tokenizer, batch_size=batch_size,
-                          shuffle=False, workers=workers, all_captions=True)
-    batches = tqdm(batches, total=len(batches), desc=f"evaluating {dataset.root.name}", unit="batch", disable=quiet)
+    where the samples have labels and the dataset has class names. CACHE: the dataset's decoded
+    cache, read instead of the shards where it covers the split (one caption per image)."""
+    if cache is not None and cache.covers(dataset, split):
+        batches = cache.eval_batches(dataset, split, batch_size)
+        total = -(-dataset.split(split).num_rows // batch_size)
+    else:
+        batches = data.loader(dataset, split, transform=transform, tokenizer=tokenizer, batch_size=batch_size,
+                              shuffle=False, workers=workers, all_captions=True)
+        total = len(batches)
+    batches = tqdm(batches, total=total, desc=f"evaluating {dataset.root.name}", unit="batch", disable=quiet)
     image_features, text_features, text_to_image, ids = encode(model, batches, device, input_dtype)
     metrics = retrieval_metrics(image_features, text_features, text_to_image)
     labels = dataset.labels(ids)

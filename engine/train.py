@@ -532,7 +532,8 @@ class Trainer:
             with self.autocast():
                 metrics = evaluate.evaluate_dataset(self.model, self.tokenizer, self.preprocess_val, test.dataset,
                                                     test.split, workers=self.cfg.workers, device=self.device,
-                                                    input_dtype=self.input_dtype)
+                                                    input_dtype=self.input_dtype,
+                                                    cache=self.cache if test.dataset is self.dataset else None)
             writer.add("evals", {"run": self.cfg.run, "epoch": self.epoch}, {
                 "step": [self.step] * len(metrics), "metric": [test.prefix + m for m in metrics],
                 "value": list(metrics.values())})

@@ -84,3 +84,18 @@ def test_a_stale_cache_is_rebuilt_and_an_unreadable_image_left_out(tmp_path):
     assert found.readable.tolist() == [i != 3 for i in range(20)]
     ids = np.concatenate([b[0].numpy() for b in found.batches(dataset, "train", batch_size=8, seed=0, epoch=0)])
     assert sorted(ids.tolist()) == [i for i in range(20) if i != 3]
+
+
+def test_the_eval_reads_the_cache_as_open_clips_val_transform_would(cached):
+    dataset, bundle, found = cached
+    assert found.covers(dataset, "test")
+    ids, images, tokens, owner = next(found.eval_batches(dataset, "test", batch_size=8))
+    assert ids.tolist() == dataset.split("test")["sample_id"].to_pylist()[:8] and owner.tolist() == list(range(8))
+    reader = data.SampleReader(dataset, transform=bundle.preprocess_val)
+    expected = torch.stack([reader[int(i)][1] for i in ids])
+    # resized twice (to the stored square, then to 32 px) against once: a small difference
+    assert (images - expected).abs().mean() < 0.05 and images.shape == expected.shape
+    assert torch.equal(tokens, found.tokens[ids])
+    with torch.inference_mode():   # what the model sees of the two differs by little
+        a, b = (bundle.model.eval().encode_image(x, normalize=True) for x in (images, expected))
+    assert (a * b).sum(-1).min() > 0.99

@@ -167,6 +167,25 @@ class Cache:
         return torch.nn.functional.grid_sample(squares, grid, mode=self.mode, padding_mode="border",
                                                align_corners=False).clamp_(0, 255)
 
+    def covers(self, dataset: data.Dataset, split: str) -> bool:
+        """Whether SPLIT can be evaluated from the cache: one caption per sample (the cache keeps
+        the first), every image readable."""
+        part = dataset.split(split)
+        return not any("\n" in c for c in part["caption"].to_pylist() if c) and \
+            bool(self.readable[part["sample_id"].to_numpy()].all())
+
+    def eval_batches(self, dataset: data.Dataset, split: str, batch_size: int):
+        """SPLIT in manifest order as the retrieval eval takes it, (ids, images, tokens, owner), each
+        stored square resized to the model's size (open_clip's val transform: resize, centre crop)."""
+        ids = dataset.split(split)["sample_id"].to_numpy()
+        for start in range(0, len(ids), batch_size):
+            batch = ids[start:start + batch_size]
+            squares = torch.from_numpy(np.asarray(self.images[batch])).permute(0, 3, 1, 2).float()
+            images = torch.nn.functional.interpolate(squares, size=self.aug.size, mode=self.mode, antialias=True)
+            images = (images.clamp_(0, 255) - self.mean) / self.std
+            ids_batch = torch.tensor(batch, dtype=torch.long)
+            yield ids_batch, images, self.tokens[ids_batch], torch.arange(len(batch))
+
     def batches(self, dataset: data.Dataset, split: str, *, batch_size: int, seed: int, epoch: int, rank: int = 0,
                 world_size: int = 1, only: np.ndarray | None = None):
         """The epoch's batches in data.epoch_batches' order (the shard loader's order), readable samples only."""
