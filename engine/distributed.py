@@ -71,13 +71,13 @@ def moves(counts: list[int], share: int) -> list[tuple[int, int, int, int]]:
     source's rows, number), for source != destination only."""
     plan, start = [], 0
     for source, n in enumerate(counts):
-        for row in range(start, start + n):
+        row = start
+        while row < start + n:   # one block per destination whose share overlaps this source's rows
             destination = row // share
+            end = min(start + n, (destination + 1) * share)
             if destination != source:
-                if plan and plan[-1][:2] == (source, destination):
-                    plan[-1] = (*plan[-1][:3], plan[-1][3] + 1)
-                else:
-                    plan.append((source, destination, row - start, 1))
+                plan.append((source, destination, row - start, end - row))
+            row = end
         start += n
     return plan
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode, Normalize, RandomResizedCrop
@@ -159,9 +160,12 @@ class Cache:
     def resample(self, squares: torch.Tensor, boxes) -> torch.Tensor:
         """Each box of each square resized to the model's size, all in one grid_sample."""
         side = squares.shape[-1]
+        top, left, h, w = torch.tensor(boxes, dtype=torch.float64).view(-1, 4).unbind(1)
         # the boxes in grid_sample's coordinates, -1..1 across the stored square
-        theta = torch.tensor([[[w / side, 0, (2 * left + w) / side - 1], [0, h / side, (2 * top + h) / side - 1]]
-                              for top, left, h, w in boxes], dtype=torch.float32).view(-1, 2, 3)
+        theta = torch.zeros(len(boxes), 2, 3, dtype=torch.float64)
+        theta[:, 0, 0], theta[:, 0, 2] = w / side, (2 * left + w) / side - 1
+        theta[:, 1, 1], theta[:, 1, 2] = h / side, (2 * top + h) / side - 1
+        theta = theta.float()
         grid = torch.nn.functional.affine_grid(theta, [len(boxes), 3, self.aug.size, self.aug.size],
                                                align_corners=False)
         return torch.nn.functional.grid_sample(squares, grid, mode=self.mode, padding_mode="border",
@@ -171,7 +175,7 @@ class Cache:
         """Whether SPLIT can be evaluated from the cache: one caption per sample (the cache keeps
         the first), every image readable."""
         part = dataset.split(split)
-        return not any("\n" in c for c in part["caption"].to_pylist() if c) and \
+        return pc.any(pc.match_substring(part["caption"], "\n")).as_py() is not True and \
             bool(self.readable[part["sample_id"].to_numpy()].all())
 
     def eval_batches(self, dataset: data.Dataset, split: str, batch_size: int):
