@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms import functional as F
 
 from dissect import ledger
@@ -49,7 +50,23 @@ def test_batches_follow_the_epoch_order_and_crop_as_open_clip_does(cached):
         one = F.resized_crop(square, *box, [32, 32], interpolation=F.InterpolationMode.BICUBIC, antialias=False)
         assert (one.clamp(0, 255) - crop).abs().mean() < 4.0                     # of 255: interpolation detail
     # open_clip's scale (0.9, 1), up to the rounding of each side to whole pixels
-    assert all(0.85 * 34 * 34 <= h * w and top + h <= 34 and left + w <= 34 for top, left, h, w in boxes)
+    assert all(0.85 * 34 * 34 <= h * w and top + h <= 34 and left + w <= 34 for top, left, h, w in boxes.tolist())
+
+
+def test_the_batched_crop_draw_has_torchvisions_distribution(cached):
+    _, bundle, found = cached
+    squares = torch.zeros(20_000, 3, 34, 34)
+    batched = found.crop_boxes(squares, torch.Generator().manual_seed(0)).double()
+    torch.manual_seed(0)
+    crop = next(t for t in bundle.preprocess_train.transforms if isinstance(t, RandomResizedCrop))
+    one_by_one = torch.tensor([crop.get_params(squares[0], crop.scale, crop.ratio) for _ in range(20_000)]).double()
+    # top, left, height, width, area and the share of whole-square fallbacks agree in mean and spread
+    for stat in (lambda b: b.mean(0), lambda b: b.std(0)):
+        assert torch.allclose(stat(batched), stat(one_by_one), atol=0.05, rtol=0.01)
+    area = [(b[:, 2] * b[:, 3]).mean() for b in (batched, one_by_one)]
+    assert abs(area[0] - area[1]) < 2.0
+    whole = [((b[:, 2] == 34) & (b[:, 3] == 34)).double().mean() for b in (batched, one_by_one)]
+    assert abs(whole[0] - whole[1]) < 0.01 and whole[1] > 0.05
 
 
 def test_training_on_the_cache_is_recorded_and_resume_checks_it(tiny_dataset, tmp_path):

@@ -52,9 +52,10 @@ class Augmentation:
         steps = preprocess_train.transforms
         crop = next((t for t in steps if isinstance(t, RandomResizedCrop)), None)
         normalize = next((t for t in steps if isinstance(t, Normalize)), None)
-        if crop is None or normalize is None:
-            raise InputError("this model's train transform is not RandomResizedCrop + Normalize: "
-                             "train it without --cache")
+        # a crop that fits in no try falls back to the whole square where the ratios allow a square
+        if crop is None or normalize is None or not crop.ratio[0] <= 1 <= crop.ratio[1]:
+            raise InputError("this model's train transform is not RandomResizedCrop (with square crops "
+                             "allowed) + Normalize: train it without --cache")
         size = crop.size[0] if isinstance(crop.size, (tuple, list)) else crop.size
         return cls(size, tuple(crop.scale), tuple(crop.ratio), crop.interpolation, tuple(normalize.mean),
                    tuple(normalize.std))
@@ -151,16 +152,31 @@ class Cache:
         images = (self.resample(squares, self.crop_boxes(squares, generator)) - self.mean) / self.std
         return torch.from_numpy(ids).long(), images, self.tokens[ids]
 
-    def crop_boxes(self, squares: torch.Tensor, generator: torch.Generator) -> list[tuple[int, int, int, int]]:
-        """(top, left, height, width) of each square's crop, drawn as open_clip's RandomResizedCrop draws."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            return [RandomResizedCrop.get_params(square, self.aug.scale, self.aug.ratio) for square in squares]
+    def crop_boxes(self, squares: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(top, left, height, width) of each square's crop, (N, 4): RandomResizedCrop.get_params's
+        draw (ten tries of an area and an aspect ratio, the first that fits; else the whole
+        square), made for the whole batch at once."""
+        n, side = len(squares), squares.shape[-1]
+        tries = 10
+        area = side * side * torch.empty(n, tries).uniform_(*self.aug.scale, generator=generator)
+        log_ratio = torch.log(torch.tensor(self.aug.ratio))
+        aspect = torch.exp(torch.empty(n, tries).uniform_(*log_ratio.tolist(), generator=generator))
+        w = torch.round(torch.sqrt(area * aspect)).long()
+        h = torch.round(torch.sqrt(area / aspect)).long()
+        fits = (w > 0) & (w <= side) & (h > 0) & (h <= side)
+        first = fits.long().argmax(1, keepdim=True)     # the first try that fits
+        found = fits.any(1)
+        w = torch.where(found, w.gather(1, first).squeeze(1), side)
+        h = torch.where(found, h.gather(1, first).squeeze(1), side)
+        offsets = torch.rand(n, 2, generator=generator)
+        top = (offsets[:, 0] * (side - h + 1)).long()
+        left = (offsets[:, 1] * (side - w + 1)).long()
+        return torch.stack([top, left, h, w], 1)
 
-    def resample(self, squares: torch.Tensor, boxes) -> torch.Tensor:
+    def resample(self, squares: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Each box of each square resized to the model's size, all in one grid_sample."""
         side = squares.shape[-1]
-        top, left, h, w = torch.tensor(boxes, dtype=torch.float64).view(-1, 4).unbind(1)
+        top, left, h, w = boxes.double().unbind(1)
         # the boxes in grid_sample's coordinates, -1..1 across the stored square
         theta = torch.zeros(len(boxes), 2, 3, dtype=torch.float64)
         theta[:, 0, 0], theta[:, 0, 2] = w / side, (2 * left + w) / side - 1
