@@ -241,7 +241,8 @@ def versions() -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # milliseconds: a run's wall time (end - start) is compared between runs of seconds
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Trainer:

@@ -19,16 +19,39 @@ def part_name(oracle: str | None) -> str:
     return "truth.parquet" if oracle is None else f"oracle-{oracle}.parquet"
 
 
-def summarise(root, unit: str, parts: list[Path], oracles=None) -> list[Path]:
-    """Summaries of the epoch UNIT from its scores PARTS (committed or not) under each split
-    (ORACLES: these oracles only; None: the ground truth, where the dataset has it, and every
-    oracle of the dataset); returns the summary parts written beside them."""
-    run, epoch = (p.split("=", 1)[1] for p in unit.split("/"))
-    scores = [str(p) for p in parts if Path(p).relative_to(root).parts[0] == "scores"]
-    if not scores:
-        return []
-    con = connect(root, skip_damaged=True)
-    try:
+class Summariser:
+    """Summarises epochs over one ledger connection, opened again only when what the splits
+    read has changed since (a dataset's samples, an oracle committed or replaced): a run's
+    writer summarises every epoch it commits, and opening a ledger costs a tenth of a second."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self._con = None
+        self._splits = None
+
+    def connection(self):
+        splits = sorted((path.relative_to(self.root).as_posix(), path.stat().st_mtime_ns, path.stat().st_size)
+                        for kind in ("samples", "oracle")
+                        for path in (self.root / commits.COMMITS / kind).glob("*.json"))
+        if self._con is None or splits != self._splits:
+            self.close()
+            self._con, self._splits = connect(self.root, skip_damaged=True), splits
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def epoch(self, unit: str, parts: list[Path], oracles=None) -> list[Path]:
+        """Summaries of the epoch UNIT from its scores PARTS (committed or not) under each split
+        (ORACLES: these oracles only; None: the ground truth, where the dataset has it, and every
+        oracle of the dataset); returns the summary parts written beside them."""
+        run, epoch = (p.split("=", 1)[1] for p in unit.split("/"))
+        scores = [str(p) for p in parts if Path(p).relative_to(self.root).parts[0] == "scores"]
+        if not scores:
+            return []
+        con = self.connection()
         found = con.execute("SELECT dataset FROM runs WHERE name = ?", [run]).fetchall()
         if not found:
             return []
@@ -43,28 +66,27 @@ def summarise(root, unit: str, parts: list[Path], oracles=None) -> list[Path]:
             table = con.sql(sql_text("summarise_epoch.sql")).to_arrow_table()
             if not table.num_rows:
                 continue
-            path = Path(root) / SUMMARIES.partition_dir(run=run, epoch=epoch) / part_name(oracle)
+            path = self.root / SUMMARIES.partition_dir(run=run, epoch=epoch) / part_name(oracle)
             write_parquet_atomic(table.cast(SUMMARIES.columns), path)
             written.append(path)
         return written
-    finally:
-        con.close()
 
 
 def add_oracle(root, oracle: str, dataset: str) -> int:
     """Summaries under ORACLE's split for every committed epoch of every run of DATASET;
     returns the number of epochs summarised."""
-    con = connect(root, skip_damaged=True)
+    summariser = Summariser(root)
     try:
-        runs = [name for (name,) in con.execute("SELECT name FROM runs WHERE dataset = ?", [dataset]).fetchall()]
+        runs = [name for (name,) in summariser.connection().execute(
+            "SELECT name FROM runs WHERE dataset = ?", [dataset]).fetchall()]
+        done = 0
+        for run in runs:
+            for _, unit in commits.run_units(root, run):
+                parts = [Path(root) / rel for rel in commits.read_record(root, unit)["parts"]]
+                written = summariser.epoch(unit, parts, oracles=[oracle])
+                if written:
+                    commits.commit(root, unit, written)
+                    done += 1
+        return done
     finally:
-        con.close()
-    done = 0
-    for run in runs:
-        for _, unit in commits.run_units(root, run):
-            parts = [Path(root) / rel for rel in commits.read_record(root, unit)["parts"]]
-            written = summarise(root, unit, parts, oracles=[oracle])
-            if written:
-                commits.commit(root, unit, written)
-                done += 1
-    return done
+        summariser.close()

@@ -42,6 +42,7 @@ class LedgerWriter:
         self._rows: dict[tuple, int] = defaultdict(int)
         self._next_part: dict[str, int] = defaultdict(int)
         self._error: BaseException | None = None
+        self._summariser = summaries.Summariser(self.root)
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -82,7 +83,7 @@ class LedgerWriter:
         if unit.startswith("run="):   # an epoch: its summaries by class go in with it
             before = None if replace else commits.read_record(self.root, unit)
             known = [self.root / rel for rel in (before or {}).get("parts", {})]
-            parts = [*parts, *summaries.summarise(self.root, unit, [*known, *parts])]
+            parts = [*parts, *self._summariser.epoch(unit, [*known, *parts])]
         commits.commit(self.root, unit, parts, replace=replace)
 
     def close(self) -> None:
@@ -94,6 +95,7 @@ class LedgerWriter:
                 self.flush()
             self._queue.put((_STOP, None))
             self._thread.join()
+        self._summariser.close()
         self._raise_if_failed()
 
     def __enter__(self):
@@ -106,6 +108,7 @@ class LedgerWriter:
             # Unflushed rows stay unwritten and written parts are deleted: a resumed run rewrites that epoch.
             self._queue.put((_STOP, None))
             self._thread.join()
+            self._summariser.close()
             for _, part in self._written:
                 part.unlink(missing_ok=True)
 

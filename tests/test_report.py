@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import N, add_curve, add_scores, manifest, run_record
+from conftest import N, NOISY, add_curve, add_scores, manifest, run_record
 from dissect import ledger
 from dissect.cli.main import cli
 from dissect.ledger import report
@@ -188,3 +188,20 @@ def test_the_summaries_written_with_each_epoch_agree_with_the_scores(hand_ledger
         ranks[flag] = con.execute("SELECT * FROM class_ranks(['dis', 'perfect', 'reversed', 'flat'], ?, 1) "
                                   "ORDER BY ALL", [oracle]).fetchall()
     assert len(ranks[True]) == 8 and ranks[True] == ranks[False]   # mid-ranks: sums of halves, exact
+
+
+def test_a_writer_summarises_under_an_oracle_committed_while_it_runs(tmp_path):
+    ledger.add_samples(tmp_path, "d", "f" * 64, manifest())
+    ledger.write_run(tmp_path, run_record("r", "dissect-warmup"))
+    clean = np.array([i not in NOISY for i in range(N)])
+    with ledger.LedgerWriter(tmp_path) as writer:
+        add_scores(writer, "r", 0, np.where(clean, 10.0, 20.0), np.zeros(N), [0, 1])
+        writer.commit(ledger.epoch_unit("r", 0))
+        with ledger.LedgerWriter(tmp_path) as scorer:   # `dissect score` in another process
+            scorer.add("oracle", {"name": "o"}, {"dataset": ["d"] * N, "sample_id": np.arange(N),
+                                                 "clipscore": np.arange(N, dtype=np.float32), "loss": np.ones(N),
+                                                 "negcliploss": np.zeros(N, dtype=np.float32)})
+        add_scores(writer, "r", 1, np.where(clean, 10.0, 20.0), np.zeros(N), [0, 1])
+        writer.commit(ledger.epoch_unit("r", 1))
+    _, rows = ledger.query(tmp_path, "SELECT epoch, oracle, sum(n) FROM summaries GROUP BY ALL ORDER BY ALL")
+    assert rows == [(0, None, N), (1, "o", N), (1, None, N)]
