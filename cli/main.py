@@ -14,7 +14,7 @@ import click
 from dissect import ledger
 from dissect.ledger import curation, report
 from dissect.cli.output import FORMATS, emit
-from dissect.engine.config import DIVBS_FEATURES, PRECISIONS, TrainConfig
+from dissect.engine.config import AUTO, DIVBS_FEATURES, PRECISIONS, DemoSettings, TrainConfig
 
 DEFAULT_LEDGER = "ledger"
 
@@ -535,21 +535,27 @@ def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, met
 
 
 @cli.command()
-@click.option("--out", default="dissect-demo", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default=DemoSettings.out, show_default=True, type=click.Path(file_okay=False),
               help="Folder for the dataset and the ledger.")
-@click.option("--epochs", default=16, show_default=True)
-@click.option("--n", default=2000, show_default=True, help="Train pairs.")
-@click.option("--test-n", default=500, show_default=True, help="Clean test pairs.")
+@click.option("--epochs", default=DemoSettings.epochs, show_default=True)
+@click.option("--n", default=DemoSettings.n, show_default=True, help="Train pairs.")
+@click.option("--test-n", default=DemoSettings.test_n, show_default=True, help="Clean test pairs.")
+@click.option("--score-precision", type=click.Choice((AUTO, *PRECISIONS)), default=DemoSettings.score_precision,
+              show_default=True, help="The scoring pass's autocast; auto: amp_bf16 on a CPU with bf16 instructions "
+                                      "(AVX512-BF16, AMX), else as training (fp32 on a CPU, amp on a GPU).")
 @click.option("--overwrite", is_flag=True, help="Replace a demo ledger already in OUT.")
-def demo(out, epochs, n, test_n, overwrite):
+def demo(out, epochs, n, test_n, score_precision, overwrite):
     """Generate a noisy dataset, train full, random, small-loss and dissect-warmup at r = 0.3,
     compare them, and write the paper's figures and tables from the ledger."""
     from dissect.engine import demo as engine_demo
+    from dissect.engine import models
 
-    settings = engine_demo.DemoSettings(out=out, epochs=epochs, warmup_epochs=max(1, epochs // 2), n=n,
-                                        test_n=test_n, overwrite=overwrite)
+    settings = DemoSettings(out=out, epochs=epochs, warmup_epochs=max(1, epochs // 2), n=n, test_n=test_n,
+                            score_precision=score_precision, overwrite=overwrite)
+    scoring = engine_demo.scoring_precision(settings, models.default_device()) or "as training"
     click.echo(f"dataset: {settings.n} train pairs, {settings.noise_ratio:.0%} with shuffled captions, "
-               f"{settings.test_n} clean test pairs; {epochs} epochs each, T_w = {settings.warmup_epochs}")
+               f"{settings.test_n} clean test pairs; {epochs} epochs each, T_w = {settings.warmup_epochs}; "
+               f"scoring pass: {scoring}")
     ledger_dir, run_names = engine_demo.run(
         settings, on_run_start=lambda s: click.echo(f"training {s} ..."))
     columns, rows = ledger.named_query(ledger_dir, "run_summary", {"runs": run_names})

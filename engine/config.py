@@ -1,4 +1,5 @@
-"""A training run's settings: the one source of defaults for `dissect train` and the library.
+"""A training run's settings, and the demo's: the one source of defaults for `dissect train`,
+`dissect demo` and the library.
 
 Torch-free, so the command line can read the defaults without loading torch.
 """
@@ -92,3 +93,27 @@ def test_set_name(spec: str) -> tuple[str, str]:
     if sep and name and "/" not in name:
         return name, path
     return Path(spec.rstrip("/")).stem or "test", spec
+
+
+# the demo's scoring pass where it is left to the machine (engine/demo.py: scoring_precision)
+AUTO = "auto"
+
+
+@dataclass
+class DemoSettings:
+    out: str = "dissect-demo"
+    n: int = 2000
+    test_n: int = 500
+    noise_ratio: float = 0.4
+    noise_type: str = "shuffle"
+    epochs: int = 16
+    warmup_epochs: int = 8
+    ratio: float = 0.3
+    batch_size: int = 128
+    cache: bool = True                    # read the decoded cache: loading keeps up with the step
+    workers: int = 0                      # the cache is read in-process; the eval's loader only
+    score_precision: str = AUTO           # one of PRECISIONS, or AUTO
+    seed: int = 0
+    overwrite: bool = False
+    curate_rule: str = "mean-clipscore"   # the curated subset the demo writes, from the full run's history
+    curate_keep: float = 0.5

@@ -1,9 +1,9 @@
 """The demo a new user runs first: a noisy synthetic dataset, four strategies, one ledger."""
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-from dissect.engine import train
+from dissect.engine import models, train
+from dissect.engine.config import AUTO, DemoSettings
 from dissect.engine.data import synthetic
 from dissect.engine.errors import InputError
 from dissect.ledger import curation
@@ -11,23 +11,13 @@ from dissect.ledger import curation
 STRATEGIES = ("full", "random", "small-loss", "dissect-warmup")
 
 
-@dataclass
-class DemoSettings:
-    out: str = "dissect-demo"
-    n: int = 2000
-    test_n: int = 500
-    noise_ratio: float = 0.4
-    noise_type: str = "shuffle"
-    epochs: int = 16
-    warmup_epochs: int = 8
-    ratio: float = 0.3
-    batch_size: int = 128
-    cache: bool = True                    # read the decoded cache: loading keeps up with the step
-    workers: int = 0                      # the cache is read in-process; the eval's loader only
-    seed: int = 0
-    overwrite: bool = False
-    curate_rule: str = "mean-clipscore"   # the curated subset the demo writes, from the full run's history
-    curate_keep: float = 0.5
+def scoring_precision(settings: DemoSettings, device: str) -> str | None:
+    """The scoring pass's autocast: AUTO is bf16 on a CPU that multiplies bf16 natively, where the
+    no-grad forward is faster and ranks the batch as exact scoring does (docs/scale.md), while
+    training stays fp32; elsewhere as training (None: the run's --precision)."""
+    if settings.score_precision != AUTO:
+        return settings.score_precision
+    return "amp_bf16" if device == "cpu" and models.cpu_multiplies_bf16() else None
 
 
 def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
@@ -44,6 +34,7 @@ def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
         synthetic.make_synthetic(data_dir, n=settings.n, test_n=settings.test_n, noise_ratio=settings.noise_ratio,
                             noise_type=settings.noise_type, seed=settings.seed)
     runs = []
+    score_precision = scoring_precision(settings, models.default_device())
     for strategy in STRATEGIES:
         if on_run_start:
             on_run_start(strategy)
@@ -51,7 +42,7 @@ def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
             data=str(data_dir), ledger=str(ledger_dir), run=strategy, strategy=strategy,
             ratio=settings.ratio, epochs=settings.epochs,
             warmup_epochs=settings.warmup_epochs, batch_size=settings.batch_size,
-            workers=settings.workers, cache=settings.cache, seed=settings.seed)
+            workers=settings.workers, cache=settings.cache, score_precision=score_precision, seed=settings.seed)
         train.train(cfg)
         runs.append(strategy)
     return ledger_dir, runs

@@ -2,6 +2,8 @@ from click.testing import CliRunner
 
 from dissect import ledger
 from dissect.cli.main import cli
+from dissect.engine import demo, models
+from dissect.engine.config import DemoSettings
 
 
 def test_demo_trains_four_strategies_and_writes_its_report(tmp_path):
@@ -14,6 +16,9 @@ def test_demo_trains_four_strategies_and_writes_its_report(tmp_path):
     _, rows = ledger.query(out / "ledger", "SELECT name, status FROM runs ORDER BY name")
     assert rows == [("dissect-warmup", "completed"), ("full", "completed"), ("random", "completed"),
                     ("small-loss", "completed")]
+    # the scoring pass the machine was given (auto), recorded in each run's config
+    _, rows = ledger.query(out / "ledger", "SELECT DISTINCT config->>'score_precision' FROM runs")
+    assert rows == [(demo.scoring_precision(DemoSettings(), "cpu") or "fp32",)]
     for name in ("fig3b", "fig3c", "fig4a", "fig4d", "table1"):
         assert (out / "report" / f"{name}.png").exists()
     assert str(out / "report" / "index.html") in result.output.replace("\n", "")
@@ -21,3 +26,12 @@ def test_demo_trains_four_strategies_and_writes_its_report(tmp_path):
     assert (out / "subset.parquet").exists()
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_the_demo_scores_in_bf16_only_on_a_cpu_with_bf16_instructions(monkeypatch):
+    auto, exact = DemoSettings(), DemoSettings(score_precision="fp32")
+    monkeypatch.setattr(models, "cpu_multiplies_bf16", lambda: True)
+    assert demo.scoring_precision(auto, "cpu") == "amp_bf16" and demo.scoring_precision(auto, "cuda") is None
+    assert demo.scoring_precision(exact, "cpu") == "fp32"
+    monkeypatch.setattr(models, "cpu_multiplies_bf16", lambda: False)
+    assert demo.scoring_precision(auto, "cpu") is None
