@@ -564,7 +564,7 @@ def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> ledger.
         distributed.shutdown(world)
 
 
-def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> dict:
+def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> ledger.RunRecord:
     if world.is_main:
         sources = validate(cfg)
         for note in sources.notes:
@@ -575,7 +575,8 @@ def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> dic
     return _train_locked(cfg, validate(cfg), world, on_epoch_end, log)
 
 
-def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, on_epoch_end, log) -> dict:
+def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, on_epoch_end,
+                  log) -> ledger.RunRecord:
     if world.is_main:
         resuming = check_record(cfg, sources, world)
         if cfg.resume and not resuming:
@@ -591,8 +592,7 @@ def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, 
     if world.is_main:
         if cfg.resume:
             ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
-            for unfinished in Path(cfg.out).glob(f".{CHECKPOINT}.*.tmp"):   # a killed process's checkpoint write
-                unfinished.unlink()
+            ledger.remove_unfinished(Path(cfg.out) / CHECKPOINT)   # a killed process's checkpoint write
         ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest, dataset.skipped())
         ledger.write_run(cfg.ledger, run_record(cfg, sources, world, "running", start, None))
     distributed.barrier(world)

@@ -23,7 +23,7 @@ from dissect.ledger.store import (
 )
 from dissect.ledger.commits import epoch_unit
 from dissect.ledger.check import check
-from dissect.ledger.files import FileLock, atomic_path, write_text_atomic
+from dissect.ledger.files import FileLock, atomic_path, remove_unfinished, write_text_atomic
 from dissect.ledger.runs import RunLock, is_live, list_runs
 from dissect.ledger.summaries import add_oracle as summarise_oracle
 from dissect.ledger.writer import LedgerWriter
@@ -39,6 +39,7 @@ __all__ = [
     "list_runs",
     "add_samples",
     "atomic_path",
+    "remove_unfinished",
     "check_name",
     "check",
     "check_root",

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from dissect.ledger import commits
 from dissect.ledger.commits import Damage
+from dissect.ledger.files import is_unfinished
 from dissect.ledger.runs import is_live
 from dissect.ledger.schema import TABLES
 from dissect.ledger.store import LedgerError, check_root
@@ -77,7 +78,7 @@ def check(root) -> CheckResult:
         unit, run = _owner(rel)
         if run is not None and is_live(root, run):
             in_progress.append(f"{rel}: being written by run {run}")
-        elif path.name.endswith(".tmp"):
+        elif is_unfinished(path):
             damage.append(Damage(rel, "a write that did not finish; delete it", unit))
         elif run is not None:
             damage.append(Damage(rel, f"not committed: run {run} died in that epoch; `dissect train --resume` "
@@ -106,7 +107,7 @@ def _table_files(root: Path):
     for table in TABLES.values():
         folder = root / table.name
         yield from sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".parquet"
-                                                                            or p.name.endswith(".tmp")))
+                                                                            or is_unfinished(p)))
 
 
 def _owner(rel: str) -> tuple[str | None, str | None]:

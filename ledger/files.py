@@ -8,17 +8,32 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 
+UNFINISHED = ".tmp"   # the suffix of atomic_path's temporary files
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """A hidden temporary path beside PATH to write to; renamed into place when the block
     succeeds, removed when it fails, so a reader (or a crash) never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{UNFINISHED}")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
+        tmp.unlink(missing_ok=True)
+
+
+def is_unfinished(path) -> bool:
+    """Whether PATH is an atomic write that never finished (its process was killed)."""
+    return Path(path).name.endswith(UNFINISHED)
+
+
+def remove_unfinished(path) -> None:
+    """Delete what killed processes left of their atomic writes to PATH."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*{UNFINISHED}"):
         tmp.unlink(missing_ok=True)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dissect.ledger.commits import COMMITS
+from dissect.ledger.files import remove_unfinished
 from dissect.ledger.schema import TABLES
 from dissect.ledger.store import LedgerError, drop_run, named_query, read_run, run_record_path
 
@@ -94,8 +95,8 @@ def drop(root, run: str) -> list[str]:
     drop_run(root, run)
     checkpoint_dir = Path(record["config"].get("out") or Path(root) / "checkpoints" / run) if record else \
         Path(root) / "checkpoints" / run
-    for checkpoint in [checkpoint_dir / "checkpoint.pt", *checkpoint_dir.glob(".checkpoint.pt.*.tmp")]:
-        checkpoint.unlink(missing_ok=True)
+    (checkpoint_dir / "checkpoint.pt").unlink(missing_ok=True)
+    remove_unfinished(checkpoint_dir / "checkpoint.pt")
     if checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
         checkpoint_dir.rmdir()
     lock_path(root, run).unlink(missing_ok=True)

@@ -339,10 +339,15 @@ def test_resume_checks_what_it_resumes(tiny_dataset, tmp_path):
     assert "--strategy 'random' -> 'small-loss'" in result.output and "--seed 0 -> 3" in result.output
     result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 1, "--resume"))
     assert result.exit_code == 2 and "it may only grow" in result.output
+    half_written = ledger_dir / "checkpoints" / "r" / f".{engine_train.CHECKPOINT}.999.tmp"   # a killed save
+    half_written.write_bytes(b"half")
     result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 3, "--resume"))
     assert result.exit_code == 0, result.output                 # trains on to 3 epochs
     _, rows = ledger.query(ledger_dir, "SELECT max(epoch) FROM scores WHERE run = 'r'")
-    assert rows == [(2,)]
+    assert rows == [(2,)] and not half_written.exists()
+    half_written.write_bytes(b"half")
+    assert run_cli("drop", "r", "--ledger", ledger_dir).exit_code == 0
+    assert not (ledger_dir / "checkpoints" / "r").exists()
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_again(tiny_dataset, tmp_path):
