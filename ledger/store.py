@@ -135,8 +135,8 @@ def query(root, sql: str, params=None, *, variables: dict | None = None,
     is refused, so nothing in the ledger's folder changes. variables: DuckDB variables the SQL
     reads with getvariable('name') (the convention of every .sql file here); params: a list
     for ?, or a dict for $name."""
-    with _read_only(root, sql, skip_damaged, variables) as con:
-        cur = con.execute(sql, _named_in(con, sql, params) or [])
+    with _read_only(root, sql, skip_damaged, variables) as (con, statements):
+        cur = con.execute(sql, _named_in(statements, params) or [])
         if cur.description is None:
             return [], []
         return [d[0] for d in cur.description], cur.fetchall()
@@ -145,24 +145,25 @@ def query(root, sql: str, params=None, *, variables: dict | None = None,
 def query_table(root, sql: str, params=None, *, variables: dict | None = None,
                 skip_damaged: bool = False) -> pa.Table:
     """The same as query, as an Arrow table (for Parquet)."""
-    with _read_only(root, sql, skip_damaged, variables) as con:
-        relation = con.sql(sql, params=_named_in(con, sql, params))
+    with _read_only(root, sql, skip_damaged, variables) as (con, statements):
+        relation = con.sql(sql, params=_named_in(statements, params))
         return pa.table({}) if relation is None else relation.to_arrow_table()
 
 
 @contextlib.contextmanager
 def _read_only(root, sql: str, skip_damaged: bool, variables: dict | None):
-    """The ledger's connection, once every statement of SQL is one that cannot write, with
-    VARIABLES set (bound, never pasted into SQL)."""
+    """The ledger's connection and SQL's statements, once every one is a statement that cannot
+    write, with VARIABLES set (bound, never pasted into SQL)."""
     con = connect(root, skip_damaged=skip_damaged)
     try:
-        for statement in con.extract_statements(sql):
+        statements = con.extract_statements(sql)
+        for statement in statements:
             if statement.type not in READ_ONLY:
                 raise LedgerError(f"dissect query is read-only: {statement.type.name} statements are refused "
                                   "(SELECT, WITH, PIVOT, DESCRIBE, SUMMARIZE, EXPLAIN, SET VARIABLE and in-memory "
                                   "CREATE VIEW / MACRO run; results leave through --format and --out)")
         set_variables(con, variables or {})
-        yield con
+        yield con, statements
     except duckdb.Error as e:
         raise LedgerError(str(e).splitlines()[0]) from e
     finally:
@@ -174,11 +175,11 @@ def named_query(root, name: str, variables: dict | None = None) -> tuple[list[st
     return query(root, sql_text(f"{name}.sql"), variables=variables)
 
 
-def _named_in(con, sql: str, params):
-    """PARAMS, a dict of them cut to the $names the SQL uses (the rest are its variables)."""
+def _named_in(statements, params):
+    """PARAMS, a dict of them cut to the $names the STATEMENTS use (the rest are their variables)."""
     if not isinstance(params, dict):
         return params
-    used = set().union(*(statement.named_parameters for statement in con.extract_statements(sql)))
+    used = set().union(*(statement.named_parameters for statement in statements))
     return {name: value for name, value in params.items() if name in used} or None
 
 
