@@ -74,6 +74,10 @@ def describe(aug: Augmentation, fingerprint: str, model: str) -> dict:
             "size": aug.size, "scale": list(aug.scale), "ratio": list(aug.ratio), "interpolation": aug.interpolation.value}
 
 
+def _is_current(folder: Path, wanted: dict) -> bool:
+    return (folder / "cache.json").exists() and json.loads((folder / "cache.json").read_text()) == wanted
+
+
 def build_for(data_path, model: str, *, quiet: bool = True) -> "Cache":
     """`dissect cache`: the cache of the dataset at DATA_PATH for MODEL, built where it is missing or stale."""
     dataset = data.open_dataset(data_path)
@@ -88,10 +92,10 @@ def build(dataset: data.Dataset, model: str, preprocess_train, tokenizer, *, qui
     aug = Augmentation.of(preprocess_train)
     out = cache_dir(dataset, model)
     wanted = describe(aug, dataset.fingerprint, model)
-    if (out / "cache.json").exists() and json.loads((out / "cache.json").read_text()) == wanted:
+    if _is_current(out, wanted):
         return out
     with ledger.FileLock(dataset.root / CACHE / f".{model}.lock"):   # two runs building one cache: one builds
-        if (out / "cache.json").exists() and json.loads((out / "cache.json").read_text()) == wanted:
+        if _is_current(out, wanted):
             return out
         if out.exists():
             for stale in out.iterdir():
@@ -131,8 +135,7 @@ class Cache:
     def __init__(self, dataset: data.Dataset, model: str, preprocess_train):
         self.folder = cache_dir(dataset, model)
         self.aug = Augmentation.of(preprocess_train)
-        found = json.loads((self.folder / "cache.json").read_text()) if (self.folder / "cache.json").exists() else None
-        if found != describe(self.aug, dataset.fingerprint, model):
+        if not _is_current(self.folder, describe(self.aug, dataset.fingerprint, model)):
             raise InputError(f"no current cache of {dataset.root} for {model}: build it with "
                              f"`dissect cache {dataset.root} --model {model}`")
         self.images = np.load(self.folder / "images.npy", mmap_mode="r")
