@@ -75,7 +75,8 @@ ANALYSES = {a.key: a for a in (
              "line", x="ratio", y="metric_mean", hue="method"),
     Analysis("table1", "Table 1: retrieval grid, methods x ratios",
              "Final IR@1, IR@10, TR@1, TR@10 per strategy and ratio, one panel per test set, "
-             "mean ± std (n seeds of one setting).", "table"),
+             "mean ± std (n seeds of one setting). As the paper labels them: IR is image-to-text (the "
+             "ledger's tr_r*), TR text-to-image (ir_r*).", "table"),
     Analysis("tabletime", "Where the time goes, per epoch",
              "Seconds per epoch waiting for data, scoring, training, the steps' bookkeeping, the eval and the "
              "ledger writer: the largest bounds the run.", "table"),

@@ -43,6 +43,18 @@ def test_five_captions_per_image_follow_the_clip_benchmark_convention():
     assert m["rsum4"] == pytest.approx(200 / 3 + 100 + 40 + 100)     # the paper's: TR@1, TR@10, IR@1, IR@10
 
 
+def test_retrieval_directions_on_three_images():
+    """Three images, one caption each; caption 1 lies nearer image 0 than its own image 1.
+    Image queries (tr_*, the paper's IR) all find their caption first; caption queries
+    (ir_*, the paper's TR) miss once."""
+    e = torch.eye(3)
+    texts = torch.stack([e[0], F.normalize(e[0] + 0.5 * e[1], dim=0), e[2]])
+    m = evaluate.retrieval_metrics(e, texts, torch.arange(3))
+    assert m["tr_r1"] == 100.0                      # image -> text
+    assert m["ir_r1"] == pytest.approx(200 / 3)     # text -> image
+    assert m["ir_r5"] == 100.0
+
+
 def test_neg_clip_loss_is_the_similarity_minus_the_batch_normaliser():
     from dissect.engine.scores import neg_clip_loss
 
