@@ -62,7 +62,7 @@ def add_scores(writer, run, epoch, clipscore, delta, selected, correct=()):
         "correct": np.isin(np.arange(N), correct)})
 
 
-def add_curve(writer, run, points, seconds_per_step=1.0, n_selected=2):
+def add_curve(writer, run, points, seconds_per_step=1.0, n_selected=2, score_seconds_per_step=0.0):
     """points: (step, R@Sum) evals, the four recalls (ir_r1, ir_r10, tr_r1, tr_r10) 0.1 / 0.3 / 0.2 / 0.4
     of it, so that a swap of the directions shows; every step before the last one trains n_selected of N samples and takes seconds_per_step."""
     last = max(s for s, _ in points)
@@ -70,7 +70,7 @@ def add_curve(writer, run, points, seconds_per_step=1.0, n_selected=2):
         "step": np.arange(last), "batch_size": np.full(last, N), "n_selected": np.full(last, n_selected),
         "lr": np.full(last, 1e-3), "loss": np.ones(last, dtype=np.float32),
         "logit_scale": np.full(last, 14.0, dtype=np.float32), "t_data": np.zeros(last),
-        "t_score": np.zeros(last), "t_train": np.full(last, seconds_per_step)})
+        "t_score": np.full(last, score_seconds_per_step), "t_train": np.full(last, seconds_per_step)})
     for step, rsum in points:
         metrics = {"rsum4": rsum, "rsum": rsum, "ir_r1": rsum * 0.1, "ir_r10": rsum * 0.3,
                    "tr_r1": rsum * 0.2, "tr_r10": rsum * 0.4}
@@ -99,7 +99,7 @@ def hand_ledger(tmp_path_factory):
         add_scores(writer, "reversed", 1, np.arange(N), np.where(clean, 0.0, 10.0) + np.arange(N), [6, 7])
         add_scores(writer, "flat", 1, np.full(N, 5.0), np.ones(N), [0, 7])
         # dis reaches R@sum 100 at step 100, full only at step 200: acceleration 2.
-        add_curve(writer, "dis", [(50, 60.0), (100, 100.0)], seconds_per_step=1.0)
+        add_curve(writer, "dis", [(50, 60.0), (100, 100.0)], seconds_per_step=1.0, score_seconds_per_step=0.5)
         add_curve(writer, "full", [(100, 80.0), (200, 100.0), (300, 120.0)], seconds_per_step=2.0, n_selected=N)
         add_curve(writer, "flat", [(100, 70.0), (200, 90.0)], seconds_per_step=1.0)
         add_curve(writer, "perfect", [(100, 110.0)], seconds_per_step=1.0)
