@@ -42,7 +42,7 @@ def write_curve(writer, run, epochs, steps_per_epoch, batch_size, ratio, rng, ga
             "n_selected": np.full(steps_per_epoch, int(ratio * batch_size)), "lr": np.full(steps_per_epoch, 5e-4),
             "loss": rng.random(steps_per_epoch, dtype=np.float32), "logit_scale": np.full(steps_per_epoch, 50.0),
             "t_data": np.full(steps_per_epoch, 0.01), "t_score": np.full(steps_per_epoch, 0.05),
-            "t_train": np.full(steps_per_epoch, 0.15 * ratio)})
+            "t_train": np.full(steps_per_epoch, 0.15 * ratio), "n_pruned": np.zeros(steps_per_epoch)})
         rsum4 = gain * 200 * (1 - np.exp(-epoch / 8))
         metrics = {"rsum4": rsum4, "ir_r1": rsum4 / 8, "ir_r10": rsum4 * 3 / 8, "tr_r1": rsum4 / 8,
                    "tr_r10": rsum4 * 3 / 8}

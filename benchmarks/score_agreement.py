@@ -53,7 +53,7 @@ def clipscores(trainer: train.Trainer, state: dict, batches) -> np.ndarray:
     trainer.model.load_state_dict(state)
     out = []
     for ids, images, tokens in batches:
-        clipscore, _, _ = per_sample_scores(trainer.score_loss, *trainer.features(images, tokens))
+        clipscore = per_sample_scores(trainer.score_loss, *trainer.features(images, tokens)).clipscore
         out.append(clipscore.numpy())
     return np.concatenate(out)
 

@@ -1,5 +1,6 @@
 -- Per strategy and ratio, over the completed runs whose names match `pattern` (one benchmark):
--- final R@Sum (the paper's, rsum4), the six-recall sum (rsum) and zero-shot top-1
+-- the fraction of the train samples the runs really trained (trained; infobatch and scan
+-- prune on their own schedules and may train more than the ratio), final R@Sum (the paper's, rsum4), the six-recall sum (rsum) and zero-shot top-1
 -- (where the test split has labels) as mean ± std over seeds, and the clean fraction of the picks (all epochs, and the last epoch)
 -- by the dataset's ground truth.
 WITH final AS (
@@ -20,6 +21,7 @@ picks AS (
     GROUP BY s.run
 )
 SELECT r.strategy, r.ratio,
+       round(avg(t.trained), 3) AS trained,
        round(avg(f.rsum4), 1) AS rsum4_mean,
        round(coalesce(stddev_samp(f.rsum4), 0), 1) AS rsum4_std,
        round(avg(f.rsum), 1) AS rsum_mean,
@@ -31,6 +33,7 @@ SELECT r.strategy, r.ratio,
 FROM runs r
 JOIN final f ON f.run = r.name
 JOIN picks p ON p.run = r.name
+JOIN run_trained((SELECT list(name) FROM runs WHERE name LIKE getvariable('pattern'))) t ON t.run = r.name
 WHERE r.name LIKE getvariable('pattern') AND r.status = 'completed'
 GROUP BY ALL
 ORDER BY r.ratio, rsum4_mean DESC;

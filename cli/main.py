@@ -178,7 +178,7 @@ def cache_(data, model, quiet):
 
 
 STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, infobatch, "
-              "scan, divbs, oracle-clean (a reference that needs ground-truth noise flags)")
+              "scan, mid-loss, divbs, oracle-clean (a reference that needs ground-truth noise flags)")
 
 
 @cli.command()
@@ -187,7 +187,7 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
               help="dissect-tiny, dissect-small or any open_clip model name (RN50, ViT-B-32, ...).")
 @click.option("--strategy", default=TrainConfig.strategy, show_default=True, help=STRATEGIES + ".")
 @click.option("--ratio", default=TrainConfig.ratio, show_default=True, type=float,
-              help="Selection ratio r: k = floor(r * B).")
+              help="Selection ratio r: k = floor(r * B) of each batch (infobatch and scan prune before loading; README says how r maps onto theirs).")
 @click.option("--epochs", default=TrainConfig.epochs, show_default=True)
 @click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, help="Per process.")
 @click.option("--lr", default=TrainConfig.lr, show_default=True)
@@ -213,13 +213,15 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
               help="dissect-warmup's T_w: random selection before, delta after [default: epochs // 4].")
 @click.option("--momentum", default=TrainConfig.momentum, show_default=True, help="dissect-momentum's beta.")
 @click.option("--infobatch-anneal", default=TrainConfig.infobatch_anneal, show_default=True,
-              help="infobatch: the final fraction of the epochs that prunes nothing.")
-@click.option("--infobatch-max-prune", default=TrainConfig.infobatch_max_prune, show_default=True,
-              help="infobatch: the largest prune probability p (kept samples weigh 1 / (1 - p)).")
-@click.option("--scan-spread", default=TrainConfig.scan_spread, show_default=True,
-              help="scan: the kept fraction falls linearly from r (1 + s) to r (1 - s) over the epochs.")
-@click.option("--scan-low-share", default=TrainConfig.scan_low_share, show_default=True,
-              help="scan: the share of the pruned samples taken from the lowest losses (the rest: highest).")
+              help="infobatch: the final fraction of the epochs that prunes nothing (the authors' 1 - delta).")
+@click.option("--scan-t-cos", default=TrainConfig.scan_t_cos, show_default=True,
+              help="scan: T_cos, the pruning epochs that follow each collecting epoch.")
+@click.option("--scan-prune-td", default=TrainConfig.scan_prune_td, show_default=True,
+              help="scan: full-data pre-training ends when an epoch's mean loss falls by less than this share.")
+@click.option("--mid-loss-spread", default=TrainConfig.mid_loss_spread, show_default=True,
+              help="mid-loss: the kept fraction falls linearly from r (1 + s) to r (1 - s) over the epochs.")
+@click.option("--mid-loss-low-share", default=TrainConfig.mid_loss_low_share, show_default=True,
+              help="mid-loss: the share of the left-out samples taken from the lowest losses (the rest: highest).")
 @click.option("--divbs-features", type=click.Choice(DIVBS_FEATURES), default=TrainConfig.divbs_features,
               show_default=True, help="divbs: per-sample features, the InfoNCE gradient w.r.t. the embeddings "
                                       "or the embeddings.")
@@ -267,7 +269,7 @@ def train(data, ledger_dir, run, **options):
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
     _, trained = ledger.named_query(ledger_dir, "trained_fraction", {"run": run})
-    click.echo(f"run {run} {record.status}: trained {trained[0][0]:.3f} of the samples it loaded; "
+    click.echo(f"run {run} {record.status}: trained {trained[0][0]:.3f} of its train samples per epoch; "
                f"ledger {ledger_dir}, checkpoint {record.config['out']}")
     _, skipped = ledger.named_query(ledger_dir, "skipped_summary", {"dataset": record.dataset, "run": run})
     if skipped:

@@ -38,9 +38,10 @@ class TrainConfig:
     warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
     momentum: float = 0.9              # dissect-momentum's beta
     infobatch_anneal: float = 0.125    # infobatch: the final fraction of the epochs that prunes nothing
-    infobatch_max_prune: float = 0.9   # infobatch: the largest prune probability (kept weights <= 1 / (1 - p))
-    scan_spread: float = 0.5           # scan: the kept fraction falls from r (1 + s) to r (1 - s)
-    scan_low_share: float = 0.5        # scan: the share of the pruned taken from the lowest losses
+    scan_t_cos: int = 3                # scan: T_cos, the pruning epochs of a cycle (after its collecting epoch)
+    scan_prune_td: float = 0.3         # scan: pre-training ends when an epoch's loss falls by less than this share
+    mid_loss_spread: float = 0.5       # mid-loss: the kept fraction falls from r (1 + s) to r (1 - s)
+    mid_loss_low_share: float = 0.5    # mid-loss: the share of the left-out taken from the lowest losses
     divbs_features: str = "grad"       # divbs: `grad` (InfoNCE gradient w.r.t. the embeddings) or `embedding`
     precision: str | None = None       # default: amp on a GPU, fp32 on the CPU, as open_clip_train
     score_mode: str = "eval"           # model mode of the scoring pass

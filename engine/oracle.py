@@ -41,7 +41,7 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
             for ids, images, tokens in tqdm(batches, desc=f"scoring {split}", unit="batch", disable=quiet):
                 with torch.inference_mode():
                     image_features, text_features, logit_scale = model(images.to(device), tokens.to(device))
-                    clipscore, loss, _ = per_sample_scores(loss_fn, image_features, text_features, logit_scale)
+                    clipscore, loss = per_sample_scores(loss_fn, image_features, text_features, logit_scale)[:2]
                 parts.append((ids, clipscore.cpu(), loss.cpu(), image_features.float().cpu(),
                               text_features.float().cpu()))
             ids, clipscore, loss, image_features, text_features = (torch.cat(t) for t in zip(*parts))

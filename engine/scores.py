@@ -1,4 +1,6 @@
 """The per-sample numbers every strategy and analysis is built on."""
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
@@ -6,18 +8,27 @@ from open_clip.loss import ClipLoss
 CLIPSCORE_WEIGHT = 100.0
 
 
-def per_sample_scores(loss_fn: ClipLoss, image_features, text_features, logit_scale):
+class PairScores(NamedTuple):
+    clipscore: torch.Tensor
+    loss: torch.Tensor       # the mean of the two directions'
+    correct: torch.Tensor
+    loss_i2t: torch.Tensor   # the cross-entropy of the image's row (image -> text)
+    loss_t2i: torch.Tensor   # and of the caption's (text -> image)
+
+
+def per_sample_scores(loss_fn: ClipLoss, image_features, text_features, logit_scale) -> PairScores:
     """CLIPScore = 100 * max(cos, 0) (Eq. 2); the per-sample InfoNCE loss: the mean of the
-    image->text and text->image cross-entropy of the sample's row and column; and whether
-    the pair is "learned" within its batch (forgetting, Toneva et al.): its image's most
-    similar text is its own caption and its caption's most similar image its own image."""
+    image->text and text->image cross-entropy of the sample's row and column (each kept too:
+    SCAN ranks by both); and whether the pair is "learned" within its batch (forgetting,
+    Toneva et al.): its image's most similar text is its own caption and its caption's most
+    similar image its own image."""
     logits_per_image, logits_per_text = loss_fn.get_logits(image_features, text_features, logit_scale)
     labels = torch.arange(image_features.shape[0], device=image_features.device)
-    loss = (F.cross_entropy(logits_per_image, labels, reduction="none")
-            + F.cross_entropy(logits_per_text, labels, reduction="none")) / 2
+    loss_i2t = F.cross_entropy(logits_per_image, labels, reduction="none").float()
+    loss_t2i = F.cross_entropy(logits_per_text, labels, reduction="none").float()
     clipscore = CLIPSCORE_WEIGHT * (image_features * text_features).sum(-1).clamp(min=0)
     correct = (logits_per_image.argmax(1) == labels) & (logits_per_text.argmax(1) == labels)
-    return clipscore.float(), loss.float(), correct
+    return PairScores(clipscore.float(), (loss_i2t + loss_t2i) / 2, correct, loss_i2t, loss_t2i)
 
 
 def weighted_clip_loss(loss_fn: ClipLoss, image_features, text_features, logit_scale, weights, part=slice(None)):

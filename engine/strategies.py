@@ -5,6 +5,9 @@ per-sample losses (all tensors; None for a strategy that needs no scoring pass) 
 where it asks for them, the scoring pass's features; returns a boolean mask of the
 samples to train on (k = floor(r * B) unless the strategy sets its own number), the
 historical score it compared against (or None) and per-sample loss weights (or None).
+A strategy that prunes the dataset before an epoch is loaded (InfoBatch, SCAN, as
+their authors built them) says in epoch_plan which samples the epoch loads: the
+epoch then has fewer steps, each a full batch.
 Per-sample state is a tensor of size N indexed by `sample_id`, so a step costs
 a gather and a top-k, never a Python loop over samples.
 
@@ -90,9 +93,15 @@ class Strategy:
     def select(self, ids, clipscore, loss, epoch: int, features: Features | None = None) -> Selection:
         raise NotImplementedError
 
-    def trained(self, ids, trained, loss) -> None:
-        """After the training step: which samples were trained and their per-sample loss
-        from the training forward (NaN where not known). Only InfoBatch keeps it."""
+    def epoch_plan(self, epoch: int, pool: torch.Tensor) -> torch.Tensor:
+        """The sorted ids of POOL (the epoch's train ids, sorted) that epoch EPOCH loads: all of
+        them, but for a strategy that prunes the dataset before loading."""
+        return pool
+
+    def trained(self, ids, trained, scores) -> None:
+        """After the training step: which samples were trained, and the batch's per-sample
+        numbers (scores.loss, .loss_i2t, .loss_t2i: from the scoring pass, or from the training
+        forward for the trained samples and NaN elsewhere)."""
 
     def k(self, batch_size: int, ratio: float | None = None) -> int:
         k = budget(self.ratio if ratio is None else ratio, batch_size)
@@ -252,62 +261,192 @@ class DissectMomentum(HistoryStrategy):
 
 @register
 class InfoBatch(Strategy):
-    """InfoBatch (Qin et al., ICLR 2024), online and on a budget. A sample's score is its
-    loss when it was last trained (no extra forward; never trained: kept). Samples scoring
-    below the mean of all recorded scores are pruned at random with probability p, and the
-    kept ones among them have their loss weighted by 1 / (1 - p); the final --infobatch-anneal
-    fraction of the epochs prunes nothing. The paper prunes per epoch with a fixed p; here p
-    follows from the budget, per batch: p = min(--infobatch-max-prune, (1 - r) B / n_below),
-    so the trained fraction is r where enough samples are below the mean and more otherwise
-    (steps.n_selected shows what was trained)."""
+    """InfoBatch (Qin et al., ICLR 2024) as its authors built it (NUS-HPC-AI-Lab/InfoBatch,
+    infobatch.py): before each epoch is loaded, the samples whose score is below the mean
+    score ("well learned") are pruned at random, int(keep x n) of them kept, and the kept
+    ones weigh 1 / keep in the loss (the 1 / (1 - p) rescale, p = 1 - keep); the final
+    --infobatch-anneal fraction of the epochs (their delta = 0.875) prunes nothing and
+    weighs 1. A sample's score is its per-sample loss from the training forward when last
+    trained, no extra forward; a sample never trained has none and is kept (the authors
+    start every score at 3, above the mean, to the same effect). keep = max(0.1, r), their
+    prune_ratio being 1 - r: the run trains more than r (every sample above the mean, and
+    the annealed epochs), and is placed at what it trained (steps.n_selected)."""
     name = "infobatch"
     scores_batch = False
-    settings = ("epochs", "infobatch_anneal", "infobatch_max_prune")
+    settings = ("epochs", "infobatch_anneal")
 
-    def __init__(self, *, epochs: int, infobatch_anneal: float, infobatch_max_prune: float, **kw):
+    def __init__(self, *, epochs: int, infobatch_anneal: float, **kw):
         super().__init__(**kw)
+        # the authors' IBSampler prunes while its epoch count (from 1) is at most delta x epochs
         self.last_pruning_epoch = math.ceil(epochs * (1 - infobatch_anneal)) - 1
-        self.max_prune = infobatch_max_prune
+        self.keep = max(0.1, self.ratio)
         self.score = torch.full((self.n_samples,), float("nan"))
+        self.weight = torch.ones(self.n_samples)
+
+    def epoch_plan(self, epoch, pool):
+        self.weight.fill_(1.0)
+        if epoch > self.last_pruning_epoch:
+            return pool
+        score = self.score[pool]
+        recorded = score[~torch.isnan(score)]
+        if not len(recorded):
+            return pool
+        well_learned = pool[score < recorded.mean()]
+        kept = well_learned[torch.randperm(len(well_learned), generator=self.generator)
+                            [:int(self.keep * len(well_learned))]]
+        self.weight[kept] = 1 / self.keep
+        pruned = torch.zeros(self.n_samples, dtype=torch.bool)
+        pruned[well_learned] = True
+        pruned[kept] = False
+        return pool[~pruned[pool]]
 
     def select(self, ids, clipscore, loss, epoch, features=None):
-        batch_size = ids.shape[0]
-        if epoch > self.last_pruning_epoch:
-            return Selection(torch.ones(batch_size, dtype=torch.bool))
-        recorded = self.score[~torch.isnan(self.score)]
-        below = self.score[ids] < recorded.mean() if len(recorded) else torch.zeros(batch_size, dtype=torch.bool)
-        n_below = int(below.sum())
-        p = min(self.max_prune, (1 - self.ratio) * batch_size / n_below) if n_below else 0.0
-        selected = ~(below & (torch.rand(batch_size, generator=self.generator) < p))
-        return Selection(selected, weights=torch.where(below, 1 / (1 - p), 1.0))
+        weights = self.weight[ids]
+        return Selection(torch.ones(ids.shape[0], dtype=torch.bool),
+                         weights=None if bool((weights == 1).all()) else weights)
 
-    def trained(self, ids, trained, loss):
-        self.score[ids[trained]] = loss[trained]
+    def trained(self, ids, trained, scores):
+        self.score[ids[trained]] = scores.loss[trained]
 
     def state_dict(self):
-        return {**super().state_dict(), "score": self.score}
+        return {**super().state_dict(), "score": self.score, "weight": self.weight}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.score.copy_(state["score"])
+        self.weight.copy_(state["weight"])
 
 
 @register
 class Scan(Strategy):
-    """SCAN (Guo and Kankanhalli, arXiv 2411.09126), online: the per-sample InfoNCE loss is the
-    metric; the lowest-loss (redundant) and highest-loss (ill-matched) samples are pruned,
-    --scan-low-share of the pruned from the low end, the rest from the high end. The kept
-    fraction falls linearly over training from r (1 + s) to r (1 - s), s = --scan-spread
-    (capped so it starts at most at 1): the pruning ratio grows, bootstrapping, and the kept
-    fraction averages r. The paper's dataset mutation between rounds is not done."""
-    name = "scan"
-    settings = ("epochs", "scan_spread", "scan_low_share")
+    """SCAN (Guo and Kankanhalli, arXiv 2411.09126) as its authors built it (guoyang9/SCAN,
+    scan_module.py and training/main.py): full-data pre-training until an epoch's mean loss
+    falls by less than --scan-prune-td (0.3) of the epoch's before; then cycles of
+    --scan-t-cos + 1 (T_cos = 3) epochs. A cycle's first epoch trains on full data and
+    collects the candidates from each batch's training forward: the int(B rho_max) highest
+    image->text losses intersected with the highest text->image losses (ill-matched), and
+    the int(B rho_min) lowest of both (redundant); an intersection under 0.9 of its set is
+    filled at random from their union. Epoch d of the cycle (d = 1 .. T_cos) drops a random
+    share rho_cur(d) = (1 + cos((T_cos - d) / T_cos pi)) / 2 (0.25, 0.75, 1.0) of the
+    candidates from the dataset before loading: fewer steps, no scoring pass.
 
-    def __init__(self, *, epochs: int, scan_spread: float, scan_low_share: float, **kw):
+    The budget: rho_max = rho_min is solved at each collecting epoch from what the run has
+    trained so far, so that it ends at r of the samples offered, at most 0.5 each (every
+    sample a candidate). Pre-training and the collecting epochs train everything, so r has
+    a floor (about (P + the collecting epochs + the epochs dropping little) / epochs); below
+    it the run trains the floor, and is placed there."""
+    name = "scan"
+    scores_batch = False
+    settings = ("epochs", "scan_t_cos", "scan_prune_td")
+    MAX_RHO = 0.5
+
+    def __init__(self, *, epochs: int, scan_t_cos: int, scan_prune_td: float, **kw):
         super().__init__(**kw)
         self.epochs = epochs
-        self.spread = min(scan_spread, 1 / self.ratio - 1)
-        self.low_share = scan_low_share
+        self.t_cos = scan_t_cos
+        self.prune_td = scan_prune_td
+        self.candidate = torch.zeros(self.n_samples, dtype=torch.bool)
+        # [loss sum, samples] of the epoch under way, the last epoch's mean loss before pruning
+        # started, the epoch it started (-1: not yet), rho_max = rho_min, and [trained, offered]
+        self.epoch_loss = torch.zeros(2, dtype=torch.float64)
+        self.loss_pre = torch.tensor(float("inf"), dtype=torch.float64)
+        self.start = torch.tensor(-1)
+        self.rho = torch.tensor(0.0, dtype=torch.float64)
+        self.budget = torch.zeros(2, dtype=torch.float64)
+        self.collecting = False   # the epoch under way collects candidates (set by epoch_plan)
+
+    def drop_share(self, d: int) -> float:
+        """rho_cur of the authors' CosineAnnealing: 0 on a cycle's collecting epoch."""
+        d %= self.t_cos + 1
+        return 0.0 if d == 0 else 0.5 * (1 + math.cos((self.t_cos - d) / self.t_cos * math.pi))
+
+    def epoch_plan(self, epoch, pool):
+        if epoch > 0 and self.start < 0:
+            loss_cur = float(self.epoch_loss[0] / self.epoch_loss[1].clamp_min(1))
+            if (float(self.loss_pre) - loss_cur) / (float(self.loss_pre) + 1e-8) < self.prune_td:
+                self.start.fill_(epoch)
+            else:
+                self.loss_pre.fill_(loss_cur)
+        self.epoch_loss.zero_()
+        plan = pool
+        self.collecting = self.start >= 0 and (epoch - int(self.start)) % (self.t_cos + 1) == 0
+        if self.start >= 0:
+            d = epoch - int(self.start)
+            if self.collecting:
+                self.candidate.zero_()
+                self.rho.fill_(self.solve_rho(epoch, len(pool)))
+            else:
+                candidates = pool[self.candidate[pool]]
+                n_drop = int(len(candidates) * self.drop_share(d))
+                dropped = torch.zeros(self.n_samples, dtype=torch.bool)
+                dropped[candidates[torch.randperm(len(candidates), generator=self.generator)[:n_drop]]] = True
+                plan = pool[~dropped[pool]]
+        self.budget[1] += len(pool)
+        return plan
+
+    def solve_rho(self, epoch: int, n_pool: int) -> float:
+        """rho_max = rho_min such that the run ends at r: from here to the last epoch it drops
+        about 2 rho x n_pool x the sum of the drop shares to come."""
+        shares = sum(self.drop_share(e - int(self.start)) for e in range(epoch, self.epochs))
+        if shares == 0:
+            return 0.0
+        to_train = self.ratio * (float(self.budget[1]) + (self.epochs - epoch) * n_pool) - float(self.budget[0])
+        candidates = ((self.epochs - epoch) - to_train / n_pool) / shares
+        return min(self.MAX_RHO, max(0.0, candidates / 2))
+
+    def select(self, ids, clipscore, loss, epoch, features=None):
+        return Selection(torch.ones(ids.shape[0], dtype=torch.bool))
+
+    def trained(self, ids, trained, scores):
+        loss = scores.loss[trained]
+        self.epoch_loss += torch.tensor([float(loss.sum()), len(loss)], dtype=torch.float64)
+        self.budget[0] += int(trained.sum())
+        if not self.collecting or float(self.rho) == 0:
+            return
+        rows = trained.nonzero().squeeze(1)
+        n = int(len(rows) * float(self.rho))
+        if n == 0:
+            return
+        i2t, t2i = scores.loss_i2t[rows], scores.loss_t2i[rows]
+        for descending in (True, False):   # ill-matched, then redundant
+            by_i2t = rows[torch.argsort(i2t, descending=descending, stable=True)[:n]]
+            by_t2i = rows[torch.argsort(t2i, descending=descending, stable=True)[:n]]
+            self.candidate[ids[self.intersect(by_i2t, by_t2i, n)]] = True
+
+    def intersect(self, a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
+        """The rows in both sets; under 0.9 n of them, filled to n at random from the union."""
+        both = a[torch.isin(a, b)]
+        if len(both) >= 0.9 * n:
+            return both
+        rest = torch.cat([a, b])
+        rest = rest[~torch.isin(rest, both)].unique()
+        return torch.cat([both, rest[torch.randperm(len(rest), generator=self.generator)[:n - len(both)]]])
+
+    def state_dict(self):
+        return {**super().state_dict(), "candidate": self.candidate, "epoch_loss": self.epoch_loss,
+                "loss_pre": self.loss_pre, "start": self.start, "rho": self.rho, "budget": self.budget}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        for key in ("candidate", "epoch_loss", "loss_pre", "start", "rho", "budget"):
+            getattr(self, key).copy_(state[key])
+
+
+@register
+class MidLoss(Strategy):
+    """A per-batch, SCAN-inspired rule (not SCAN: that is `scan`): the scoring pass's
+    per-sample InfoNCE loss ranks the batch; the lowest-loss and highest-loss samples are
+    left out, --mid-loss-low-share of them from the low end, the rest from the high end.
+    The kept fraction falls linearly over training from r (1 + s) to r (1 - s),
+    s = --mid-loss-spread (capped so it starts at most at 1), averaging r."""
+    name = "mid-loss"
+    settings = ("epochs", "mid_loss_spread", "mid_loss_low_share")
+
+    def __init__(self, *, epochs: int, mid_loss_spread: float, mid_loss_low_share: float, **kw):
+        super().__init__(**kw)
+        self.epochs = epochs
+        self.spread = min(mid_loss_spread, 1 / self.ratio - 1)
+        self.low_share = mid_loss_low_share
 
     def kept_fraction(self, epoch: int) -> float:
         progress = (epoch + 0.5) / self.epochs      # mid-epoch, so the epochs average r exactly

@@ -44,12 +44,14 @@ class Scores:
     clipscore: torch.Tensor
     loss: torch.Tensor
     correct: torch.Tensor
+    loss_i2t: torch.Tensor
+    loss_t2i: torch.Tensor
     features: strategies.Features | None
 
     def part(self, rows: slice) -> "Scores":
         f = self.features
-        return Scores(self.clipscore[rows], self.loss[rows], self.correct[rows],
-                      strategies.Features(f.image[rows], f.text[rows], f.logit_scale))
+        return Scores(self.clipscore[rows], self.loss[rows], self.correct[rows], self.loss_i2t[rows],
+                      self.loss_t2i[rows], strategies.Features(f.image[rows], f.text[rows], f.logit_scale))
 
 
 @dataclass
@@ -125,12 +127,15 @@ def validate(cfg: TrainConfig) -> Sources:
     if not 0 <= cfg.infobatch_anneal < 1:
         raise InputError(f"--infobatch-anneal {cfg.infobatch_anneal} is outside [0, 1): give the final fraction "
                          "of the epochs that prunes nothing")
-    if not 0 <= cfg.infobatch_max_prune < 1:
-        raise InputError(f"--infobatch-max-prune {cfg.infobatch_max_prune} is outside [0, 1)")
-    if not 0 <= cfg.scan_spread < 1:
-        raise InputError(f"--scan-spread {cfg.scan_spread} is outside [0, 1)")
-    if not 0 <= cfg.scan_low_share <= 1:
-        raise InputError(f"--scan-low-share {cfg.scan_low_share} is outside [0, 1]")
+    if cfg.scan_t_cos < 1:
+        raise InputError(f"--scan-t-cos {cfg.scan_t_cos} must be at least 1 (the pruning epochs of a cycle)")
+    if not 0 <= cfg.scan_prune_td < 1:
+        raise InputError(f"--scan-prune-td {cfg.scan_prune_td} is outside [0, 1): give the epoch-on-epoch loss "
+                         "decrease under which pre-training ends")
+    if not 0 <= cfg.mid_loss_spread < 1:
+        raise InputError(f"--mid-loss-spread {cfg.mid_loss_spread} is outside [0, 1)")
+    if not 0 <= cfg.mid_loss_low_share <= 1:
+        raise InputError(f"--mid-loss-low-share {cfg.mid_loss_low_share} is outside [0, 1]")
     if cfg.divbs_features not in DIVBS_FEATURES:
         raise InputError(f"--divbs-features {cfg.divbs_features!r}: use {' or '.join(DIVBS_FEATURES)}")
     if cfg.precision not in PRECISIONS:
@@ -175,7 +180,7 @@ def validate(cfg: TrainConfig) -> Sources:
 DEFINING = ("cache", "strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
             "warmup_steps", "logit_scale_lr_mult", "warmup_epochs", "momentum", "score_mode", "score_all",
             "select_scope", "local_loss", "gather_with_grad", "test_data", "subset", "infobatch_anneal",
-            "infobatch_max_prune", "scan_spread", "scan_low_share", "divbs_features", "precision",
+            "scan_t_cos", "scan_prune_td", "mid_loss_spread", "mid_loss_low_share", "divbs_features", "precision",
             "score_precision", "score_image_size")
 
 
@@ -276,8 +281,10 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr,
             betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
-        n_train = dataset.split("train").num_rows if sources.subset is None else len(sources.subset)
-        self.steps_per_epoch = math.ceil(n_train / (cfg.batch_size * world.world_size))
+        # the sorted train ids an epoch draws from, before its strategy prunes any (InfoBatch, SCAN)
+        self.pool = torch.from_numpy(np.sort(dataset.split("train")["sample_id"].to_numpy())
+                                     if sources.subset is None else sources.subset)
+        self.steps_per_epoch = math.ceil(len(self.pool) / (cfg.batch_size * world.world_size))
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.schedule = cosine_lr(self.optimizer, cfg.lr, cfg.warmup_steps, self.total_steps)
         # the training loss gathers features across ranks; scores are computed on gathered features
@@ -349,7 +356,7 @@ class Trainer:
         train_loss, trained, trained_scores = self.train_selected(images, tokens, selection, sizes,
                                                                   want_scores=not scored)
         scores = scores if scored else trained_scores
-        self.strategy.trained(global_ids, trained, scores.loss)
+        self.strategy.trained(global_ids, trained, scores)
         nan = torch.full((len(global_ids),), float("nan"))
         return Step(ids=ids, rows=slice(sum(sizes[:self.world.rank]), sum(sizes[:self.world.rank + 1])),
                     clipscore=scores.clipscore, loss=scores.loss, correct=scores.correct.float(),
@@ -379,9 +386,8 @@ class Trainer:
         global batch (all ranks' rows)."""
         image_features = distributed.gather_rows(self.world, image_features.float(), sizes)
         text_features = distributed.gather_rows(self.world, text_features.float(), sizes)
-        clipscore, loss, correct = (t.cpu() for t in per_sample_scores(self.score_loss, image_features,
-                                                                        text_features, logit_scale))
-        return Scores(clipscore, loss, correct, strategies.Features(image_features, text_features, logit_scale))
+        scores = per_sample_scores(self.score_loss, image_features, text_features, logit_scale)
+        return Scores(*(t.cpu() for t in scores), strategies.Features(image_features, text_features, logit_scale))
 
     def select(self, ids, scores: Scores | None, sizes) -> strategies.Selection:
         """The strategy's pick over the global batch, or within each rank's part (--select-scope local).
@@ -417,9 +423,9 @@ class Trainer:
         trained = torch.zeros_like(selection.selected)
         trained[picks[:len(picks) - len(picks) % world.world_size]] = True
         share = int(trained.sum()) // world.world_size
-        clipscore, loss, correct = torch.full((3, len(trained)), float("nan"))
+        unknown = Scores(*torch.full((5, len(trained)), float("nan")), None)
         if share == 0:
-            return float("nan"), trained, Scores(clipscore, loss, correct, None)
+            return float("nan"), trained, unknown
         start = sum(sizes[:world.rank])
         local_picks = trained[start:start + sizes[world.rank]].nonzero().squeeze(1).to(self.device)
         counts = [int(trained[sum(sizes[:r]):sum(sizes[:r + 1])].sum()) for r in range(world.world_size)]
@@ -430,8 +436,9 @@ class Trainer:
             distributed.share_rows(world, tokens[local_picks], counts, share), weights, part)
         if want_scores:
             scores = self.global_scores([share] * world.world_size, image_features, text_features, logit_scale)
-            clipscore[trained], loss[trained], correct[trained] = scores.clipscore, scores.loss, scores.correct.float()
-        return float(train_loss), trained, Scores(clipscore, loss, correct, None)
+            for name in ("clipscore", "loss", "correct", "loss_i2t", "loss_t2i"):
+                getattr(unknown, name)[trained] = getattr(scores, name).float()
+        return float(train_loss), trained, unknown
 
     def train_on(self, images, tokens, weights=None, part=slice(None)):
         """One optimiser step on this rank's share of the picks. weights: the loss weight of every
@@ -453,8 +460,11 @@ class Trainer:
             self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         return loss.detach(), image_features.detach(), text_features.detach(), logit_scale.detach()
 
-    def set_lr(self) -> float:
-        lr = self.schedule(min(self.step, self.total_steps - 1))
+    def set_lr(self, step_in_epoch: int, epoch_steps: int) -> float:
+        """The cosine schedule at the epoch's progress: an epoch its strategy pruned (fewer
+        steps) covers the same stretch of the schedule as a full one."""
+        position = (self.epoch + step_in_epoch / epoch_steps) * self.steps_per_epoch
+        lr = self.schedule(min(int(position), self.total_steps - 1))
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         return lr
@@ -474,29 +484,47 @@ class Trainer:
         cfg, world = self.cfg, self.world
         # Anything in the model that draws from the global RNG draws the same after a resume.
         torch.manual_seed((cfg.seed * 1_000_003 + self.epoch) * 1_009 + world.rank)
+        plan = self.strategy.epoch_plan(self.epoch, self.pool)
+        n_pruned = len(self.pool) - len(plan)
+        if n_pruned and world.is_main:
+            self.record_pruned(writer, plan)
+        only = None if self.sources.subset is None and not n_pruned else plan.numpy()
         if self.cache is not None:
             batches = self.cache.batches(self.dataset, "train", batch_size=cfg.batch_size, seed=cfg.seed,
-                                         epoch=self.epoch, rank=world.rank, world_size=world.world_size,
-                                         only=self.sources.subset)
+                                         epoch=self.epoch, rank=world.rank, world_size=world.world_size, only=only)
         else:
             batches = iter(data.loader(self.dataset, "train", transform=self.preprocess_train,
                                        tokenizer=self.tokenizer, batch_size=cfg.batch_size, shuffle=True,
                                        seed=cfg.seed, epoch=self.epoch, workers=cfg.workers, rank=world.rank,
-                                       world_size=world.world_size, only=self.sources.subset))
-        progress = tqdm(total=self.steps_per_epoch, desc=f"{cfg.run} epoch {self.epoch + 1}/{cfg.epochs}",
+                                       world_size=world.world_size, only=only))
+        epoch_steps = max(1, math.ceil(len(plan) / (cfg.batch_size * world.world_size)))
+        progress = tqdm(total=epoch_steps, desc=f"{cfg.run} epoch {self.epoch + 1}/{cfg.epochs}",
                         unit="batch", disable=cfg.quiet or not world.is_main, leave=False)
         t_start = time.perf_counter()
+        step_in_epoch = 0
         while (batch := self.next_batch(batches)) is not None:
             t_data = time.perf_counter() - t_start
-            lr = self.set_lr()
-            self.record_step(writer, self.train_step(*batch), lr, t_data)
+            lr = self.set_lr(step_in_epoch, epoch_steps)
+            self.record_step(writer, self.train_step(*batch), lr, t_data, n_pruned if step_in_epoch == 0 else 0)
             self.step += 1
+            step_in_epoch += 1
             progress.update()
             t_start = time.perf_counter()
         progress.close()
 
-    def record_step(self, writer: ledger.LedgerWriter, step: Step, lr: float, t_data: float) -> None:
-        """The step's rows: this rank's samples in `scores`, the step itself in `steps` (rank 0)."""
+    def record_pruned(self, writer: ledger.LedgerWriter, plan: torch.Tensor) -> None:
+        """The samples the strategy pruned from the epoch before loading: a row each in `scores`
+        (no step, not scored, not selected), so the epoch still has a row for every sample."""
+        pruned = self.pool[~torch.isin(self.pool, plan)].numpy()
+        nan = np.full(len(pruned), np.nan)
+        writer.add("scores", {"run": self.cfg.run, "epoch": self.epoch}, {
+            "step": nan, "sample_id": pruned, "clipscore": nan, "hist": nan, "loss": nan,
+            "selected": np.zeros(len(pruned), dtype=bool), "correct": nan})
+
+    def record_step(self, writer: ledger.LedgerWriter, step: Step, lr: float, t_data: float,
+                    n_pruned: int) -> None:
+        """The step's rows: this rank's samples in `scores`, the step itself in `steps` (rank 0),
+        with the samples pruned from the epoch before loading on its first step."""
         partition = {"run": self.cfg.run, "epoch": self.epoch}
         rows = step.rows
         writer.add("scores", partition, {
@@ -511,6 +539,7 @@ class Trainer:
         if self.world.is_main:
             writer.add("steps", partition, {
                 "step": [self.step], "batch_size": [len(step.trained)], "n_selected": [int(step.trained.sum())],
+                "n_pruned": [n_pruned],
                 "lr": [lr], "loss": [step.train_loss],
                 "logit_scale": [float(self.model.logit_scale.detach().exp())],
                 "t_data": [t_data], "t_score": [step.t_score], "t_train": [step.t_train],

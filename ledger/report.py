@@ -54,7 +54,9 @@ ANALYSES = {a.key: a for a in (
              "The same with the drift of the whole distribution removed: the gap that closes.",
              "line", needs_split=True, x="epoch", y="mean_centred_clipscore", hue="is_clean"),
     Analysis("4a", "CLIPScore of the selected samples vs all, per stage",
-             "Which part of the score distribution the strategy trains on, early to late.",
+             "Which part of the score distribution the strategy trains on, early to late: as the oracle "
+             "scores them with --oracle (the paper's \"shifting toward cleaner samples\"), else as the run "
+             "itself did.",
              "hist", hue="subset", facet="epoch"),
     Analysis("4b", "Final CLIPScore distribution, clean vs noisy, per run",
              "The clean-minus-noisy gap of the final model (paper: 0.65 full data, 2.14 DISSect).",
@@ -133,6 +135,15 @@ class Result:
         if "clean_minus_noisy" in first:
             gaps = {r[self.columns.index("run")]: r[self.columns.index("clean_minus_noisy")] for r in self.rows}
             return "clean - noisy mean: " + ", ".join(f"{k} {v:.2f}" for k, v in gaps.items() if v is not None)
+        if "nominal_ratio" in first:
+            off = sorted({f"{r[self.columns.index('method')]} r={r[self.columns.index('nominal_ratio')]} trained "
+                          f"{r[self.columns.index('ratio')]}" for r in self.rows
+                          if abs(r[self.columns.index("ratio")] - r[self.columns.index("nominal_ratio")]) > 0.02})
+            return metric + "placed at the fraction trained" + (f"; off the nominal ratio: {', '.join(off)}" if off else "")
+        if "off_nominal" in first:
+            off = sorted({f"{r[self.columns.index('method')]} {r[self.columns.index('off_nominal')]}" for r in self.rows
+                          if r[self.columns.index("off_nominal")]})
+            return "r= the fraction trained" + (f"; off the nominal ratio: {', '.join(off)}" if off else "")
         return metric.removesuffix(": ")
 
 
@@ -181,14 +192,17 @@ def resolve(con, analysis: Analysis, req: Request) -> dict:
     if analysis.needs_oracle and not req.oracle:
         raise LedgerError(f"figure {analysis.key} needs an oracle: score one with `dissect score DATA --ckpt CKPT "
                           f"--model M --name NAME --ledger {req.ledger}` and pass --oracle NAME")
+    if req.oracle and (analysis.needs_split or analysis.key == "4a"):
+        oracle_dataset = _one(con, "SELECT any_value(dataset) FROM oracle WHERE name = ?", [req.oracle])
+        if oracle_dataset is None:
+            raise LedgerError(f"oracle {req.oracle!r} is not in {where}: make it with `dissect score DATA "
+                              f"--ckpt CKPT --model M --name {req.oracle} --ledger {req.ledger}`")
+        if oracle_dataset != dataset:
+            raise LedgerError(f"oracle {req.oracle!r} scored {oracle_dataset}, run {subject!r} trained on {dataset}")
+    if analysis.key == "4a":
+        params["oracle"] = req.oracle
     if analysis.needs_split:
         if req.oracle and not req.truth:
-            oracle_dataset = _one(con, "SELECT any_value(dataset) FROM oracle WHERE name = ?", [req.oracle])
-            if oracle_dataset is None:
-                raise LedgerError(f"oracle {req.oracle!r} is not in {where}: make it with `dissect score DATA "
-                                  f"--ckpt CKPT --model M --name {req.oracle} --ledger {req.ledger}`")
-            if oracle_dataset != dataset:
-                raise LedgerError(f"oracle {req.oracle!r} scored {oracle_dataset}, run {subject!r} trained on {dataset}")
             params["oracle"] = req.oracle
         else:
             flagged = _one(con, "SELECT count(is_noisy) FROM samples WHERE dataset = ?", [dataset])

@@ -54,6 +54,9 @@ STEPS = Table(
         ("t_data", pa.float64()),
         ("t_score", pa.float64()),
         ("t_train", pa.float64()),
+        # the samples its strategy pruned from the epoch before loading (InfoBatch, SCAN), on
+        # the epoch's first step; 0 on the others (NULL in ledgers written before it was kept)
+        ("n_pruned", pa.int32()),
     ]),
 )
 

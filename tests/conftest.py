@@ -70,7 +70,8 @@ def add_curve(writer, run, points, seconds_per_step=1.0, n_selected=2, score_sec
         "step": np.arange(last), "batch_size": np.full(last, N), "n_selected": np.full(last, n_selected),
         "lr": np.full(last, 1e-3), "loss": np.ones(last, dtype=np.float32),
         "logit_scale": np.full(last, 14.0, dtype=np.float32), "t_data": np.zeros(last),
-        "t_score": np.full(last, score_seconds_per_step), "t_train": np.full(last, seconds_per_step)})
+        "t_score": np.full(last, score_seconds_per_step), "t_train": np.full(last, seconds_per_step),
+        "n_pruned": np.zeros(last)})
     for step, rsum in points:
         metrics = {"rsum4": rsum, "rsum": rsum, "ir_r1": rsum * 0.1, "ir_r10": rsum * 0.3,
                    "tr_r1": rsum * 0.2, "tr_r10": rsum * 0.4}

@@ -19,7 +19,7 @@ def write_epoch(writer, run, epoch):
         "selected": ids < 3, "correct": ids < 5})
     writer.add("steps", {"run": run, "epoch": epoch}, {
         "step": [epoch], "batch_size": [10], "n_selected": [3], "lr": [1e-3], "loss": [1.0], "logit_scale": [14.0],
-        "t_data": [0.0], "t_score": [0.0], "t_train": [0.0]})
+        "t_data": [0.0], "t_score": [0.0], "t_train": [0.0], "n_pruned": [0]})
     writer.commit(ledger.epoch_unit(run, epoch))
 
 

@@ -80,18 +80,24 @@ def test_table6_seconds_to_targets(hand_ledger):
 
 
 def test_table1_and_figure2_mean_and_std_over_seeds(hand_ledger):
-    rows, _ = analyse(hand_ledger, "2", vs=("perfect", "full"))
+    rows, result = analyse(hand_ledger, "2", vs=("perfect", "full"))
     by = {(r["method"], r["ratio"]): r for r in rows}
-    warm = by[("dissect-warmup", 0.3)]
+    # nominal r = 0.3, but its steps trained 2 of 8 samples: placed at 0.25, and the note says so
+    warm = by[("dissect-warmup", 0.25)]
+    assert warm["nominal_ratio"] == 0.3 and by[("full", 1.0)]["nominal_ratio"] == 1.0
+    assert "off the nominal ratio: dissect-warmup r=0.3 trained 0.25" in result.note
     assert warm["metric_mean"] == 105.0 and warm["n"] == 2 and warm["setting"] == ""
     assert warm["metric_std"] == pytest.approx(np.std([100, 110], ddof=1))
-    rows, _ = analyse(hand_ledger, "table1", vs=("perfect", "full"))
+    rows, result = analyse(hand_ledger, "table1", vs=("perfect", "full"))
     assert [r["method"] for r in rows] == ["full", "dissect-warmup"]   # full data first, as in the paper
     warm = rows[1]
-    assert warm["test_set"] == "test" and warm["r=0.3 IR@1"] == "21.00 ± 1.41 (2)"   # tr_r1: image->text
-    assert warm["r=0.3 TR@10"] == "31.50 ± 2.12 (2)"   # ir_r10: text->image
-    assert [c for c in rows[0] if c.startswith("r=")] == ["r=0.3 IR@1", "r=0.3 IR@10", "r=0.3 TR@1", "r=0.3 TR@10",
-                                                          "r=1.0 IR@1", "r=1.0 IR@10", "r=1.0 TR@1", "r=1.0 TR@10"]
+    assert warm["test_set"] == "test" and warm["r=0.25 IR@1"] == "21.00 ± 1.41 (2)"   # tr_r1: image->text
+    assert warm["r=0.25 TR@10"] == "31.50 ± 2.12 (2)"   # ir_r10: text->image
+    assert warm["off_nominal"] == "r=0.3 trained 0.25" and rows[0]["off_nominal"] is None
+    assert "dissect-warmup r=0.3 trained 0.25" in result.note
+    assert [c for c in rows[0] if c.startswith("r=")] == ["r=0.25 IR@1", "r=0.25 IR@10", "r=0.25 TR@1",
+                                                          "r=0.25 TR@10", "r=1.0 IR@1", "r=1.0 IR@10", "r=1.0 TR@1",
+                                                          "r=1.0 TR@10"]
 
 
 def test_histograms_and_stages(hand_ledger):
@@ -99,6 +105,11 @@ def test_histograms_and_stages(hand_ledger):
     assert {(r["is_clean"], r["bin"], r["n"]) for r in rows} == {(True, 10.0, 6), (False, 20.0, 2)}
     rows, _ = analyse(hand_ledger, "4a", epochs=(1,))
     assert {(r["subset"], r["n"]) for r in rows} == {("all", 8), ("selected", 4)}
+    assert {r["scored_by"] for r in rows} == {"the run"}
+    rows, _ = analyse(hand_ledger, "4a", epochs=(1,), oracle="o")   # the oracle's view of dis's picks 0, 1, 2, 6
+    assert sorted(r["bin"] for r in rows if r["subset"] == "selected") == [0.0, 10.0, 20.0, 60.0]
+    assert sorted(r["bin"] for r in rows if r["subset"] == "all") == [10.0 * i for i in range(8)]
+    assert {r["scored_by"] for r in rows} == {"oracle o"}
     rows, result = analyse(hand_ledger, "4b", vs=("perfect",))
     assert {r["clean_minus_noisy"] for r in rows if r["run"] == "dis"} == {0.0}
     assert "clean - noisy mean" in result.note

@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +11,8 @@ from dissect.engine import strategies
 
 def make(name, n=10, ratio=0.3, warmup_epochs=2, momentum=0.9, seed=0, **settings):
     defaults = {"warmup_epochs": warmup_epochs, "momentum": momentum, "epochs": 8, "infobatch_anneal": 0.125,
-                "infobatch_max_prune": 0.9, "scan_spread": 0.5, "scan_low_share": 0.5, "divbs_features": "grad"}
+                "scan_t_cos": 3, "scan_prune_td": 0.3, "mid_loss_spread": 0.5, "mid_loss_low_share": 0.5,
+                "divbs_features": "grad"}
     return strategies.create(name, n_samples=n, ratio=ratio, seed=seed, **{**defaults, **settings})
 
 
@@ -129,38 +131,121 @@ def test_oracle_clean_picks_only_clean_samples():
         make("oracle-clean")
 
 
-def test_infobatch_prunes_below_the_mean_at_random_and_reweighs_the_rest():
+def losses(loss, i2t=None, t2i=None):
+    """What a training step hands a strategy's trained(): the per-sample losses."""
+    return SimpleNamespace(loss=loss, loss_i2t=loss if i2t is None else i2t, loss_t2i=loss if t2i is None else t2i)
+
+
+def test_infobatch_prunes_the_well_learned_before_loading_and_rescales_the_kept():
     s = make("infobatch", ratio=0.5, epochs=8, infobatch_anneal=0.25)
-    first = s.select(IDS, None, None, epoch=0)
-    assert first.selected.all()                      # nothing trained yet: nothing to prune
-    s.trained(IDS, torch.ones(10, dtype=torch.bool), LOSSES)   # mean 1.08: ids 0, 2, 4, 6, 7, 8 below
-    below = LOSSES < LOSSES.mean()
-    picks = s.select(IDS, None, None, epoch=1)
-    p = min(0.9, 0.5 * 10 / 6)                       # (1 - r) B / n_below, capped
-    assert picks.selected[~below].all()              # above the mean: always trained
-    assert torch.allclose(picks.weights[below], torch.full((6,), 1 / (1 - p)))
-    assert torch.equal(picks.weights[~below], torch.ones(4))
-    kept = [int(s.select(IDS, None, None, epoch=1).selected[below].sum()) for _ in range(200)]
-    assert abs(sum(kept) / 200 - 6 * (1 - p)) < 0.3  # each below-mean sample kept with probability 1 - p
-    assert s.select(IDS, None, None, epoch=6).selected.all()   # the last quarter anneals: no pruning
-    assert s.select(IDS, None, None, epoch=6).weights is None
+    assert torch.equal(s.epoch_plan(0, IDS), IDS)   # nothing trained yet: nothing to prune
+    assert s.select(IDS, None, None, 0).weights is None
+    s.trained(IDS, torch.ones(10, dtype=torch.bool), losses(LOSSES))   # mean 1.08: ids 0, 2, 4, 6, 7, 8 below
+    below = IDS[LOSSES < LOSSES.mean()]
+    plan = s.epoch_plan(1, IDS)
+    assert set(plan.tolist()) >= {1, 3, 5, 9}       # above the mean: always loaded
+    kept = sorted(set(plan.tolist()) & set(below.tolist()))
+    assert len(kept) == int(0.5 * 6) and torch.equal(plan, plan.sort().values)
+    picks = s.select(plan, None, None, 1)
+    assert picks.selected.all()                      # a loaded batch trains whole
+    assert picks.weights.tolist() == [2.0 if i in kept else 1.0 for i in plan.tolist()]   # 1 / keep
+    assert len(s.epoch_plan(5, IDS)) == 7
+    assert torch.equal(s.epoch_plan(6, IDS), IDS)    # ceil(8 x 0.75) = 6: the last quarter anneals
+    assert s.select(IDS, None, None, 6).weights is None   # and weighs 1
+    assert make("infobatch", ratio=0.05).keep == 0.1    # the authors' floor on the kept share
     b = make("infobatch", seed=3)
     b.load_state_dict(s.state_dict())
     assert torch.equal(b.score, LOSSES)
 
 
-def test_scan_keeps_the_middle_losses_and_prunes_more_as_it_goes():
-    s = make("scan", n=100, ratio=0.3, epochs=10, scan_spread=0.5, scan_low_share=0.5)
+def test_scan_drop_share_is_the_authors_cosine():
+    s = make("scan", scan_t_cos=3)
+    assert [s.drop_share(d) for d in range(9)] == pytest.approx([0, 0.25, 0.75, 1.0, 0, 0.25, 0.75, 1.0, 0])
+
+
+def feed(s, ids, loss, batch=100, i2t=None, t2i=None):
+    for start in range(0, len(ids), batch):
+        rows = slice(start, start + batch)
+        s.trained(ids[rows], torch.ones(len(ids[rows]), dtype=torch.bool),
+                  losses(loss[rows], None if i2t is None else i2t[rows], None if t2i is None else t2i[rows]))
+
+
+def test_scan_pretrains_then_collects_both_ends_of_both_directions_then_drops_a_growing_share():
+    pool = torch.arange(100)
+    s = make("scan", n=100, ratio=0.8, epochs=7, scan_t_cos=3, scan_prune_td=0.3)
+    for epoch, mean in enumerate([4.0, 2.0, 1.8]):       # -50 %: pre-training goes on; -10 %: it ends
+        assert torch.equal(s.epoch_plan(epoch, pool), pool)
+        feed(s, pool, torch.full((100,), mean))
+    assert torch.equal(s.epoch_plan(3, pool), pool)      # epoch 3 collects, on full data
+    assert int(s.start) == 3
+    # budget by hand: 300 trained of 300 so far; 0.8 x 700 - 300 = 260 to train in epochs 3-6, which
+    # drop 2 rho x 100 x (0 + 0.25 + 0.75 + 1.0): rho = (4 - 2.6) / 2 / 2 = 0.35, 35 per end of a batch of 100
+    assert float(s.rho) == pytest.approx(0.35)
+    loss = torch.arange(100.0)
+    feed(s, pool, loss, i2t=loss, t2i=loss)              # the directions agree: 0-34 and 65-99
+    assert s.candidate.nonzero().squeeze(1).tolist() == list(range(35)) + list(range(65, 100))
+    plans = [s.epoch_plan(epoch, pool) for epoch in (4, 5, 6)]
+    assert [100 - len(p) for p in plans] == [int(70 * 0.25), int(70 * 0.75), 70]
+    assert all(set(range(35, 65)) <= set(p.tolist()) for p in plans)   # never a candidate, never dropped
+    trained = 400 + sum(len(p) for p in plans)
+    assert trained / 700 == pytest.approx(0.8, abs=0.02)
+
+
+def test_scan_fills_a_small_intersection_at_random_from_the_union():
+    pool = torch.arange(20)
+    s = make("scan", n=20, ratio=0.9, epochs=4, scan_prune_td=0.99)
+    for epoch in (0, 1):
+        s.epoch_plan(epoch, pool)
+        feed(s, pool, torch.ones(20))
+    s.epoch_plan(2, pool)                                # collects: pre-training ended as early as it can
+    n = int(20 * float(s.rho))
+    i2t, t2i = torch.arange(20.0), torch.arange(20.0).flip(0)   # the two directions disagree entirely
+    feed(s, pool, (i2t + t2i) / 2, i2t=i2t, t2i=t2i)
+    picked = set(s.candidate.nonzero().squeeze(1).tolist())
+    ends = set(range(n)) | set(range(20 - n, 20))
+    assert picked <= ends and len(picked) >= n           # n drawn from the union, for each end
+
+
+@pytest.mark.parametrize("ratio", [0.7, 0.8, 0.9])
+def test_scan_trains_the_requested_fraction_over_the_run(ratio):
+    pool, epochs = torch.arange(400), 16
+    s = make("scan", n=400, ratio=ratio, epochs=epochs)
+    generator = torch.Generator().manual_seed(0)
+    trained = 0
+    for epoch in range(epochs):
+        plan = s.epoch_plan(epoch, pool)
+        trained += len(plan)
+        loss = torch.rand(len(plan), generator=generator) + 4.0 / (epoch + 1) ** 2   # flattens after epoch 2
+        feed(s, plan, loss, batch=50)
+    assert trained / (epochs * 400) == pytest.approx(ratio, abs=0.02)
+
+
+def test_scan_below_its_floor_trains_the_floor():
+    pool, epochs = torch.arange(100), 8
+    s = make("scan", n=100, ratio=0.3, epochs=epochs, scan_prune_td=0.99)
+    trained = 0
+    for epoch in range(epochs):
+        plan = s.epoch_plan(epoch, pool)
+        trained += len(plan)
+        feed(s, plan, torch.rand(len(plan)))
+    assert float(s.rho) == 0.5                           # every sample a candidate
+    # epochs 0 and 1 pre-train (the first has no loss to compare with), 2 and 6 collect; 3-5 and 7
+    # drop 0.25, 0.75, 1 and 0.25 of all
+    assert trained == 100 * 8 - (25 + 75 + 100 + 25)
+
+
+def test_mid_loss_keeps_the_middle_losses_and_prunes_more_as_it_goes():
+    s = make("mid-loss", n=100, ratio=0.3, epochs=10, mid_loss_spread=0.5, mid_loss_low_share=0.5)
     fractions = [s.kept_fraction(e) for e in range(10)]
     assert fractions[0] > fractions[-1] and sum(fractions) / 10 == pytest.approx(0.3)
     loss = torch.arange(100.0)
     picked = chosen(s.select(torch.arange(100), None, loss, epoch=0))
     k = math.floor(100 * fractions[0] + 1e-9)
     low = round((100 - k) / 2)
-    assert picked == set(range(low, low + k))       # the lowest and highest losses pruned, half each
+    assert picked == set(range(low, low + k))       # the lowest and highest losses left out, half each
     late = chosen(s.select(torch.arange(100), None, loss, epoch=9))
     assert len(late) < len(picked)
-    capped = make("scan", ratio=0.8, scan_spread=0.5)
+    capped = make("mid-loss", ratio=0.8, mid_loss_spread=0.5)
     assert capped.kept_fraction(0) <= 1.0 + 1e-9
 
 

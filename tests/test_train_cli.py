@@ -105,9 +105,10 @@ def test_query_formats(trained):
     (["--ratio", "0"], "--ratio 0.0 is outside (0, 1]"),
     (["--model", "NoSuchNet"], "unknown model 'NoSuchNet'"),
     (["--strategy", "infobatch", "--infobatch-anneal", "1.5"], "--infobatch-anneal 1.5 is outside [0, 1)"),
-    (["--strategy", "infobatch", "--infobatch-max-prune", "1"], "--infobatch-max-prune 1.0 is outside [0, 1)"),
-    (["--strategy", "scan", "--scan-spread", "-0.1"], "--scan-spread -0.1 is outside [0, 1)"),
-    (["--strategy", "scan", "--scan-low-share", "2"], "--scan-low-share 2.0 is outside [0, 1]"),
+    (["--strategy", "scan", "--scan-t-cos", "0"], "--scan-t-cos 0 must be at least 1"),
+    (["--strategy", "scan", "--scan-prune-td", "1"], "--scan-prune-td 1.0 is outside [0, 1)"),
+    (["--strategy", "mid-loss", "--mid-loss-spread", "-0.1"], "--mid-loss-spread -0.1 is outside [0, 1)"),
+    (["--strategy", "mid-loss", "--mid-loss-low-share", "2"], "--mid-loss-low-share 2.0 is outside [0, 1]"),
     (["--run", "a=b"], "--run name 'a=b' is not usable: use letters, digits"),
     (["--run", "x" * 129], "--run name 'xxx"),
     (["--run", ".hidden"], "--run name '.hidden' is not usable"),
@@ -280,25 +281,35 @@ def test_the_cli_takes_its_defaults_from_the_library():
         assert name in help_text
 
 
-@pytest.mark.parametrize("strategy", ["infobatch", "scan", "divbs"])
+@pytest.mark.parametrize("strategy", ["infobatch", "scan", "mid-loss", "divbs"])
 def test_the_online_baselines_train_and_say_what_they_trained(tiny_dataset, tmp_path, strategy):
     ledger_dir = tmp_path / "ledger"
-    result = run_cli(*train_args(tiny_dataset, ledger_dir, strategy, strategy, 4, "--infobatch-anneal", "0.25"))
+    # scan: pre-training ends after epoch 1 (the first with a loss before it to compare), epoch 2 collects
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, strategy, strategy, 4, "--infobatch-anneal", "0.25",
+                                 "--scan-prune-td", "0.99", "--ratio", "0.8"))
     assert result.exit_code == 0, result.output
-    _, rows = ledger.query(ledger_dir, "SELECT epoch, sum(n_selected) FROM steps GROUP BY 1 ORDER BY 1")
-    trained = [n for _, n in rows]
+    _, rows = ledger.query(ledger_dir, "SELECT epoch, sum(n_selected), count(*), sum(batch_size), sum(n_pruned) "
+                                       "FROM steps GROUP BY 1 ORDER BY 1")
+    trained = [n for _, n, _, _, _ in rows]
+    if strategy in ("infobatch", "scan"):   # prune before loading: fewer steps, full batches, all trained
+        assert [(b, p) for _, _, _, b, p in rows] == [(n, 100 - n) for n in trained]
+        assert [c for _, _, c, _, _ in rows] == [math.ceil(n / BATCH) for n in trained]
+        _, per_epoch = ledger.query(ledger_dir, "SELECT DISTINCT count(*) FROM scores GROUP BY epoch")
+        assert per_epoch == [(100,)]        # a row for every sample every epoch, pruned ones too
     if strategy == "infobatch":      # trains all of epoch 0 (nothing recorded yet) and of the annealed last epoch
         assert trained[0] == 100 and trained[-1] == 100 and min(trained) < 100
-    elif strategy == "scan":         # prunes more as training goes on
+    elif strategy == "scan":         # full twice, collecting, then a quarter of the candidates dropped
+        assert trained[:3] == [100, 100, 100] and trained[3] < 100
+    elif strategy == "mid-loss":     # prunes more as training goes on
         assert trained == sorted(trained, reverse=True) and trained[0] > trained[-1]
     else:
-        assert trained == [100 // BATCH * math.floor(RATIO * BATCH)] * 4
+        assert trained == [100 // BATCH * math.floor(0.8 * BATCH)] * 4
     fraction = sum(trained) / 400
-    assert f"trained {fraction:.3f} of the samples it loaded" in result.output
+    assert f"trained {fraction:.3f} of its train samples per epoch" in result.output
     result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
     assert f",{round(fraction, 3)}," in result.output
     config = ledger.read_run(ledger_dir, strategy)["config"]
-    assert {"infobatch_anneal", "scan_spread", "divbs_features"} <= set(config)
+    assert {"infobatch_anneal", "scan_t_cos", "scan_prune_td", "mid_loss_spread", "divbs_features"} <= set(config)
 
 
 def test_query_is_read_only_and_odd_ledger_paths_are_refused(trained, tmp_path):

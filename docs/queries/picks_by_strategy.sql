@@ -31,7 +31,7 @@ loss_auroc AS (
     GROUP BY run
 ),
 trained AS (
-    SELECT run, sum(n_selected) / sum(batch_size) AS trained_fraction FROM steps GROUP BY run
+    SELECT run, trained_share(n_selected, batch_size, n_pruned) AS trained_fraction FROM steps GROUP BY run
 )
 SELECT r.strategy, r.ratio,
        round(avg(p.clean_picks), 3) AS clean_picks,

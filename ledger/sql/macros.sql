@@ -109,6 +109,12 @@ CREATE OR REPLACE MACRO run_setting(config) AS
         'warmup_epochs', CASE WHEN config->>'strategy' = 'dissect-warmup' THEN config->'warmup_epochs' END,
         'momentum', CASE WHEN config->>'strategy' = 'dissect-momentum' THEN config->'momentum' END,
         'infobatch_anneal', CASE WHEN config->>'strategy' = 'infobatch' THEN config->'infobatch_anneal' END,
+        'scan_t_cos', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_t_cos' END,
+        'scan_prune_td', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_prune_td' END,
+        'mid_loss_spread', CASE WHEN config->>'strategy' = 'mid-loss' THEN config->'mid_loss_spread' END,
+        'mid_loss_low_share', CASE WHEN config->>'strategy' = 'mid-loss' THEN config->'mid_loss_low_share' END,
+        -- flags of the per-batch infobatch and scan of ledgers before they were the authors':
+        -- kept on those runs, so that they are never averaged with today's
         'infobatch_max_prune', CASE WHEN config->>'strategy' = 'infobatch' THEN config->'infobatch_max_prune' END,
         'scan_spread', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_spread' END,
         'scan_low_share', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_low_share' END,
@@ -143,14 +149,36 @@ CREATE OR REPLACE MACRO run_method(strategy, subset) AS
 CREATE OR REPLACE MACRO run_ratio(ratio, subset) AS
     round(ratio * coalesce((subset->>'keep')::DOUBLE, 1), 3);
 
--- Final value of a metric per (method, setting, ratio) over the completed ones of the
--- named runs: mean, sample std and n (the seeds of that experiment).
+-- The share of the samples offered to a run that it trained on (back-propagated): the
+-- samples trained over those loaded plus those its strategy pruned before loading
+-- (steps.n_pruned, NULL in ledgers older than it: none pruned). An aggregate over steps.
+CREATE OR REPLACE MACRO trained_share(n_selected, batch_size, n_pruned) AS
+    sum(n_selected) / nullif(sum(batch_size) + coalesce(sum(n_pruned), 0), 0);
+
+-- Per run: the fraction of its dataset's train samples it trained on per epoch, as it really
+-- did (trained_share times the fraction a subset kept), where every method is placed; the
+-- nominal ratio (run_ratio) beside it.
+CREATE OR REPLACE MACRO run_trained(run_names) AS TABLE
+    SELECT r.name AS run, run_ratio(r.ratio, r.subset) AS nominal_ratio,
+           coalesce(round(any_value(t.share) * coalesce((r.subset->>'keep')::DOUBLE, 1), 3),
+                    run_ratio(r.ratio, r.subset)) AS trained
+    FROM runs r
+    LEFT JOIN (SELECT run, trained_share(n_selected, batch_size, n_pruned) AS share
+               FROM steps WHERE list_contains(run_names, run) GROUP BY run) t ON t.run = r.name
+    WHERE list_contains(run_names, r.name)
+    GROUP BY r.name, r.ratio, r.subset;
+
+-- Final value of a metric per (method, setting, nominal ratio) over the completed ones of the
+-- named runs: mean, sample std and n (the seeds of that experiment), placed at the mean
+-- fraction its seeds trained (ratio), the nominal ratio beside it.
 CREATE OR REPLACE MACRO metric_by_setting(metric_name, run_names) AS TABLE
-    SELECT run_method(r.strategy, r.subset) AS method, l.setting, run_ratio(r.ratio, r.subset) AS ratio,
-           avg(f.value) AS metric_mean, coalesce(stddev_samp(f.value), 0) AS metric_std, count(*) AS n
+    SELECT run_method(r.strategy, r.subset) AS method, l.setting, round(avg(t.trained), 3) AS ratio,
+           t.nominal_ratio, avg(f.value) AS metric_mean, coalesce(stddev_samp(f.value), 0) AS metric_std,
+           count(*) AS n
     FROM final_metric(metric_name) f
     JOIN runs r ON r.name = f.run
     JOIN setting_labels(run_names) l ON l.run = r.name
+    JOIN run_trained(run_names) t ON t.run = r.name
     WHERE r.status = 'completed'
     GROUP BY ALL;
 

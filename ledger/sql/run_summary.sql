@@ -18,7 +18,7 @@ clean AS (
     GROUP BY run
 ),
 trained AS (
-    SELECT run, sum(n_selected) / sum(batch_size) AS trained_fraction FROM steps WHERE list_contains(getvariable('runs'), run)
+    SELECT run, trained_share(n_selected, batch_size, n_pruned) AS trained_fraction FROM steps WHERE list_contains(getvariable('runs'), run)
     GROUP BY run
 )
 SELECT r.name AS run, r.strategy, r.ratio,

@@ -2,7 +2,7 @@
 -- fraction of what it loaded that it trained on, its last R@Sum (the paper's four recalls)
 -- and its wall time so far.
 WITH trained AS (
-    SELECT run, sum(n_selected) / sum(batch_size) AS trained_fraction, max(epoch) + 1 AS epochs_done
+    SELECT run, trained_share(n_selected, batch_size, n_pruned) AS trained_fraction, max(epoch) + 1 AS epochs_done
     FROM steps GROUP BY run
 )
 SELECT r.name, r.strategy, r.ratio, r.model, r.seed, r.status,
