@@ -178,7 +178,7 @@ def cache_(data, model, quiet):
 
 
 STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, infobatch, "
-              "scan, mid-loss, divbs, oracle-clean (a reference that needs ground-truth noise flags)")
+              "scan, mid-loss, divbs, ncr, gsc, oracle-clean (a reference that needs ground-truth noise flags)")
 
 
 @cli.command()
@@ -218,6 +218,12 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
               help="scan: T_cos, the pruning epochs that follow each collecting epoch.")
 @click.option("--scan-prune-td", default=TrainConfig.scan_prune_td, show_default=True,
               help="scan: full-data pre-training ends when an epoch's mean loss falls by less than this share.")
+@click.option("--ncr-warmup-epoch", default=TrainConfig.ncr_warmup_epoch, show_default=True,
+              help="ncr: warm-up epochs (both networks train k at random) before the GMM co-divide.")
+@click.option("--ncr-p-threshold", default=TrainConfig.ncr_p_threshold, show_default=True,
+              help="ncr: the clean probability above which a pair's rectified label is prob + (1 - prob) x pred.")
+@click.option("--gsc-beta", default=TrainConfig.gsc_beta, show_default=True,
+              help="gsc: beta of the targets' moving average (topo_target, pred_target).")
 @click.option("--mid-loss-spread", default=TrainConfig.mid_loss_spread, show_default=True,
               help="mid-loss: the kept fraction falls linearly from r (1 + s) to r (1 - s) over the epochs.")
 @click.option("--mid-loss-low-share", default=TrainConfig.mid_loss_low_share, show_default=True,

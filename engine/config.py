@@ -40,6 +40,9 @@ class TrainConfig:
     infobatch_anneal: float = 0.125    # infobatch: the final fraction of the epochs that prunes nothing
     scan_t_cos: int = 3                # scan: T_cos, the pruning epochs of a cycle (after its collecting epoch)
     scan_prune_td: float = 0.3         # scan: pre-training ends when an epoch's loss falls by less than this share
+    ncr_warmup_epoch: int = 1          # ncr: epochs of warm-up (k at random for both networks) before co-divide
+    ncr_p_threshold: float = 0.5       # ncr: clean probability above which the rectified label is prob-based
+    gsc_beta: float = 0.7              # gsc: the targets' moving-average weight
     mid_loss_spread: float = 0.5       # mid-loss: the kept fraction falls from r (1 + s) to r (1 - s)
     mid_loss_low_share: float = 0.5    # mid-loss: the share of the left-out taken from the lowest losses
     divbs_features: str = "grad"       # divbs: `grad` (InfoNCE gradient w.r.t. the embeddings) or `embedding`

@@ -82,6 +82,9 @@ class Strategy:
     # so the step runs no scoring pass unless --score-all asks for one.
     scores_batch = True
     wants_features = False           # True: select() gets the scoring pass's Features
+    # True: the run trains a second network beside the model (NCR's co-divide), scored in every
+    # step too; the trainer calls select_pair instead of select
+    peer = False
 
     def __init__(self, *, n_samples: int, ratio: float, seed: int):
         self.n_samples = n_samples
@@ -97,6 +100,11 @@ class Strategy:
         """The sorted ids of POOL (the epoch's train ids, sorted) that epoch EPOCH loads: all of
         them, but for a strategy that prunes the dataset before loading."""
         return pool
+
+    def select_pair(self, ids, own, peer, epoch: int) -> tuple[Selection, Selection]:
+        """A peer strategy's picks for the model and for its peer network, from both networks'
+        scoring passes (own, peer: the batch's per-sample numbers, with .loss_i2t and .loss_t2i)."""
+        raise NotImplementedError
 
     def trained(self, ids, trained, scores) -> None:
         """After the training step: which samples were trained, and the batch's per-sample
@@ -115,6 +123,13 @@ class Strategy:
     def top_mask(self, values: torch.Tensor, k: int) -> torch.Tensor:
         mask = torch.zeros(values.shape[0], dtype=torch.bool)
         mask[torch.topk(values, k, sorted=False).indices] = True
+        return mask
+
+    def top_mask_random_ties(self, values: torch.Tensor, k: int) -> torch.Tensor:
+        """top_mask with ties broken at random (GSC's targets all start at 1)."""
+        order = torch.randperm(values.shape[0], generator=self.generator)
+        mask = torch.zeros(values.shape[0], dtype=torch.bool)
+        mask[order[self.top_mask(values[order], k)]] = True
         return mask
 
     def state_dict(self) -> dict:
@@ -508,3 +523,161 @@ class DivBS(Strategy):
         rest = (~selected).nonzero().squeeze(1)
         selected[rest[torch.randperm(len(rest), generator=self.generator)[:k - int(selected.sum())]]] = True
         return Selection(selected)
+
+
+def two_gaussians(x: torch.Tensor, *, max_iter: int = 10, tol: float = 1e-2,
+                  reg_covar: float = 5e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """A two-component Gaussian mixture fitted to 1-D values as NCR and GSC call scikit-learn's
+    GaussianMixture(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4): initialised from
+    k-means (Lloyd's iterations from the smallest and largest value), then EM until the mean
+    log-likelihood gains less than tol. Returns each value's posterior of the two components
+    [n, 2] and the components' means [2]."""
+    x = x.double()
+    centres = torch.stack([x.min(), x.max()])
+    for _ in range(100):
+        assign = (x[:, None] - centres).abs().argmin(1)
+        moved = torch.stack([x[assign == c].mean() if (assign == c).any() else centres[c] for c in range(2)])
+        if torch.equal(moved, centres):
+            break
+        centres = moved
+    resp = F.one_hot(assign, 2).double()
+    previous = -math.inf
+    for _ in range(max_iter):
+        counts = resp.sum(0) + 1e-10
+        means = (resp * x[:, None]).sum(0) / counts
+        variances = (resp * (x[:, None] - means) ** 2).sum(0) / counts + reg_covar
+        log_prob = (-0.5 * (torch.log(2 * math.pi * variances) + (x[:, None] - means) ** 2 / variances)
+                    + torch.log(counts / len(x)))
+        log_norm = torch.logsumexp(log_prob, 1)
+        resp = torch.exp(log_prob - log_norm[:, None])
+        likelihood = float(log_norm.mean())
+        if abs(likelihood - previous) < tol:
+            break
+        previous = likelihood
+    return resp.float(), means.float()
+
+
+def min_max(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
+
+
+def positive_probability(loss_i2t: torch.Tensor, loss_t2i: torch.Tensor) -> torch.Tensor:
+    """The in-batch InfoNCE probability of each pair's own caption and image, the mean of the
+    two directions (GSC's preds = pos / (pos + sum of negatives); NCR's prediction of a pair,
+    for InfoNCE): exp(-cross-entropy)."""
+    return (torch.exp(-loss_i2t) + torch.exp(-loss_t2i)) / 2
+
+
+@register
+class NCR(Strategy):
+    """NCR (Huang et al., NeurIPS 2021), after its authors' co_train.py (XLearning-SCU/
+    2021-NeurIPS-NCR): two networks, the model and a peer trained in the same run; after
+    --ncr-warmup-epoch epochs (1), each epoch fits a two-component GMM to each network's
+    min-max normalised per-sample losses, a pair's clean probability being the posterior of
+    the smaller-mean component (co-divide); each network trains on what the other calls clean,
+    with a rectified label as its loss weight: prob + (1 - prob) x its own prediction where the
+    other's prob is above --ncr-p-threshold (0.5), the mean of both networks' predictions
+    (co-rectification) where it is not.
+
+    Adapted to a per-batch budget and to InfoNCE: each network trains the k = floor(r B) of
+    the batch the other network gives the highest clean probability (NCR trains every
+    sample, the unlabeled ones with co-rectified labels); during warm-up each trains k at
+    random (NCR trains all); the losses the GMM fits are those of the previous epoch's scoring
+    passes (NCR runs a separate pass over the data before each epoch); the prediction of a
+    pair is its in-batch InfoNCE probability, and the rectified label weighs the InfoNCE
+    loss (NCR's soft margin belongs to a triplet loss)."""
+    name = "ncr"
+    peer = True
+    settings = ("ncr_warmup_epoch", "ncr_p_threshold")
+
+    def __init__(self, *, ncr_warmup_epoch: int, ncr_p_threshold: float, **kw):
+        super().__init__(**kw)
+        self.warmup = ncr_warmup_epoch
+        self.threshold = ncr_p_threshold
+        self.loss = torch.full((2, self.n_samples), float("nan"))   # [model, peer] x sample: last scored loss
+        self.prob = torch.zeros(2, self.n_samples)                  # clean probability by each network's GMM
+
+    def epoch_plan(self, epoch, pool):
+        if epoch >= self.warmup:
+            for net in range(2):
+                loss = self.loss[net, pool]
+                known = ~torch.isnan(loss)
+                if int(known.sum()) >= 2:
+                    resp, means = two_gaussians(min_max(loss[known]))
+                    self.prob[net, pool[known]] = resp[:, means.argmin()]
+        return pool
+
+    def select_pair(self, ids, own, peer, epoch):
+        self.loss[0, ids], self.loss[1, ids] = own.loss, peer.loss
+        batch_size = ids.shape[0]
+        k = self.k(batch_size)
+        if epoch < self.warmup:
+            return Selection(self.random_mask(batch_size, k)), Selection(self.random_mask(batch_size, k))
+        pred = (positive_probability(own.loss_i2t, own.loss_t2i), positive_probability(peer.loss_i2t, peer.loss_t2i))
+        return (self.co_divide(self.prob[1, ids], pred[0], pred[1], k),
+                self.co_divide(self.prob[0, ids], pred[1], pred[0], k))
+
+    def co_divide(self, prob, own_pred, other_pred, k):
+        label = torch.where(prob > self.threshold, prob + (1 - prob) * own_pred, (own_pred + other_pred) / 2)
+        return Selection(self.top_mask_random_ties(prob, k), weights=label)
+
+    def state_dict(self):
+        return {**super().state_dict(), "loss": self.loss, "prob": self.prob}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.loss.copy_(state["loss"])
+        self.prob.copy_(state["prob"])
+
+
+@register
+class GSC(Strategy):
+    """GSC (Zhao et al., CVPR 2024), after its authors' GSC/ (MediaBrain-SJTU/GSC, RINCE.py):
+    every pair has a target in [0, 1] (all start at 1). Each step records the pair's geometrical
+    structure consistency, the cosine between its row of image-image and of caption-caption
+    similarities (sigmoid, times the batch's targets), and its prediction (the in-batch InfoNCE
+    probability of its own pair); after each epoch a two-component GMM on the min-max
+    normalised consistencies gives the probability of the larger-mean component, and
+    topo_target <- beta prob + (1 - beta) topo_target, pred_target <- beta pred + (1 - beta)
+    pred_target, target = min of the two (--gsc-beta 0.7). The InfoNCE loss of a pair is
+    weighted by its target.
+
+    Adapted to a per-batch budget: it trains the k = floor(r B) of the batch with the highest
+    targets (GSC trains every pair, weighted), ties at random; the similarities are the CLIP
+    embeddings' cosines from the scoring pass (GSC's come from its SGR encoder's
+    forward_topology, in the training forward); its topology loss (gamma 0.01) is not added."""
+    name = "gsc"
+    wants_features = True
+    settings = ("gsc_beta",)
+
+    def __init__(self, *, gsc_beta: float, **kw):
+        super().__init__(**kw)
+        self.beta = gsc_beta
+        # topo, pred, topo_target, pred_target, target: the authors' five per-sample tensors of ones
+        self.state = torch.ones(5, self.n_samples)
+
+    def epoch_plan(self, epoch, pool):
+        if epoch > 0:
+            topo, pred, topo_target, pred_target, target = (row[pool] for row in self.state)
+            resp, means = two_gaussians(min_max(topo))
+            topo_target = self.beta * resp[:, means.argmax()] + (1 - self.beta) * topo_target
+            pred_target = self.beta * pred + (1 - self.beta) * pred_target
+            self.state[2:, pool] = torch.stack([topo_target, pred_target, torch.minimum(topo_target, pred_target)])
+        return pool
+
+    def select(self, ids, clipscore, loss, epoch, features=None):
+        target = self.state[4, ids]
+        image, text, scale = features.image.float().cpu(), features.text.float().cpu(), float(features.logit_scale)
+        image_sims = torch.sigmoid(image @ image.T) * target
+        text_sims = torch.sigmoid(text @ text.T) * target
+        self.state[0, ids] = F.cosine_similarity(image_sims, text_sims, dim=1)
+        logits = scale * image @ text.T
+        self.state[1, ids] = (F.softmax(logits, 1).diagonal() + F.softmax(logits, 0).diagonal()) / 2
+        return Selection(self.top_mask_random_ties(target, self.k(ids.shape[0])), weights=target)
+
+    def state_dict(self):
+        return {**super().state_dict(), "state": self.state}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.state.copy_(state["state"])

@@ -72,6 +72,16 @@ class Step:
 
 
 @dataclass
+class Network:
+    """A peer strategy's second network (NCR's): trained beside the model on its own picks,
+    with its own optimiser on the same schedule."""
+    model: torch.nn.Module
+    ddp_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+
+
+@dataclass
 class TestSet:
     prefix: str                     # of its metric names in `evals`: "" for DATA's own test split, else "NAME/"
     dataset: data.Dataset
@@ -132,6 +142,15 @@ def validate(cfg: TrainConfig) -> Sources:
     if not 0 <= cfg.scan_prune_td < 1:
         raise InputError(f"--scan-prune-td {cfg.scan_prune_td} is outside [0, 1): give the epoch-on-epoch loss "
                          "decrease under which pre-training ends")
+    if cfg.ncr_warmup_epoch < 0:
+        raise InputError(f"--ncr-warmup-epoch {cfg.ncr_warmup_epoch} must be 0 or more")
+    if not 0 <= cfg.ncr_p_threshold <= 1:
+        raise InputError(f"--ncr-p-threshold {cfg.ncr_p_threshold} is outside [0, 1]")
+    if not 0 <= cfg.gsc_beta <= 1:
+        raise InputError(f"--gsc-beta {cfg.gsc_beta} is outside [0, 1]")
+    if strategies.REGISTRY[cfg.strategy].peer and cfg.select_scope == "local":
+        raise InputError(f"{cfg.strategy} picks over the global batch for both of its networks: "
+                         "leave --select-scope global")
     if not 0 <= cfg.mid_loss_spread < 1:
         raise InputError(f"--mid-loss-spread {cfg.mid_loss_spread} is outside [0, 1)")
     if not 0 <= cfg.mid_loss_low_share <= 1:
@@ -180,8 +199,8 @@ def validate(cfg: TrainConfig) -> Sources:
 DEFINING = ("cache", "strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
             "warmup_steps", "logit_scale_lr_mult", "warmup_epochs", "momentum", "score_mode", "score_all",
             "select_scope", "local_loss", "gather_with_grad", "test_data", "subset", "infobatch_anneal",
-            "scan_t_cos", "scan_prune_td", "mid_loss_spread", "mid_loss_low_share", "divbs_features", "precision",
-            "score_precision", "score_image_size")
+            "scan_t_cos", "scan_prune_td", "ncr_warmup_epoch", "ncr_p_threshold", "gsc_beta", "mid_loss_spread",
+            "mid_loss_low_share", "divbs_features", "precision", "score_precision", "score_image_size")
 
 
 def check_record(cfg: TrainConfig, sources: Sources, world: distributed.World) -> bool:
@@ -298,16 +317,31 @@ class Trainer:
             if cfg.score_image_size not in (None, self.image_size) else None
         self.input_dtype = open_clip.get_input_dtype(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "amp" else None
+        self.peer = self.peer_network() if self.strategy.peer else None
         self.missing_shards: set[str] = set()
         self.epoch = 0
         self.step = 0
 
+    def peer_network(self) -> Network:
+        """The second network of a peer strategy, initialised apart from the model (seed + 1)."""
+        cfg, world = self.cfg, self.world
+        torch.manual_seed(cfg.seed + 1)
+        model = models.create(cfg.model, device=str(self.device), precision=cfg.precision).model
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[world.local_rank] if self.device.type == "cuda" else None) if world.enabled else model
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr,
+                                      betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
+        return Network(model, ddp_model, optimizer, torch.amp.GradScaler("cuda") if cfg.precision == "amp" else None)
+
     # --- checkpoints ----------------------------------------------------------
 
     def checkpoint_state(self) -> dict:
+        peer = {} if self.peer is None else {
+            "peer": {"state_dict": self.peer.model.state_dict(), "optimizer": self.peer.optimizer.state_dict()}}
         return {
             "state_dict": self.model.state_dict(),   # the bare model, never the DDP wrapper
             "optimizer": self.optimizer.state_dict(),
+            **peer,
             "strategy": self.strategy.state_dict(),
             "epoch": self.epoch,   # epochs completed; the ledger holds exactly these
             "step": self.step,
@@ -330,6 +364,9 @@ class Trainer:
             self.model.load_state_dict(state["state_dict"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.strategy.load_state_dict(state["strategy"])
+            if self.peer is not None:
+                self.peer.model.load_state_dict(state["peer"]["state_dict"])
+                self.peer.optimizer.load_state_dict(state["peer"]["optimizer"])
             self.epoch, self.step = state["epoch"], state["step"]
         except Exception as e:   # torch raises many kinds for a damaged or foreign file
             raise InputError(f"checkpoint {path} cannot be resumed from ({type(e).__name__}): delete it to train "
@@ -351,10 +388,16 @@ class Trainer:
         t0 = time.perf_counter()
         scored = self.strategy.scores_batch or self.cfg.score_all
         scores = self.global_scores(sizes, *self.features(images, tokens)) if scored else None
-        selection = self.select(global_ids, scores, sizes)
+        if self.peer is None:
+            selection = self.select(global_ids, scores, sizes)
+        else:
+            peer_scores = self.global_scores(sizes, *self.features(images, tokens, self.peer.model))
+            selection, peer_selection = self.strategy.select_pair(global_ids, scores, peer_scores, self.epoch)
         t1 = time.perf_counter()
         train_loss, trained, trained_scores = self.train_selected(images, tokens, selection, sizes,
                                                                   want_scores=not scored)
+        if self.peer is not None:
+            self.train_selected(images, tokens, peer_selection, sizes, want_scores=False, net=self.peer)
         scores = scores if scored else trained_scores
         self.strategy.trained(global_ids, trained, scores)
         nan = torch.full((len(global_ids),), float("nan"))
@@ -364,21 +407,23 @@ class Trainer:
                     trained=trained, train_loss=train_loss, t_score=t1 - t0, t_train=time.perf_counter() - t1)
 
     @torch.inference_mode()
-    def features(self, images, tokens):
-        """No-grad features of this rank's batch for the scoring pass (eval mode unless --score-mode train)."""
+    def features(self, images, tokens, network=None):
+        """No-grad features of this rank's batch for the scoring pass (eval mode unless --score-mode
+        train), by the model or by NETWORK (a peer strategy's second network)."""
+        trained = network or self.model
         if len(images) == 0:  # a rank with nothing left this epoch still takes part in the step
             empty = torch.zeros(0, self.embed_dim, device=self.device)
-            return empty, empty, self.model.logit_scale.exp()
-        model = self.model
+            return empty, empty, trained.logit_scale.exp()
+        model = trained
         if self.score_model is not None:   # this step's weights, scored at --score-image-size
             model = self.score_model
-            models.copy_weights(self.model, model)
+            models.copy_weights(trained, model)
             images = torch.nn.functional.interpolate(images, size=self.cfg.score_image_size, mode="bilinear",
                                                      antialias=True)
         model.train(self.cfg.score_mode == "train")
         with self.score_autocast():
             image_features, text_features, logit_scale = model(images, tokens)
-        self.model.train()
+        trained.train()
         return image_features, text_features, logit_scale
 
     def global_scores(self, sizes, image_features, text_features, logit_scale) -> Scores:
@@ -408,7 +453,8 @@ class Trainer:
         weights = None if parts[0].weights is None else torch.cat([p.weights for p in parts])
         return strategies.Selection(torch.cat([p.selected for p in parts]), hist, weights)
 
-    def train_selected(self, images, tokens, selection: strategies.Selection, sizes, want_scores: bool):
+    def train_selected(self, images, tokens, selection: strategies.Selection, sizes, want_scores: bool,
+                       net: Network | None = None):
         """Train on the selected samples of the global batch, shared out equally over the ranks.
 
         ClipLoss gathers equal-sized batches: with global scope the strategy picks a
@@ -417,7 +463,8 @@ class Trainer:
         rank trains on its slice of the picks in global order, with the strategy's loss
         weights where it gave some. Returns the train loss (NaN when nothing was trained),
         the mask of what was trained and the trained samples' Scores from the training
-        forward (with want_scores; NaN elsewhere)."""
+        forward (with want_scores; NaN elsewhere). NET: train a peer strategy's second network
+        instead of the model."""
         world = self.world
         picks = selection.selected.nonzero().squeeze(1)
         trained = torch.zeros_like(selection.selected)
@@ -433,31 +480,34 @@ class Trainer:
         weights = None if selection.weights is None else selection.weights[trained].to(self.device)
         train_loss, image_features, text_features, logit_scale = self.train_on(
             distributed.share_rows(world, images[local_picks], counts, share),
-            distributed.share_rows(world, tokens[local_picks], counts, share), weights, part)
+            distributed.share_rows(world, tokens[local_picks], counts, share), weights, part, net)
         if want_scores:
             scores = self.global_scores([share] * world.world_size, image_features, text_features, logit_scale)
             for name in ("clipscore", "loss", "correct", "loss_i2t", "loss_t2i"):
                 getattr(unknown, name)[trained] = getattr(scores, name).float()
         return float(train_loss), trained, unknown
 
-    def train_on(self, images, tokens, weights=None, part=slice(None)):
-        """One optimiser step on this rank's share of the picks. weights: the loss weight of every
-        trained pick in global order (None: open_clip's ClipLoss as it is); `part` is this rank's."""
-        self.ddp_model.train()
+    def train_on(self, images, tokens, weights=None, part=slice(None), net: Network | None = None):
+        """One optimiser step on this rank's share of the picks, of the model (or of NET). weights: the
+        loss weight of every trained pick in global order (None: open_clip's ClipLoss as it is);
+        `part` is this rank's."""
+        model, ddp_model, optimizer, scaler = (self.model, self.ddp_model, self.optimizer, self.scaler) \
+            if net is None else (net.model, net.ddp_model, net.optimizer, net.scaler)
+        ddp_model.train()
         with self.autocast():
-            image_features, text_features, logit_scale = self.ddp_model(images, tokens)
+            image_features, text_features, logit_scale = ddp_model(images, tokens)
             loss = self.loss_fn(image_features, text_features, logit_scale) if weights is None else \
                 weighted_clip_loss(self.loss_fn, image_features, text_features, logit_scale, weights, part)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is None:
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
         else:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         with torch.no_grad():
-            self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+            model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
         return loss.detach(), image_features.detach(), text_features.detach(), logit_scale.detach()
 
     def set_lr(self, step_in_epoch: int, epoch_steps: int) -> float:
@@ -465,7 +515,8 @@ class Trainer:
         steps) covers the same stretch of the schedule as a full one."""
         position = (self.epoch + step_in_epoch / epoch_steps) * self.steps_per_epoch
         lr = self.schedule(min(int(position), self.total_steps - 1))
-        for group in self.optimizer.param_groups:
+        optimizers = [self.optimizer] + ([] if self.peer is None else [self.peer.optimizer])
+        for group in (g for optimizer in optimizers for g in optimizer.param_groups):
             group["lr"] = lr * group["lr_scale"]
         return lr
 

@@ -12,6 +12,7 @@ from dissect.engine import strategies
 def make(name, n=10, ratio=0.3, warmup_epochs=2, momentum=0.9, seed=0, **settings):
     defaults = {"warmup_epochs": warmup_epochs, "momentum": momentum, "epochs": 8, "infobatch_anneal": 0.125,
                 "scan_t_cos": 3, "scan_prune_td": 0.3, "mid_loss_spread": 0.5, "mid_loss_low_share": 0.5,
+                "ncr_warmup_epoch": 1, "ncr_p_threshold": 0.5, "gsc_beta": 0.7,
                 "divbs_features": "grad"}
     return strategies.create(name, n_samples=n, ratio=ratio, seed=seed, **{**defaults, **settings})
 
@@ -247,6 +248,68 @@ def test_mid_loss_keeps_the_middle_losses_and_prunes_more_as_it_goes():
     assert len(late) < len(picked)
     capped = make("mid-loss", ratio=0.8, mid_loss_spread=0.5)
     assert capped.kept_fraction(0) <= 1.0 + 1e-9
+
+
+def test_the_gmm_splits_planted_losses_as_scikit_learn_would():
+    generator = torch.Generator().manual_seed(0)
+    clean = 0.2 + 0.05 * torch.randn(700, generator=generator)
+    noisy = 0.8 + 0.05 * torch.randn(300, generator=generator)
+    resp, means = strategies.two_gaussians(torch.cat([clean, noisy]))
+    assert means.tolist() == pytest.approx([0.2, 0.8], abs=0.01)
+    prob_clean = resp[:, means.argmin()]
+    assert (prob_clean[:700] > 0.5).float().mean() > 0.99 and (prob_clean[700:] < 0.5).float().mean() > 0.99
+    assert torch.allclose(resp.sum(1), torch.ones(1000))
+    # the weights follow the planted 70 / 30
+    assert float(resp[:, means.argmin()].mean()) == pytest.approx(0.7, abs=0.01)
+
+
+def test_ncr_warms_up_at_random_then_each_network_trains_what_the_other_calls_clean():
+    n = 20
+    s = make("ncr", n=n, ratio=0.25, ncr_warmup_epoch=1)
+    ids = torch.arange(n)
+    noisy = ids >= 15
+    # the model's losses: noisy pairs high; the peer's the same, but it also finds 0-4 hard
+    own_loss = torch.where(noisy, 4.0, 0.5)
+    peer_loss = torch.where(noisy | (ids < 5), 4.0, 0.5)
+    own, peer = losses(own_loss), losses(peer_loss)
+    a, b = s.select_pair(ids, own, peer, epoch=0)     # warm-up: k at random, no weights
+    assert int(a.selected.sum()) == int(b.selected.sum()) == 5 and a.weights is None
+    assert torch.equal(s.epoch_plan(1, ids), ids)      # the GMMs fit the losses the warm-up recorded
+    assert (s.prob[0, noisy] < 0.5).all() and (s.prob[0, ~noisy] > 0.5).all()
+    assert (s.prob[1, :5] < 0.5).all() and (s.prob[1, 5:15] > 0.5).all()
+    a, b = s.select_pair(ids, own, peer, epoch=1)
+    assert set(a.selected.nonzero().squeeze(1).tolist()) <= set(range(5, 15))   # the model: the peer's clean
+    assert not (b.selected & noisy).any()                                      # the peer: the model's clean
+    prob, pred = s.prob[1, 5], strategies.positive_probability(torch.tensor(0.5), torch.tensor(0.5))
+    assert float(a.weights[5]) == pytest.approx(float(prob + (1 - prob) * pred))   # the rectified label
+    b_state = make("ncr", n=n, seed=4)
+    b_state.load_state_dict(s.state_dict())
+    assert torch.equal(b_state.prob, s.prob)
+
+
+def test_gsc_targets_follow_the_structure_consistency_and_the_predictions():
+    n = 8
+    s = make("gsc", n=n, ratio=0.5, gsc_beta=0.7)
+    ids = torch.arange(n)
+    e = torch.eye(4)
+    # images in four directions, twice; 6 and 7 swap captions, which also bends the geometry of 2
+    # and 3 (their images' twins); 0, 1, 4, 5 keep it
+    image = torch.cat([e, e])[:n]
+    text = image.clone()
+    text[[6, 7]] = text[[7, 6]]
+    features = strategies.Features(F.normalize(image + 0.1, dim=1), F.normalize(text + 0.1, dim=1),
+                                   torch.tensor(10.0))
+    first = s.select(ids, None, None, 0, features)
+    assert int(first.selected.sum()) == 4 and torch.equal(first.weights, torch.ones(n))   # targets start at 1
+    topo, pred = s.state[0].clone(), s.state[1].clone()
+    assert topo[[6, 7]].max() < topo[[0, 1, 4, 5]].min()
+    s.epoch_plan(1, ids)
+    topo_target, pred_target, target = s.state[2], s.state[3], s.state[4]
+    assert torch.allclose(pred_target, 0.7 * pred + 0.3)
+    assert (topo_target[[6, 7]] < 0.5).all() and (topo_target[[0, 1, 4, 5]] > 0.5).all()
+    assert torch.equal(target, torch.minimum(topo_target, pred_target))
+    picks = s.select(ids, None, None, 1, features)
+    assert not picks.selected[[6, 7]].any() and torch.equal(picks.weights, target)
 
 
 def test_divbs_picks_orthogonal_representatives():

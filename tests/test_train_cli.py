@@ -3,6 +3,7 @@ import math
 
 import open_clip
 import pytest
+import torch
 from click.testing import CliRunner
 
 from conftest import run_record
@@ -107,6 +108,9 @@ def test_query_formats(trained):
     (["--strategy", "infobatch", "--infobatch-anneal", "1.5"], "--infobatch-anneal 1.5 is outside [0, 1)"),
     (["--strategy", "scan", "--scan-t-cos", "0"], "--scan-t-cos 0 must be at least 1"),
     (["--strategy", "scan", "--scan-prune-td", "1"], "--scan-prune-td 1.0 is outside [0, 1)"),
+    (["--strategy", "ncr", "--ncr-warmup-epoch", "-1"], "--ncr-warmup-epoch -1 must be 0 or more"),
+    (["--strategy", "ncr", "--ncr-p-threshold", "1.5"], "--ncr-p-threshold 1.5 is outside [0, 1]"),
+    (["--strategy", "gsc", "--gsc-beta", "2"], "--gsc-beta 2.0 is outside [0, 1]"),
     (["--strategy", "mid-loss", "--mid-loss-spread", "-0.1"], "--mid-loss-spread -0.1 is outside [0, 1)"),
     (["--strategy", "mid-loss", "--mid-loss-low-share", "2"], "--mid-loss-low-share 2.0 is outside [0, 1]"),
     (["--run", "a=b"], "--run name 'a=b' is not usable: use letters, digits"),
@@ -281,7 +285,7 @@ def test_the_cli_takes_its_defaults_from_the_library():
         assert name in help_text
 
 
-@pytest.mark.parametrize("strategy", ["infobatch", "scan", "mid-loss", "divbs"])
+@pytest.mark.parametrize("strategy", ["infobatch", "scan", "mid-loss", "divbs", "ncr", "gsc"])
 def test_the_online_baselines_train_and_say_what_they_trained(tiny_dataset, tmp_path, strategy):
     ledger_dir = tmp_path / "ledger"
     # scan: pre-training ends after epoch 1 (the first with a loss before it to compare), epoch 2 collects
@@ -309,7 +313,24 @@ def test_the_online_baselines_train_and_say_what_they_trained(tiny_dataset, tmp_
     result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
     assert f",{round(fraction, 3)}," in result.output
     config = ledger.read_run(ledger_dir, strategy)["config"]
-    assert {"infobatch_anneal", "scan_t_cos", "scan_prune_td", "mid_loss_spread", "divbs_features"} <= set(config)
+    assert {"infobatch_anneal", "scan_t_cos", "scan_prune_td", "mid_loss_spread", "divbs_features", "ncr_warmup_epoch",
+            "ncr_p_threshold", "gsc_beta"} <= set(config)
+
+
+def test_ncr_trains_its_peer_network_in_the_same_run_and_resumes_it(tiny_dataset, tmp_path):
+    ledger_dir = tmp_path / "ledger"
+    assert run_cli(*train_args(tiny_dataset, ledger_dir, "ncr", "ncr", 2)).exit_code == 0
+    state = torch.load(ledger_dir / "checkpoints" / "ncr" / "checkpoint.pt", weights_only=True)
+    model, peer = state["state_dict"], state["peer"]["state_dict"]
+    assert model.keys() == peer.keys() and not torch.equal(model["text_projection"], peer["text_projection"])
+    assert state["peer"]["optimizer"]["state"]      # the peer was trained, not only scored
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "ncr", "ncr", 3, "--resume"))
+    assert result.exit_code == 0, result.output
+    resumed = torch.load(ledger_dir / "checkpoints" / "ncr" / "checkpoint.pt", weights_only=True)
+    assert resumed["epoch"] == 3 and not torch.equal(resumed["peer"]["state_dict"]["text_projection"],
+                                                     peer["text_projection"])
+    result = run_cli(*train_args(tiny_dataset, tmp_path / "l2", "x", "ncr", 2, "--select-scope", "local"))
+    assert result.exit_code != 0 and "ncr picks over the global batch" in result.output
 
 
 def test_query_is_read_only_and_odd_ledger_paths_are_refused(trained, tmp_path):

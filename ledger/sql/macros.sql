@@ -111,6 +111,9 @@ CREATE OR REPLACE MACRO run_setting(config) AS
         'infobatch_anneal', CASE WHEN config->>'strategy' = 'infobatch' THEN config->'infobatch_anneal' END,
         'scan_t_cos', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_t_cos' END,
         'scan_prune_td', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_prune_td' END,
+        'ncr_warmup_epoch', CASE WHEN config->>'strategy' = 'ncr' THEN config->'ncr_warmup_epoch' END,
+        'ncr_p_threshold', CASE WHEN config->>'strategy' = 'ncr' THEN config->'ncr_p_threshold' END,
+        'gsc_beta', CASE WHEN config->>'strategy' = 'gsc' THEN config->'gsc_beta' END,
         'mid_loss_spread', CASE WHEN config->>'strategy' = 'mid-loss' THEN config->'mid_loss_spread' END,
         'mid_loss_low_share', CASE WHEN config->>'strategy' = 'mid-loss' THEN config->'mid_loss_low_share' END,
         -- flags of the per-batch infobatch and scan of ledgers before they were the authors':
@@ -182,9 +185,12 @@ CREATE OR REPLACE MACRO metric_by_setting(metric_name, run_names) AS TABLE
     WHERE r.status = 'completed'
     GROUP BY ALL;
 
--- A run's epochs of DISSect-Warmup's random warm-up (T_w); 0 for every other strategy.
+-- A run's epochs of random warm-up: DISSect-Warmup's T_w, NCR's warm-up epochs; 0 for every
+-- other strategy.
 CREATE OR REPLACE MACRO warmup_epochs(run_name) AS (
-    SELECT CASE WHEN strategy = 'dissect-warmup' THEN coalesce((config->>'warmup_epochs')::INTEGER, 0) ELSE 0 END
+    SELECT CASE strategy WHEN 'dissect-warmup' THEN coalesce((config->>'warmup_epochs')::INTEGER, 0)
+                         WHEN 'ncr' THEN coalesce((config->>'ncr_warmup_epoch')::INTEGER, 0)
+                         ELSE 0 END
     FROM runs WHERE name = run_name
 );
 
