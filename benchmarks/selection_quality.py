@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/selection_quality.py --ledger L [--quick] [--regime]
 
 Strategies {full, random, small-loss, big-loss, clipscore, dissect-warmup,
-dissect-momentum, infobatch, scan, divbs} and the oracle-clean reference (random among the pairs whose
+dissect-momentum, infobatch, scan, mid-loss, divbs, ncr, gsc} and the oracle-clean reference (random among the pairs whose
 is_noisy is false: the head-room), at ratios {0.3, 0.5, 0.7} and seeds {0, 1, 2},
 on three benchmarks with 40 % caption noise: synthetic shapes with shuffled
 captions, synthetic shapes with partially wrong captions (one attribute changed),
@@ -49,7 +49,7 @@ from dissect.engine.errors import InputError  # noqa: E402
 HERE = Path(__file__).parent
 
 STRATEGIES = ("random", "small-loss", "big-loss", "clipscore", "dissect-warmup", "dissect-momentum", "infobatch", "scan",
-              "divbs", "oracle-clean")
+              "mid-loss", "divbs", "ncr", "gsc", "oracle-clean")
 BENCHMARKS = ("shapes-shuffle", "shapes-partial", "fashion-mnist")
 N, TEST_N, EPOCHS, NOISE = 1500, 500, 10, 0.4
 SEEDS = (0, 1, 2)
@@ -82,6 +82,7 @@ class Run:
     epochs: int = EPOCHS
     warmup_epochs: int = EPOCHS // 2
     subset: Path | None = None      # a `dissect curate` subset to train on
+    momentum: float = 0.9           # dissect-momentum's beta (benchmarks/ablations.py varies it)
 
 
 def one_thread() -> None:
@@ -97,6 +98,7 @@ def train_run(ledger_dir: Path, run: Run) -> str:
         return f"{run.name}: in the ledger"
     cfg = train.TrainConfig(data=str(run.data), ledger=str(ledger_dir), run=run.name, strategy=run.strategy,
                             ratio=run.ratio, epochs=run.epochs, warmup_epochs=run.warmup_epochs, seed=run.seed,
+                            momentum=run.momentum,
                             eval_every=run.epochs // 2, workers=0, quiet=True,
                             subset=None if run.subset is None else str(run.subset))
     resume = record is not None and (Path(cfg.checkpoint_dir) / train.CHECKPOINT).exists()
