@@ -513,8 +513,8 @@ class Trainer:
     def set_lr(self, step_in_epoch: int, epoch_steps: int) -> float:
         """The cosine schedule at the epoch's progress: an epoch its strategy pruned (fewer
         steps) covers the same stretch of the schedule as a full one."""
-        position = (self.epoch + step_in_epoch / epoch_steps) * self.steps_per_epoch
-        lr = self.schedule(min(int(position), self.total_steps - 1))
+        position = self.epoch * self.steps_per_epoch + step_in_epoch * self.steps_per_epoch // epoch_steps
+        lr = self.schedule(min(position, self.total_steps - 1))
         optimizers = [self.optimizer] + ([] if self.peer is None else [self.peer.optimizer])
         for group in (g for optimizer in optimizers for g in optimizer.param_groups):
             group["lr"] = lr * group["lr_scale"]
