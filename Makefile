@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install browser clean
+.PHONY: demo test install browser benchmark-data clean
 
 $(BIN)/dissect: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ browser:
 	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium is not installed: the report's browser check will be skipped"
+
+# Debian's Fashion-MNIST, for the third benchmark of benchmarks/selection_quality.py (left out,
+# with a note, where it cannot be installed).
+benchmark-data: install
+	@[ -d /usr/share/datasets/fashion-mnist ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; }; }; } || \
+	  echo "dataset-fashion-mnist is not installed: the benchmarks leave Fashion-MNIST out"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -125,3 +125,22 @@ def test_resume_under_torchrun_continues_exactly(global_run, tiny_dataset, tmp_p
     whole, cut = ledger.query(ledger_dir, query, ["g"])[1], ledger.query(ledger_dir, query, ["cut"])[1]
     assert len(cut) == 300 and cut == whole
     assert ledger.read_run(ledger_dir, "cut")["world_size"] == 2
+
+
+@pytest.mark.parametrize("strategy", ["infobatch", "ncr"])
+def test_pruning_before_loading_and_a_peer_network_run_under_torchrun(tiny_dataset, tmp_path, strategy):
+    """infobatch: every rank draws the same epoch plan (a row for every sample once per epoch);
+    ncr: both networks train under DDP and the peer is checkpointed."""
+    proc = torchrun("train", tiny_dataset, "--strategy", strategy, "--ratio", "0.5", "--epochs", "3",
+                    "--batch-size", "10", "--ledger", tmp_path / "ledger", "--run", "d", "--workers", "0",
+                    "--quiet", "--infobatch-anneal", "0.4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, rows = ledger.query(tmp_path / "ledger", "SELECT epoch, count(*), count(DISTINCT sample_id), "
+                                                "count(step) FROM scores GROUP BY epoch ORDER BY epoch")
+    assert [r[:3] for r in rows] == [(0, 100, 100), (1, 100, 100), (2, 100, 100)]
+    loaded = [r[3] for r in rows]
+    if strategy == "infobatch":      # epoch 1 pruned some before loading; epoch 0 had no scores, 2 anneals
+        assert loaded[0] == loaded[2] == 100 and loaded[1] < 100
+    else:
+        state = torch.load(tmp_path / "ledger" / "checkpoints" / "d" / "checkpoint.pt", weights_only=True)
+        assert state["peer"]["optimizer"]["state"]
