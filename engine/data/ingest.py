@@ -4,7 +4,9 @@ Sources: webdataset tar shards as img2dataset writes them (referenced in place),
 open_clip's CSV/TSV of image paths and captions, and folders of images with
 sidecar .txt captions (both copied into shards). Every sample is checked on the
 way in; what cannot be used is skipped, counted by reason, and kept in
-skipped.parquet (source, key, reason), never silently dropped.
+skipped.parquet (source, key, reason), never silently dropped. Where a source
+knows which pairs are noisy (an is_noisy field in the shards' json, an is_noisy
+column in the CSV: an audit, a benchmark), the manifest keeps it as ground truth.
 """
 import csv
 import glob
@@ -30,7 +32,7 @@ from dissect.engine.data import IMAGE_EXTS, DatasetError, Sample
 from dissect.ledger.schema import TABLES
 
 SKIPPED_SCHEMA = TABLES["skipped"].columns
-FETCHED_DATASET = "dataset"   # where `dissect fetch --out DIR` puts the dataset it ingests
+FETCHED_DATASET = "dataset"   # where `dissect fetch --out DIR` and `dissect make-emoji DIR` put their ingest
 
 
 @dataclass
@@ -40,6 +42,7 @@ class CsvFormat:
     caption_key: str = "title"
     separator: str = "\t"
     uid_key: str = "uid"        # kept as the sample's uid where the file has this column
+    noisy_key: str = "is_noisy"  # kept as the sample's ground truth where the file has this column
 
 
 @dataclass
@@ -134,10 +137,21 @@ def scan_shard(url: str):
                 meta = json.loads(parts["json"])
             except ValueError:
                 pass
-        origin = {name: None if not isinstance(meta, dict) or meta.get(name) is None else str(meta[name])
+        meta = meta if isinstance(meta, dict) else {}
+        origin = {name: None if meta.get(name) is None else str(meta[name])
                   for name in ("uid", "image_path", "url")}   # img2dataset's json has the url (and uid, kept)
-        rows.append({"key": key, "caption": caption, "shard": url, **origin})
+        truth = {"is_noisy": truth_of(meta.get("is_noisy")),
+                 "label": meta["label"] if type(meta.get("label")) is int else None}
+        rows.append({"key": key, "caption": caption, "shard": url, **origin, **truth})
     return rows, skips
+
+
+def truth_of(value) -> bool | None:
+    """An is_noisy field as a source writes it (true / false, 1 / 0), None where absent or unclear."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    return {"true": True, "1": True, "false": False, "0": False}.get(text)
 
 
 def shard_path(shard: str, out: Path) -> str:
@@ -161,7 +175,7 @@ def ingest_shards(urls: list[str], out: Path, split: str, processes: int,
                 seen.add(row["key"])
                 rows.append(row)
     for sample_id, row in enumerate(rows):
-        row.update(sample_id=sample_id, split=split, is_noisy=None, label=None, shard=shard_path(row["shard"], out))
+        row.update(sample_id=sample_id, split=split, shard=shard_path(row["shard"], out))
     return rows, skips
 
 
@@ -189,7 +203,8 @@ def csv_samples(path: Path, fmt: CsvFormat, split: str, skips: list):
             encoded = None if raw_caption is None else raw_caption.encode("utf-8", errors="surrogateescape")
             uid = (row.get(fmt.uid_key) or "").strip() or None
             yield from _checked_file(path.parent / image_path if image_path else None, encoded, key,
-                                     str(path), split, skips, uid=uid, origin=image_path or None)
+                                     str(path), split, skips, uid=uid, origin=image_path or None,
+                                     is_noisy=truth_of(row.get(fmt.noisy_key)))
 
 
 def folder_samples(root: Path, split: str, skips: list):
@@ -201,7 +216,7 @@ def folder_samples(root: Path, split: str, skips: list):
 
 
 def _checked_file(image_path: Path | None, raw_caption: bytes | None, key: str, source: str, split: str, skips,
-                  *, uid: str | None = None, origin: str | None = None):
+                  *, uid: str | None = None, origin: str | None = None, is_noisy: bool | None = None):
     """A Sample of the image file, or a skip. origin: its path as the source gave it."""
     caption, problem = caption_of(raw_caption)
     if problem is None and (image_path is None or not image_path.is_file()):
@@ -215,33 +230,50 @@ def _checked_file(image_path: Path | None, raw_caption: bytes | None, key: str, 
         return
     ext = image_path.suffix.lower().lstrip(".")
     yield Sample(split, raw, ext, caption, key=key.replace("/", "_").replace(".", "_").replace(":", "_"),
-                 uid=uid, image_path=origin, meta={"source_key": key})
+                 uid=uid, image_path=origin, is_noisy=is_noisy, meta={"source_key": key})
 
 
 # --- the entry point -------------------------------------------------------------
 
-def ingest(source: str, out: str | os.PathLike, *, split: str = "train", csv_format: CsvFormat = CsvFormat(),
-           processes: int = 2, quiet: bool = True) -> Ingested:
-    """Build the dataset at OUT from SOURCE, all or nothing; returns it with the skip counts
-    (a progress bar with an ETA unless QUIET)."""
-    kind = kind_of(source)
-    if kind == "dataset":
-        raise DatasetError(f"{source} is already a dataset: train on it directly")
+def ingest(source: str, out: str | os.PathLike, *, split: str = "train", test: str | None = None,
+           csv_format: CsvFormat = CsvFormat(), processes: int = 2, quiet: bool = True) -> Ingested:
+    """Build the dataset at OUT from SOURCE (its samples in SPLIT) and, where given, the
+    held-out source TEST (its samples in the test split), all or nothing; returns it with the
+    skip counts (a progress bar with an ETA unless QUIET)."""
+    if test is not None and split == "test":
+        raise DatasetError("--split test with --test: SOURCE would share the test split with TEST; give --split train")
+    sources = [(source, split)] + ([(test, "test")] if test is not None else [])
+    for path, _ in sources:
+        if kind_of(path) == "dataset":
+            raise DatasetError(f"{path} is already a dataset: train on it directly")
     out = Path(out)
-    skips: list = []
+    rows, skips = [], []
     with data.staged(out) as staging:
-        if kind == "webdataset":
-            rows, skips = ingest_shards(shard_list(source), out, split, processes, quiet)
-        else:
-            samples = csv_samples(Path(source), csv_format, split, skips) if kind == "csv" else \
-                folder_samples(Path(source), split, skips)
-            total = count_rows(Path(source), kind)
-            rows = data.write_shards(staging, tqdm(samples, total=total, desc=f"ingesting {Path(source).name}",
-                                                   unit="pair", disable=quiet), data.SHARD_SIZE)
-        if not rows:
-            raise DatasetError(f"no usable sample in {source} ({len(skips)} skipped)")
+        for path, part in sources:
+            part_rows = source_rows(path, part, out, staging, skips, csv_format, processes, quiet)
+            if not part_rows:
+                raise DatasetError(f"no usable sample in {path} ({len(skips)} skipped)")
+            rows += part_rows
+        for sample_id, row in enumerate(rows):   # the test source's ids follow SOURCE's
+            row["sample_id"] = sample_id
         data.write_manifest(staging, rows, skipped=_skipped_table(skips))
     return Ingested(data.open_dataset(out, require_train=False), Counter(reason for _, _, reason in skips))
+
+
+def source_rows(source: str, split: str, out: Path, staging: Path, skips: list, csv_format: CsvFormat,
+                processes: int, quiet: bool) -> list[dict]:
+    """The manifest rows of one source: shards referenced in place, other kinds copied into
+    STAGING's SPLIT/ shards."""
+    kind = kind_of(source)
+    if kind == "webdataset":
+        rows, shard_skips = ingest_shards(shard_list(source), out, split, processes, quiet)
+        skips += shard_skips
+        return rows
+    samples = csv_samples(Path(source), csv_format, split, skips) if kind == "csv" else \
+        folder_samples(Path(source), split, skips)
+    return data.write_shards(staging, tqdm(samples, total=count_rows(Path(source), kind),
+                                           desc=f"ingesting {Path(source).name}", unit="pair", disable=quiet),
+                             data.SHARD_SIZE)
 
 
 KARPATHY_CAPTIONS = 5   # captions per image in COCO 5K / Flickr 1K, as CLIP_benchmark evaluates them
@@ -315,7 +347,8 @@ def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat
     while the source's files are unchanged. The second value says what was done, if anything."""
     fetched = Path(source) / FETCHED_DATASET
     if (fetched / data.MANIFEST).is_file() and not (Path(source) / data.MANIFEST).is_file():
-        return data.open_dataset(fetched, require_train=False), f"using the dataset `dissect fetch` wrote: {fetched}"
+        return (data.open_dataset(fetched, require_train=False),
+                f"using the dataset {fetched} (as `dissect fetch` and `dissect make-emoji` write it)")
     if kind_of(source) == "dataset":
         return data.open_dataset(source, require_train=False), None
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).strip("_") or "source"
