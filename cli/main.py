@@ -510,32 +510,43 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
               help="parquet: sample_id, key, uid, caption, score, rank; npy: DataComp's sorted uid array (u8,u8).")
 @click.option("--reshard", default=None, type=click.Path(file_okay=False),
               help="Also write the kept samples as new webdataset shards (and a dataset) in this folder.")
+@click.option("--preview", default=None, type=click.Path(dir_okay=False),
+              help="Also draw the 20 pairs the rule keeps first and the 20 it drops first, with captions and "
+                   "scores, to this PNG (a contact sheet).")
 @click.option("--data", "data_dir", default=None, type=click.Path(file_okay=False),
-              help="The dataset folder, for --reshard [default: where the ledger's runs found it].")
+              help="The dataset folder, for --reshard and --preview [default: where the ledger's runs found it].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar (--reshard).")
-def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist_epoch, fmt, reshard, data_dir,
-           overwrite, quiet):
+def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist_epoch, fmt, reshard, preview,
+           data_dir, overwrite, quiet):
     """Write a subset of a dataset's train samples chosen by RULE from what the ledger knows:
     an oracle's scores or a run's per-sample history. Train on it with `dissect train DATA --subset OUT`."""
     subset = curation.curate(ledger_dir, rule, keep=keep, keep_n=keep_n, run=run, oracle=oracle, dataset=dataset,
                              seed=seed, hist_epoch=hist_epoch)
     source = None
-    if reshard:
+    if reshard or preview:
         from dissect.engine import data
 
         source = data.open_dataset(data_dir or ledger.dataset_path(ledger_dir, subset.meta.dataset))
         if source.fingerprint != subset.meta.dataset_fingerprint:
             raise data.DatasetError(f"{source.root} is not the dataset {subset.meta.dataset} of the ledger: "
                                     "pass --data with the folder it was trained from")
-        if Path(reshard).exists() and any(Path(reshard).iterdir()):
+        if reshard and Path(reshard).exists() and any(Path(reshard).iterdir()):
             raise data.DatasetError(f"{reshard} exists and is not empty: choose a new folder for --reshard")
     path = curation.write_subset(subset, out, fmt=fmt, overwrite=overwrite)
     meta = subset.meta
     click.echo(f"kept {meta.n} of {meta.n_train} train samples of {meta.dataset} by {rule}: {path}")
-    if source is not None:
+    if reshard:
         resharded = data.reshard(source, subset.table["sample_id"].to_numpy(), reshard, quiet=quiet)
         click.echo(f"shards: {resharded.root} ({len(resharded.shard_urls('train'))} shards)")
+    if preview:
+        from dissect.engine.contact_sheet import contact_sheet
+
+        ends = curation.ends(ledger_dir, rule, run=run, oracle=oracle, dataset=meta.dataset, seed=seed,
+                             hist_epoch=hist_epoch)
+        what = f" of run {run}" if run else f" of oracle {oracle}" if oracle else ""
+        contact_sheet(source, ends, preview, title=f"{meta.dataset}: {rule}{what}, keep {meta.keep:g}")
+        click.echo(f"preview: {preview}")
 
 
 @cli.command("report")

@@ -81,6 +81,31 @@ def curate(root, rule: str, *, keep: float | None = None, keep_n: int | None = N
     if keep_n is not None and keep_n < 1:
         raise LedgerError(f"--keep-n {keep_n} must be at least 1")
     spec = RULES[rule]
+    table, dataset, n_train, n = ranked(root, spec, "curate_keep.sql", run=run, oracle=oracle, dataset=dataset,
+                                        seed=seed, hist_epoch=hist_epoch, keep=keep, keep_n=keep_n)
+    n_scored = table["n_scored"][0].as_py() if table.num_rows else 0
+    if n_scored < n:
+        what = f"run {run!r}" if spec.needs == "run" else f"oracle {oracle!r}" if spec.needs == "oracle" else dataset
+        raise LedgerError(f"rule {rule} scores {n_scored} of the {n_train} train samples of {dataset} from {what}, "
+                          f"fewer than the {n} to keep" + (": train the run with --score-all, or use a full-data run"
+                                                           if spec.needs == "run" else ""))
+    meta = SubsetMeta(dataset, dataset_fingerprint_in_ledger(root, dataset), rule, round(n / n_train, 6), n, n_train, run, oracle, seed, hist_epoch)
+    return Subset(table.select(SUBSET_SCHEMA.names).cast(SUBSET_SCHEMA), meta)
+
+
+def ends(root, rule: str, n: int = 20, *, run: str | None = None, oracle: str | None = None,
+         dataset: str | None = None, seed: int = 0, hist_epoch: int | None = None) -> pa.Table:
+    """The N pairs RULE keeps first and the N it drops first (curate_ends.sql's columns:
+    end, sample_id, key, caption, is_noisy, score, rank), for a look at what it does."""
+    if rule not in RULES:
+        raise LedgerError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)}")
+    table, *_ = ranked(root, RULES[rule], "curate_ends.sql", run=run, oracle=oracle, dataset=dataset, seed=seed,
+                       hist_epoch=hist_epoch, keep_n=n)
+    return table
+
+
+def ranked(root, spec: Rule, query: str, *, run, oracle, dataset, seed, hist_epoch, keep=None, keep_n=None):
+    """(QUERY's table over SPEC's ranking, the dataset, its train samples, the n to keep)."""
     con = connect(root)
     try:
         dataset = resolve_dataset(con, root, spec, run, oracle, dataset)
@@ -91,17 +116,10 @@ def curate(root, rule: str, *, keep: float | None = None, keep_n: int | None = N
             raise LedgerError(f"--keep-n {n} is more than the {n_train} train samples of {dataset}")
         set_variables(con, {"dataset": dataset, "run": run, "oracle": oracle, "seed": seed,
                             "hist_epoch": hist_epoch, "keep_n": n})
-        table = con.sql(sql_text("curate_keep.sql").format(rule=spec.sql().rstrip().rstrip(";"))).to_arrow_table()
+        table = con.sql(sql_text(query).format(rule=spec.sql().rstrip().rstrip(";"))).to_arrow_table()
     finally:
         con.close()
-    n_scored = table["n_scored"][0].as_py() if table.num_rows else 0
-    if n_scored < n:
-        what = f"run {run!r}" if spec.needs == "run" else f"oracle {oracle!r}" if spec.needs == "oracle" else dataset
-        raise LedgerError(f"rule {rule} scores {n_scored} of the {n_train} train samples of {dataset} from {what}, "
-                          f"fewer than the {n} to keep" + (": train the run with --score-all, or use a full-data run"
-                                                           if spec.needs == "run" else ""))
-    meta = SubsetMeta(dataset, dataset_fingerprint_in_ledger(root, dataset), rule, round(n / n_train, 6), n, n_train, run, oracle, seed, hist_epoch)
-    return Subset(table.select(SUBSET_SCHEMA.names).cast(SUBSET_SCHEMA), meta)
+    return table, dataset, n_train, n
 
 
 def resolve_dataset(con, root, spec: Rule, run, oracle, dataset) -> str:

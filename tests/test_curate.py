@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 from click.testing import CliRunner
+from PIL import Image
 
 from conftest import N, add_scores, manifest, run_record
 from dissect import ledger
@@ -31,6 +32,13 @@ def test_history_rules_read_the_run(hand_ledger):
     subset = curation.curate(hand_ledger, "delta", keep_n=2, run="dis", hist_epoch=0)
     assert subset.table["sample_id"].to_pylist() == [6, 7] and subset.table["score"].to_pylist() == [7.5, 7.5]
     assert subset.meta.rule == "delta" and subset.meta.run == "dis" and subset.meta.n_train == N
+
+
+def test_the_ends_of_a_ranking_are_what_it_keeps_and_drops_first(hand_ledger):
+    ends = curation.ends(hand_ledger, "final-clipscore", n=2, run="perfect").to_pylist()   # clipscore = id
+    assert [(r["end"], r["sample_id"], r["rank"]) for r in ends] == [
+        ("kept first", 7, 1), ("kept first", 6, 2), ("dropped first", 0, 8), ("dropped first", 1, 7)]
+    assert [r["is_noisy"] for r in ends] == [True, True, False, False]
 
 
 def test_random_is_seeded(hand_ledger):
@@ -110,9 +118,11 @@ def test_curate_then_train_on_the_subset_and_reshard(tiny_dataset, tmp_path):
     assert run("train", tiny_dataset, "--strategy", "full", "--run", "proxy", *common).exit_code == 0
     subset = tmp_path / "half.parquet"
     result = run("curate", "--ledger", ledger_dir, "--by", "final-clipscore", "--run", "proxy", "--keep", "0.5",
-                 "--out", subset, "--reshard", tmp_path / "shards")
+                 "--out", subset, "--reshard", tmp_path / "shards", "--preview", tmp_path / "ends.png")
     assert result.exit_code == 0, result.output
     assert "kept 50 of 100 train samples" in result.output
+    with Image.open(tmp_path / "ends.png") as sheet:   # two blocks of 20 cells, ten to a row
+        assert sheet.width > 10 * 96 and sheet.height > 4 * 96
     ids, meta, _ = curation.read_subset(subset)
     result = run("train", tiny_dataset, "--strategy", "random", "--ratio", "0.5", "--subset", subset,
                  "--run", "coreset", *common)
