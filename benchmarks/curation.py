@@ -1,10 +1,12 @@
 """Which curation rule finds the clean pairs, and does training on its coreset pay?
 
-    .venv/bin/python benchmarks/curation.py --ledger L [--seeds 0,1,2] [--settings ...] [--jobs 2]
+    .venv/bin/python benchmarks/curation.py --ledger L [--seeds 0,1,2] [--settings ...] [--keep 0.3,0.5] [--jobs 2]
 
 Settings (40 % caption noise): shapes with shuffled captions, shapes with one attribute
 wrong, Fashion-MNIST with another class's caption (1,500 pairs, 10 epochs each), and the
-memorising corner of the regime map (shapes, shuffled captions, 500 pairs, 30 epochs).
+memorising corner of the regime map (shapes, shuffled captions, 500 pairs, 30 epochs), and
+the emoji benchmark (`dissect make-emoji`'s defaults, about 2,860 pairs, 10 epochs; its
+oracle trains on the same train emoji drawn in Noto's style with their true captions).
 For each seed:
   - a proxy run (`full`: every sample trained every epoch) whose history the oracle-free
     rules read; it is also the full-data baseline;
@@ -12,7 +14,7 @@ For each seed:
     generator (other synthetic scenes; other Fashion-MNIST images), for the same epochs,
     then `dissect score` of the noisy data (CLIPScore and negCLIPLoss);
   - the online strategies at the same ratio (random, dissect-warmup, oracle-clean);
-  - every rule's coreset at --keep (default 0.3), trained with `full` for the same epochs.
+  - every rule's coreset at each --keep (default 0.3), trained with `full` for the same epochs.
 Prints per setting: each rule's precision (clean fraction) at keep 0.3 / 0.5 / 0.7 and the
 AUROC of its ranking; the AUROC of the oracle-free rules as if the proxy had stopped at each
 epoch; the final metric (R@Sum rsum4, or zero-shot top-1 for Fashion-MNIST) of every method,
@@ -24,11 +26,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from selection_quality import Run, make_benchmark, train_all
+from selection_quality import Run, make_benchmark, make_emoji, train_all
 from table import print_table
 
 from dissect import ledger
 from dissect.engine import oracle as oracle_scoring, train
+from dissect.engine.config import EmojiConfig
 from dissect.engine.data import fashion_mnist, synthetic
 from dissect.ledger import curation
 
@@ -38,12 +41,16 @@ SETTINGS = {  # name: (benchmark, train pairs, epochs)
     "shapes-partial": ("shapes-partial", 1500, 10),
     "fashion-mnist": ("fashion-mnist", 1500, 10),
     "memorising": ("shapes-shuffle", 500, 30),
+    "emoji": ("emoji", None, 10),    # make-emoji's defaults: every emoji, Twemoji train, Noto test
 }
 ONLINE = ("random", "dissect-warmup", "oracle-clean")
 
 
 def oracle_data(benchmark: str, root: Path, n: int) -> Path:
-    """A clean sample of the benchmark's generator that shares no pair with its data."""
+    """A clean sample of the benchmark's generator that shares no pair with its data (emoji:
+    the same train emoji drawn in the other art style, Noto, with their true captions)."""
+    if benchmark == "emoji":
+        return make_emoji(root / "emoji-oracle", EmojiConfig(train_style="noto", noise_ratio=0.0))
     out = root / f"{benchmark}-n{n}-oracle"
     if (out / "samples.parquet").exists():
         return out
@@ -55,18 +62,20 @@ def oracle_data(benchmark: str, root: Path, n: int) -> Path:
     return out
 
 
-def run_setting(ledger_dir: Path, setting: str, seeds, keep: float, jobs: int) -> None:
+def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int) -> None:
     benchmark, n, epochs = SETTINGS[setting]
     root = ledger_dir.parent / "benchmark-data"
     data = make_benchmark(benchmark, root, n)
     if data is None:
         return
     clean = oracle_data(benchmark, root, n)
+    if clean is None:
+        return
     tw = epochs // 2
     first = [Run(f"{setting}-proxy-s{s}", data, "full", 1.0, s, epochs, tw) for s in seeds]
     first += [Run(f"{setting}-oracle-s{s}", clean, "full", 1.0, s, epochs, tw) for s in seeds]
     first += [Run(f"{setting}-{strategy}-r{keep}-s{s}", data, strategy, keep, s, epochs, tw)
-              for s in seeds for strategy in ONLINE]
+              for keep in keeps for s in seeds for strategy in ONLINE]
     train_all(ledger_dir, first, jobs)
     dataset = ledger.query(ledger_dir, "SELECT dataset FROM runs WHERE name = ?", [first[0].name])[1][0][0]
     subsets = ledger_dir.parent / "subsets"
@@ -76,13 +85,14 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keep: float, jobs: int) -
         if not ledger.query(ledger_dir, "SELECT 1 FROM oracle WHERE name = ? LIMIT 1", [oracle])[1]:
             oracle_scoring.score(str(data), checkpoint=str(Path(ledger_dir) / "checkpoints" / oracle / train.CHECKPOINT),
                                  model_name="dissect-tiny", name=oracle, ledger_dir=str(ledger_dir), workers=0, quiet=True)
-        for rule in curation.RULES:
-            path = subsets / f"{setting}-{rule}-k{keep}-s{s}.parquet"
-            if not path.exists():
-                subset = curation.curate(ledger_dir, rule, keep=keep, run=f"{setting}-proxy-s{s}", oracle=oracle,
-                                         dataset=dataset, seed=s)
-                curation.write_subset(subset, path)
-            coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-s{s}", data, "full", 1.0, s, epochs, tw, path))
+        for keep in keeps:
+            for rule in curation.RULES:
+                path = subsets / f"{setting}-{rule}-k{keep}-s{s}.parquet"
+                if not path.exists():
+                    subset = curation.curate(ledger_dir, rule, keep=keep, run=f"{setting}-proxy-s{s}", oracle=oracle,
+                                             dataset=dataset, seed=s)
+                    curation.write_subset(subset, path)
+                coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-s{s}", data, "full", 1.0, s, epochs, tw, path))
     train_all(ledger_dir, coresets, jobs)
     report(ledger_dir, setting, dataset, seeds, epochs, benchmark)
 
@@ -121,14 +131,16 @@ def main():
     parser.add_argument("--ledger", type=Path, required=True)
     parser.add_argument("--settings", type=lambda v: tuple(v.split(",")), default=tuple(SETTINGS))
     parser.add_argument("--seeds", type=lambda v: tuple(map(int, v.split(","))), default=(0, 1, 2))
-    parser.add_argument("--keep", type=float, default=0.3, help="kept fraction of the coresets trained")
+    parser.add_argument("--keep", type=lambda v: tuple(map(float, v.split(","))), default=(0.3,),
+                        help="kept fractions of the coresets trained (and ratios of the online runs), "
+                             "comma-separated; default: 0.3")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     args = parser.parse_args()
     unknown = set(args.settings) - set(SETTINGS)
     if unknown:
         parser.error(f"unknown settings {', '.join(sorted(unknown))}: choose from {', '.join(SETTINGS)}")
-    if not 0 < args.keep <= 1:
-        parser.error(f"--keep {args.keep} is outside (0, 1]")
+    if not all(0 < keep <= 1 for keep in args.keep):
+        parser.error(f"--keep {args.keep}: every fraction must be in (0, 1]")
     for setting in args.settings:
         run_setting(args.ledger, setting, args.seeds, args.keep, args.jobs)
 
