@@ -137,3 +137,19 @@ def test_the_cc3m_recipe_runs_end_to_end_in_smoke_mode(tmp_path):
     _, oracle = ledger.query(tmp_path / "ledger", "SELECT count(*) FROM oracle WHERE name = 'oracle'")
     assert oracle == [(48,)]
     assert (tmp_path / "report" / "index.html").exists()
+
+
+def test_the_emoji_recipe_builds_trains_curates_and_draws_its_contact_sheet(tmp_path):
+    from dissect.engine.config import EmojiConfig
+    from dissect.engine.data import DatasetError, emoji
+
+    try:
+        emoji.find_sources(EmojiConfig())
+    except DatasetError as e:
+        pytest.skip(f"emoji sources missing: {e}")
+    printed = run_script("emoji/run.sh", tmp_path, EPOCHS="2", MAX_GROUPS="80")
+    assert "what,clean_share\nkept by mean-clipscore," in printed and "\nall train pairs,0.6" in printed
+    assert "run,rsum4,chance\ndissect," in printed and "\nfull," in printed
+    assert (tmp_path / "ends.png").stat().st_size > 10_000 and (tmp_path / "data" / "ATTRIBUTION.md").exists()
+    _, runs = ledger.query(tmp_path / "ledger", "SELECT name, status FROM runs ORDER BY name")
+    assert runs == [("dissect", "completed"), ("full", "completed")]
