@@ -100,18 +100,21 @@ def test_captions_follow_the_templates_and_partial_noise_changes_one_part(tmp_pa
 
 
 @needs_packages
-def test_natural_captions_are_cldr_keyword_lists(tmp_path):
+def test_natural_captions_are_cldr_keyword_lists_and_partial_noise_swaps_one_keyword(tmp_path):
     out = tmp_path / "natural"
-    result = CliRunner().invoke(cli, ["make-emoji", str(out), *SMALL, "--natural", "--noise-ratio", "0"])
+    result = CliRunner().invoke(cli, ["make-emoji", str(out), *SMALL, "--natural", "--noise-type", "partial"])
     assert result.exit_code == 0, result.output
     assert "with loose keywords only" in result.output
     notes = emoji.annotations(Path(EmojiConfig().cldr_dir))
     meta = shard_json(out)
     for r in pq.read_table(out / emoji.DATASET / "samples.parquet").to_pylist():
         name, keywords = notes[meta[r["key"]]["emoji"].replace("\ufe0f", "")]
-        if r["split"] == "train" and keywords:
-            assert r["caption"] == ", ".join(keywords)
-        assert not r["is_noisy"]
+        if r["split"] != "train" or not keywords:
+            continue
+        assert meta[r["key"]]["true_caption"] == ", ".join(keywords)
+        shown = r["caption"].split(", ")
+        assert len(shown) == len(keywords)
+        assert sum(a != b for a, b in zip(shown, keywords)) == int(r["is_noisy"])
 
 
 @needs_packages

@@ -179,8 +179,8 @@ class Renderer:
 # --- captions and noise ---------------------------------------------------------------
 
 class Captioner:
-    """Captions from CLDR: the name, or EMOJI_KEYWORDS_TEMPLATE with up to EMOJI_MAX_KEYWORDS of its
-    emoji's keywords; --natural: CLDR's keyword list as it stands, loose keywords kept."""
+    """Captions from CLDR: the name, or EMOJI_KEYWORDS_TEMPLATE with up to EMOJI_MAX_KEYWORDS
+    of the emoji's keywords; --natural: CLDR's keyword list as it stands, loose keywords kept."""
 
     def __init__(self, emojis: list[Emoji], kind: str, natural: bool):
         self.kind, self.natural = kind, natural
@@ -209,8 +209,9 @@ class Captioner:
 
     def partial(self, emoji: Emoji, caption: str, shown: list[str], others: list[Emoji],
                 rng: np.random.Generator) -> str:
-        """CAPTION with one keyword, or one word of the name, replaced by another emoji's."""
-        if shown and rng.random() < 0.5:
+        """CAPTION with one keyword, or one word of the name, replaced by another emoji's (a
+        keyword where the caption has no name, as a natural one has not)."""
+        if shown and (emoji.name not in caption or rng.random() < 0.5):
             old = shown[int(rng.integers(len(shown)))]
             choices = [k for k in self.vocabulary if k not in emoji.keywords]
             new = choices[int(rng.integers(len(choices)))]
@@ -222,8 +223,7 @@ class Captioner:
             new = other[int(rng.integers(len(other)))]
             if new not in words:
                 break
-        name = " ".join(words[:i] + [new] + words[i + 1:])
-        return caption.replace(emoji.name, name, 1) if emoji.name in caption else name
+        return caption.replace(emoji.name, " ".join(words[:i] + [new] + words[i + 1:]), 1)
 
     def name_end(self, caption: str, emoji: Emoji) -> int:
         start = caption.find(emoji.name)
