@@ -505,7 +505,10 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
                                               "ledger's only one].")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random rule.")
 @click.option("--hist-epoch", type=int, default=None,
-              help="delta's early-learning epoch (from 0) [default: a quarter of the run].")
+              help="delta's early-learning epoch (from 0) [default: a quarter of the epochs read].")
+@click.option("--until-epoch", type=int, default=None,
+              help="The history rules read the run's epochs up to this one (from 0), as if it had stopped "
+                   "there; kept in the subset's metadata [default: every epoch].")
 @click.option("--format", "fmt", type=click.Choice(curation.FORMATS), default="parquet", show_default=True,
               help="parquet: sample_id, key, uid, caption, score, rank; npy: DataComp's sorted uid array (u8,u8).")
 @click.option("--reshard", default=None, type=click.Path(file_okay=False),
@@ -517,12 +520,12 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
               help="The dataset folder, for --reshard and --preview [default: where the ledger's runs found it].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar (--reshard).")
-def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist_epoch, fmt, reshard, preview,
-           data_dir, overwrite, quiet):
+def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist_epoch, until_epoch, fmt, reshard,
+           preview, data_dir, overwrite, quiet):
     """Write a subset of a dataset's train samples chosen by RULE from what the ledger knows:
     an oracle's scores or a run's per-sample history. Train on it with `dissect train DATA --subset OUT`."""
     subset = curation.curate(ledger_dir, rule, keep=keep, keep_n=keep_n, run=run, oracle=oracle, dataset=dataset,
-                             seed=seed, hist_epoch=hist_epoch)
+                             seed=seed, hist_epoch=hist_epoch, until_epoch=until_epoch)
     source = None
     if reshard or preview:
         from dissect.engine import data
@@ -535,7 +538,8 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
             raise data.DatasetError(f"{reshard} exists and is not empty: choose a new folder for --reshard")
     path = curation.write_subset(subset, out, fmt=fmt, overwrite=overwrite)
     meta = subset.meta
-    click.echo(f"kept {meta.n} of {meta.n_train} train samples of {meta.dataset} by {rule}: {path}")
+    upto = f" (epochs 0..{until_epoch} of run {run})" if until_epoch is not None else ""
+    click.echo(f"kept {meta.n} of {meta.n_train} train samples of {meta.dataset} by {rule}{upto}: {path}")
     if reshard:
         resharded = data.reshard(source, subset.table["sample_id"].to_numpy(), reshard, quiet=quiet)
         click.echo(f"shards: {resharded.root} ({len(resharded.shard_urls('train'))} shards)")
@@ -543,7 +547,7 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
         from dissect.engine.contact_sheet import contact_sheet
 
         ends = curation.ends(ledger_dir, rule, run=run, oracle=oracle, dataset=meta.dataset, seed=seed,
-                             hist_epoch=hist_epoch)
+                             hist_epoch=hist_epoch, until_epoch=until_epoch)
         what = f" of run {run}" if run else f" of oracle {oracle}" if oracle else ""
         contact_sheet(source, ends, preview, title=f"{meta.dataset}: {rule}{what}, keep {meta.keep:g}")
         click.echo(f"preview: {preview}")

@@ -60,6 +60,7 @@ class SubsetMeta:
     oracle: str | None = None
     seed: int = 0
     hist_epoch: int | None = None
+    until_epoch: int | None = None   # the history rules read the run's epochs up to this one
 
 
 @dataclass
@@ -70,7 +71,7 @@ class Subset:
 
 def curate(root, rule: str, *, keep: float | None = None, keep_n: int | None = None, run: str | None = None,
            oracle: str | None = None, dataset: str | None = None, seed: int = 0,
-           hist_epoch: int | None = None) -> Subset:
+           hist_epoch: int | None = None, until_epoch: int | None = None) -> Subset:
     """The top of a dataset's train samples by RULE; a LedgerError says what is missing."""
     if rule not in RULES:
         raise LedgerError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)}")
@@ -82,44 +83,65 @@ def curate(root, rule: str, *, keep: float | None = None, keep_n: int | None = N
         raise LedgerError(f"--keep-n {keep_n} must be at least 1")
     spec = RULES[rule]
     table, dataset, n_train, n = ranked(root, spec, "curate_keep.sql", run=run, oracle=oracle, dataset=dataset,
-                                        seed=seed, hist_epoch=hist_epoch, keep=keep, keep_n=keep_n)
+                                        seed=seed, hist_epoch=hist_epoch, until_epoch=until_epoch, keep=keep,
+                                        keep_n=keep_n)
     n_scored = table["n_scored"][0].as_py() if table.num_rows else 0
     if n_scored < n:
         what = f"run {run!r}" if spec.needs == "run" else f"oracle {oracle!r}" if spec.needs == "oracle" else dataset
         raise LedgerError(f"rule {rule} scores {n_scored} of the {n_train} train samples of {dataset} from {what}, "
                           f"fewer than the {n} to keep" + (": train the run with --score-all, or use a full-data run"
                                                            if spec.needs == "run" else ""))
-    meta = SubsetMeta(dataset, dataset_fingerprint_in_ledger(root, dataset), rule, round(n / n_train, 6), n, n_train, run, oracle, seed, hist_epoch)
+    meta = SubsetMeta(dataset, dataset_fingerprint_in_ledger(root, dataset), rule, round(n / n_train, 6), n, n_train,
+                      run, oracle, seed, hist_epoch, until_epoch)
     return Subset(table.select(SUBSET_SCHEMA.names).cast(SUBSET_SCHEMA), meta)
 
 
 def ends(root, rule: str, n: int = 20, *, run: str | None = None, oracle: str | None = None,
-         dataset: str | None = None, seed: int = 0, hist_epoch: int | None = None) -> pa.Table:
+         dataset: str | None = None, seed: int = 0, hist_epoch: int | None = None,
+         until_epoch: int | None = None) -> pa.Table:
     """The N pairs RULE keeps first and the N it drops first (curate_ends.sql's columns:
     end, sample_id, key, caption, is_noisy, score, rank), for a look at what it does."""
     if rule not in RULES:
         raise LedgerError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)}")
     table, *_ = ranked(root, RULES[rule], "curate_ends.sql", run=run, oracle=oracle, dataset=dataset, seed=seed,
-                       hist_epoch=hist_epoch, keep_n=n)
+                       hist_epoch=hist_epoch, until_epoch=until_epoch, keep_n=n)
     return table
 
 
-def ranked(root, spec: Rule, query: str, *, run, oracle, dataset, seed, hist_epoch, keep=None, keep_n=None):
+def ranked(root, spec: Rule, query: str, *, run, oracle, dataset, seed, hist_epoch, until_epoch, keep=None,
+           keep_n=None):
     """(QUERY's table over SPEC's ranking, the dataset, its train samples, the n to keep)."""
     con = connect(root)
     try:
         dataset = resolve_dataset(con, root, spec, run, oracle, dataset)
+        check_epochs(con, spec, run, hist_epoch, until_epoch)
         n_train = con.execute("SELECT count(*) FROM samples WHERE dataset = ? AND split = 'train'",
                               [dataset]).fetchone()[0]
         n = keep_n if keep_n is not None else max(1, math.floor(keep * n_train + 1e-9))
         if n > n_train:
             raise LedgerError(f"--keep-n {n} is more than the {n_train} train samples of {dataset}")
         set_variables(con, {"dataset": dataset, "run": run, "oracle": oracle, "seed": seed,
-                            "hist_epoch": hist_epoch, "keep_n": n})
+                            "hist_epoch": hist_epoch, "until_epoch": until_epoch, "keep_n": n})
         table = con.sql(sql_text(query).format(rule=spec.sql().rstrip().rstrip(";"))).to_arrow_table()
     finally:
         con.close()
     return table, dataset, n_train, n
+
+
+def check_epochs(con, spec: Rule, run, hist_epoch, until_epoch) -> None:
+    """--until-epoch and --hist-epoch name epochs the run's history has (from 0), in order."""
+    if until_epoch is None and hist_epoch is None:
+        return
+    if spec.needs != "run":
+        flag = "--until-epoch" if until_epoch is not None else "--hist-epoch"
+        raise LedgerError(f"{flag} is for the rules that read a run's history, not {spec.name}")
+    last = con.execute("SELECT max(epoch) FROM scores WHERE run = ?", [run]).fetchone()[0]
+    for flag, epoch in (("--until-epoch", until_epoch), ("--hist-epoch", hist_epoch)):
+        if epoch is not None and not 0 <= epoch <= (last if last is not None else -1):
+            raise LedgerError(f"{flag} {epoch} is outside run {run!r}'s epochs 0..{last}")
+    if hist_epoch is not None and until_epoch is not None and hist_epoch > until_epoch:
+        raise LedgerError(f"--hist-epoch {hist_epoch} is after --until-epoch {until_epoch}: delta compares an "
+                          "earlier epoch with the last one read")
 
 
 def resolve_dataset(con, root, spec: Rule, run, oracle, dataset) -> str:

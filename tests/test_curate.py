@@ -34,6 +34,28 @@ def test_history_rules_read_the_run(hand_ledger):
     assert subset.meta.rule == "delta" and subset.meta.run == "dis" and subset.meta.n_train == N
 
 
+def test_until_epoch_reads_the_history_as_if_the_run_had_stopped_there(hand_ledger, tmp_path):
+    # dis: epoch 0 clean 10 / noisy 20, epoch 1 all 30: up to epoch 0 the noisy pairs lead
+    assert kept(hand_ledger, "final-clipscore", keep_n=2, run="dis", until_epoch=0) == [6, 7]
+    assert kept(hand_ledger, "final-clipscore", keep_n=2, run="dis") == [0, 1]   # epoch 1: all tied, by id
+    subset = curation.curate(hand_ledger, "mean-clipscore", keep_n=2, run="dis", until_epoch=0)
+    assert subset.table["score"].to_pylist() == [7.5, 7.5] and subset.meta.until_epoch == 0
+    out = tmp_path / "s.parquet"
+    result = CliRunner().invoke(cli, ["curate", "--ledger", str(hand_ledger), "--by", "mean-clipscore", "--run",
+                                      "dis", "--keep-n", "2", "--until-epoch", "0", "--out", str(out)])
+    assert result.exit_code == 0 and "(epochs 0..0 of run dis)" in result.output
+    assert curation.read_subset(out)[1].until_epoch == 0
+    for args, message in [(["--until-epoch", "5"], "--until-epoch 5 is outside run 'dis''s epochs 0..1"),
+                          (["--hist-epoch", "99"], "--hist-epoch 99 is outside"),
+                          (["--hist-epoch", "1", "--until-epoch", "0"], "--hist-epoch 1 is after --until-epoch 0")]:
+        result = CliRunner().invoke(cli, ["curate", "--ledger", str(hand_ledger), "--by", "delta", "--run", "dis",
+                                          "--keep-n", "2", "--out", str(tmp_path / "x.parquet"), *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    with pytest.raises(ledger.LedgerError, match="--until-epoch is for the rules that read a run's history"):
+        curation.curate(hand_ledger, "random", keep_n=2, dataset="d", until_epoch=0)
+    assert not (tmp_path / "x.parquet").exists()
+
+
 def test_the_ends_of_a_ranking_are_what_it_keeps_and_drops_first(hand_ledger):
     ends = curation.ends(hand_ledger, "final-clipscore", n=2, run="perfect").to_pylist()   # clipscore = id
     assert [(r["end"], r["sample_id"], r["rank"]) for r in ends] == [

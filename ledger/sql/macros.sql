@@ -4,6 +4,12 @@
 CREATE OR REPLACE MACRO centred(x, run_col, epoch_col) AS
     x - avg(x) OVER (PARTITION BY run_col, epoch_col);
 
+-- The scores of a run a curation rule reads: every epoch, or those up to the variable
+-- until_epoch where it is set (`dissect curate --until-epoch E`: as if the run had stopped at E).
+CREATE OR REPLACE MACRO history(run_name) AS TABLE
+    SELECT * FROM scores
+    WHERE run = run_name AND epoch <= coalesce(getvariable('until_epoch'), epoch);
+
 -- Which train samples of a run's dataset count as clean: the oracle's top 50 % of
 -- CLIPScore when oracle_name is given, else the dataset's ground truth (NOT is_noisy).
 CREATE OR REPLACE MACRO clean_split(run_name, oracle_name) AS TABLE
