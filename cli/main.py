@@ -226,7 +226,8 @@ def cache_(data, model, quiet):
 
 
 STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, infobatch, "
-              "scan, mid-loss, divbs, ncr, gsc, oracle-clean (a reference that needs ground-truth noise flags)")
+              "scan, mid-loss, running-mean, divbs, ncr, gsc, oracle-clean (a reference that needs ground-truth "
+              "noise flags)")
 
 
 @cli.command()
@@ -276,6 +277,13 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
               help="mid-loss: the kept fraction falls linearly from r (1 + s) to r (1 - s) over the epochs.")
 @click.option("--mid-loss-low-share", default=TrainConfig.mid_loss_low_share, show_default=True,
               help="mid-loss: the share of the left-out samples taken from the lowest losses (the rest: highest).")
+@click.option("--running-mean-warmup", default=TrainConfig.running_mean_warmup, show_default=True,
+              help="running-mean: epochs of random selection before the running mean ranks.")
+@click.option("--running-mean-random-share", default=TrainConfig.running_mean_random_share, show_default=True,
+              help="running-mean: the share of each batch's k picks drawn at random.")
+@click.option("--running-mean-pool", default=TrainConfig.running_mean_pool, show_default=True,
+              help="running-mean: 0, the rest of the picks are the highest running means; q > 0, they are drawn "
+                   "at random among the batch's top q by running mean.")
 @click.option("--divbs-features", type=click.Choice(DIVBS_FEATURES), default=TrainConfig.divbs_features,
               show_default=True, help="divbs: per-sample features, the InfoNCE gradient w.r.t. the embeddings "
                                       "or the embeddings.")

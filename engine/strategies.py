@@ -477,6 +477,53 @@ class MidLoss(Strategy):
 
 
 @register
+class RunningMean(Strategy):
+    """The online twin of `dissect curate --by mean-clipscore`, no proxy: every visit adds the
+    sample's CLIPScore minus its batch's mean to its running total, and a sample ranks by its
+    mean over its visits so far (the area under its centred curve, as AUM is for labels), the
+    current visit included. The first --running-mean-warmup epochs select at random; after
+    them a --running-mean-random-share of the k picks is drawn at random from the batch (so
+    the run keeps training pairs it would rank low), and the rest are the highest means; with
+    --running-mean-pool q > 0 they are drawn at random among the batch's top q instead (the
+    pairs the history trusts, as oracle-clean draws among the clean ones)."""
+    name = "running-mean"
+    settings = ("running_mean_warmup", "running_mean_random_share", "running_mean_pool")
+
+    def __init__(self, *, running_mean_warmup: int, running_mean_random_share: float, running_mean_pool: float,
+                 **kw):
+        super().__init__(**kw)
+        self.warmup, self.random_share, self.pool = running_mean_warmup, running_mean_random_share, running_mean_pool
+        self.total = torch.zeros(self.n_samples)
+        self.visits = torch.zeros(self.n_samples)
+
+    def select(self, ids, clipscore, loss, epoch, features=None):
+        batch_size, k = ids.shape[0], self.k(ids.shape[0])
+        self.total[ids] += clipscore - clipscore.mean()
+        self.visits[ids] += 1
+        if epoch < self.warmup:
+            return Selection(self.random_mask(batch_size, k))
+        mean = self.total[ids] / self.visits[ids]
+        selected = self.random_mask(batch_size, round(self.random_share * k))
+        rest = k - int(selected.sum())
+        if self.pool:   # random among the top q of the batch not yet picked
+            trusted = self.top_mask(torch.where(selected, float("-inf"), mean),
+                                    min(batch_size - int(selected.sum()), max(rest, round(self.pool * batch_size))))
+            priority = torch.rand(batch_size, generator=self.generator) + trusted.float()
+        else:
+            priority = mean
+        selected |= self.top_mask(torch.where(selected, float("-inf"), priority), rest)
+        return Selection(selected)
+
+    def state_dict(self):
+        return {**super().state_dict(), "total": self.total, "visits": self.visits}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.total.copy_(state["total"])
+        self.visits.copy_(state["visits"])
+
+
+@register
 class DivBS(Strategy):
     """DivBS (Hong et al., ICML 2024): the batch's most representative, mutually orthogonal
     members on per-sample gradient features, by the authors' greedy loop: the residual starts

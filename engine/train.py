@@ -151,6 +151,13 @@ def validate(cfg: TrainConfig) -> Sources:
     if strategies.REGISTRY[cfg.strategy].peer and cfg.select_scope == "local":
         raise InputError(f"{cfg.strategy} picks over the global batch for both of its networks: "
                          "leave --select-scope global")
+    if cfg.running_mean_warmup < 0:
+        raise InputError(f"--running-mean-warmup {cfg.running_mean_warmup} must be 0 or more")
+    if not 0 <= cfg.running_mean_random_share <= 1:
+        raise InputError(f"--running-mean-random-share {cfg.running_mean_random_share} is outside [0, 1]")
+    if not 0 <= cfg.running_mean_pool <= 1:
+        raise InputError(f"--running-mean-pool {cfg.running_mean_pool} is outside [0, 1]: give the share of the "
+                         "batch the picks are drawn among, or 0 for the top-k")
     if not 0 <= cfg.mid_loss_spread < 1:
         raise InputError(f"--mid-loss-spread {cfg.mid_loss_spread} is outside [0, 1)")
     if not 0 <= cfg.mid_loss_low_share <= 1:
@@ -200,7 +207,8 @@ DEFINING = ("cache", "strategy", "ratio", "seed", "model", "batch_size", "lr", "
             "warmup_steps", "logit_scale_lr_mult", "warmup_epochs", "momentum", "score_mode", "score_all",
             "select_scope", "local_loss", "gather_with_grad", "test_data", "subset", "infobatch_anneal",
             "scan_t_cos", "scan_prune_td", "ncr_warmup_epoch", "ncr_p_threshold", "gsc_beta", "mid_loss_spread",
-            "mid_loss_low_share", "divbs_features", "precision", "score_precision", "score_image_size")
+            "mid_loss_low_share", "running_mean_warmup", "running_mean_random_share", "running_mean_pool",
+            "divbs_features", "precision", "score_precision", "score_image_size")
 
 
 def check_record(cfg: TrainConfig, sources: Sources, world: distributed.World) -> bool:

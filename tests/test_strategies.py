@@ -13,7 +13,8 @@ def make(name, n=10, ratio=0.3, warmup_epochs=2, momentum=0.9, seed=0, **setting
     defaults = {"warmup_epochs": warmup_epochs, "momentum": momentum, "epochs": 8, "infobatch_anneal": 0.125,
                 "scan_t_cos": 3, "scan_prune_td": 0.3, "mid_loss_spread": 0.5, "mid_loss_low_share": 0.5,
                 "ncr_warmup_epoch": 1, "ncr_p_threshold": 0.5, "gsc_beta": 0.7,
-                "divbs_features": "grad"}
+                "divbs_features": "grad", "running_mean_warmup": 1, "running_mean_random_share": 0.0,
+                "running_mean_pool": 0.0}
     return strategies.create(name, n_samples=n, ratio=ratio, seed=seed, **{**defaults, **settings})
 
 
@@ -248,6 +249,32 @@ def test_mid_loss_keeps_the_middle_losses_and_prunes_more_as_it_goes():
     assert len(late) < len(picked)
     capped = make("mid-loss", ratio=0.8, mid_loss_spread=0.5)
     assert capped.kept_fraction(0) <= 1.0 + 1e-9
+
+
+def test_running_mean_ranks_by_the_mean_centred_score_over_visits_after_its_warmup():
+    s = make("running-mean", n=10, ratio=0.3)
+    early = chosen(s.select(IDS, SCORES, LOSSES, epoch=0))          # warm-up: random, but every visit counts
+    assert len(early) == 3
+    # epoch 1: ids 0-2 swing up to the top, but their mean over two visits still trails 2, 6, 4's
+    later = SCORES.clone()
+    later[[0, 1, 3]] = 10.0
+    assert chosen(s.select(IDS, later, LOSSES, epoch=1)) == {2, 6, 0}
+    mean = (SCORES - SCORES.mean() + later - later.mean()) / 2
+    assert torch.allclose(s.total / s.visits, mean)
+    # a random share of the picks, and picks drawn among the trusted top of the batch
+    shared = make("running-mean", n=100, ratio=0.3, running_mean_random_share=0.5)
+    scores = torch.arange(100.0)
+    shared.select(torch.arange(100), scores, None, epoch=0)
+    picks = chosen(shared.select(torch.arange(100), scores, None, epoch=1))
+    assert len(picks) == 30 and len(picks & set(range(85, 100))) == 15 and len(picks - set(range(70, 100))) > 0
+    pooled = make("running-mean", n=100, ratio=0.3, running_mean_pool=0.6)
+    pooled.select(torch.arange(100), scores, None, epoch=0)
+    picks = chosen(pooled.select(torch.arange(100), scores, None, epoch=1))
+    assert len(picks) == 30 and picks <= set(range(40, 100)) and picks != set(range(70, 100))
+    resumed = make("running-mean", n=100, ratio=0.3, running_mean_pool=0.6)
+    resumed.load_state_dict(pooled.state_dict())
+    assert chosen(resumed.select(torch.arange(100), scores, None, epoch=2)) == \
+        chosen(pooled.select(torch.arange(100), scores, None, epoch=2))
 
 
 def test_the_gmm_splits_planted_losses_as_scikit_learn_would():

@@ -71,3 +71,15 @@ def test_the_optimiser_and_schedule_flags_reach_adamw_and_the_lr_schedule(tiny_d
     groups = state["optimizer"]["param_groups"]
     assert {g["weight_decay"] for g in groups} == {0.0, 0.2}   # no decay on gains, biases, logit scale
     assert {g["betas"][0] for g in groups} == {0.8}
+
+
+def test_running_mean_flags_reach_the_strategy_and_bad_values_are_refused(tiny_dataset, tmp_path):
+    train(tiny_dataset, tmp_path, "rm", "--strategy", "running-mean", "--ratio", "0.3", "--running-mean-warmup", "1",
+          "--running-mean-random-share", "0.5", "--running-mean-pool", "0.6")
+    _, rows = ledger.query(tmp_path, "SELECT epoch, sum(n_selected) FROM steps WHERE run = 'rm' GROUP BY 1 ORDER BY 1")
+    assert [n for _, n in rows] == [5 * 6] * 3       # k = 6 of every batch of 20, five batches an epoch
+    state = torch.load(tmp_path / "checkpoints" / "rm" / engine_train.CHECKPOINT, weights_only=True)
+    assert state["strategy"]["visits"].sum() == 3 * 100   # every train sample scored in each of the 3 epochs
+    result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--strategy", "running-mean", "--ledger",
+                                      str(tmp_path), "--run", "bad", "--running-mean-pool", "1.5"])
+    assert result.exit_code == 2 and "--running-mean-pool 1.5 is outside [0, 1]" in result.output
