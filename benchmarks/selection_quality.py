@@ -100,6 +100,7 @@ class Run:
     warmup_epochs: int = EPOCHS // 2
     subset: Path | None = None      # a `dissect curate` subset to train on
     momentum: float = 0.9           # dissect-momentum's beta (benchmarks/ablations.py varies it)
+    settings: tuple = ()            # (TrainConfig field, value) pairs: a strategy's variant
 
 
 def one_thread() -> None:
@@ -118,6 +119,7 @@ def train_run(ledger_dir: Path, run: Run) -> str:
                             momentum=run.momentum,
                             eval_every=run.epochs // 2, workers=0, quiet=True,
                             subset=None if run.subset is None else str(run.subset))
+    cfg = replace(cfg, **dict(run.settings))
     resume = record is not None and (Path(cfg.checkpoint_dir) / train.CHECKPOINT).exists()
     if record is not None and not resume:
         ledger.drop_run(ledger_dir, run.name)

@@ -1,0 +1,76 @@
+"""Issue 23's online rule: does reading the run's own history online beat random selection?
+
+    .venv/bin/python benchmarks/online_history.py --ledger L [--jobs 2] [--benchmarks ...]
+
+`running-mean` (the online twin of `dissect curate --by mean-clipscore`: top-k of the batch
+by each pair's running mean centred CLIPScore over its visits, after a 2-epoch random
+warm-up, a fifth of the picks at random) and one variant of it, `running-mean-pool0.6`
+(the picks drawn at random among the batch's top 60 % by running mean, as oracle-clean
+draws among the clean pairs), against random, full data and the oracle-clean reference,
+at r = 0.3, seeds 0, 1, 2, on the four settings of docs/curation.md (shapes with shuffled
+captions, shapes with one attribute wrong, Fashion-MNIST, 1,500 pairs and 10 epochs each;
+the memorising corner, 500 pairs and 30 epochs) and the emoji benchmark. Runs share
+selection_quality.py's recipe and names, so with the grid's ledger the runs it has are
+not trained again. Prints one table per setting from online_history.sql.
+"""
+import argparse
+from pathlib import Path
+
+from selection_quality import HERE, SEEDS, Run, make_benchmark, train_all
+from table import print_table
+
+from dissect import ledger
+
+SETTINGS = {  # name: (benchmark, train pairs, epochs)
+    "shapes-shuffle": ("shapes-shuffle", 1500, 10),
+    "shapes-partial": ("shapes-partial", 1500, 10),
+    "fashion-mnist": ("fashion-mnist", 1500, 10),
+    "memorising": ("shapes-shuffle", 500, 30),
+    "emoji": ("emoji", None, 10),
+}
+METHODS = {  # name in the run: (strategy, its settings)
+    "full": ("full", ()),
+    "random": ("random", ()),
+    "oracle-clean": ("oracle-clean", ()),
+    "running-mean": ("running-mean", ()),
+    "running-mean-pool0.6": ("running-mean", (("running_mean_pool", 0.6),)),
+}
+RATIO = 0.3
+
+
+def runs(setting: str, data: Path, epochs: int) -> list[Run]:
+    out = []
+    for seed in SEEDS:
+        for method, (strategy, settings) in METHODS.items():
+            ratio, tag = (1.0, "") if strategy == "full" else (RATIO, f"-r{RATIO}")
+            out.append(Run(f"{setting}-{method}{tag}-s{seed}", data, strategy, ratio, seed, epochs, epochs // 2,
+                           settings=settings))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ledger", type=Path, required=True)
+    parser.add_argument("--settings", type=lambda v: tuple(v.split(",")), default=tuple(SETTINGS))
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
+    args = parser.parse_args()
+    unknown = set(args.settings) - set(SETTINGS)
+    if unknown:
+        parser.error(f"unknown settings {', '.join(sorted(unknown))}: choose from {', '.join(SETTINGS)}")
+    planned = {}
+    for setting in args.settings:
+        benchmark, n, epochs = SETTINGS[setting]
+        data = make_benchmark(benchmark, args.ledger.parent / "benchmark-data", *([n] if n else []))
+        if data is not None:
+            planned[setting] = runs(setting, data, epochs)
+    train_all(args.ledger, [run for setting_runs in planned.values() for run in setting_runs], args.jobs)
+    for setting in planned:
+        metric = "zeroshot_top1" if SETTINGS[setting][0] == "fashion-mnist" else "rsum4"
+        columns, rows = ledger.query(args.ledger, (HERE / "online_history.sql").read_text(),
+                                     variables={"prefix": f"{setting}-", "metric": metric})
+        print_table(columns, rows, title=f"{setting}: final {metric} at r = {RATIO} (mean ± std over seeds), "
+                                         "clean share of the picks, and how far from random")
+
+
+if __name__ == "__main__":
+    main()
