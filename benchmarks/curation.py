@@ -14,7 +14,10 @@ For each seed:
     generator (other synthetic scenes; other Fashion-MNIST images), for the same epochs,
     then `dissect score` of the noisy data (CLIPScore and negCLIPLoss);
   - the online strategies at the same ratio (random, dissect-warmup, oracle-clean);
-  - every rule's coreset at each --keep (default 0.3), trained with `full` for the same epochs.
+  - every rule's coreset at each --keep (default 0.3), trained with `full` for the same epochs
+    (so keep x the steps) and, with --step-budget, for the proxy's number of steps (epochs / keep);
+  - with --pools K,...: mean-clipscore's pool at keep K trained with random and mid-loss
+    inside it at r = 0.3 / K, so 0.3 of full data is trained but more than 30 % of the pairs seen.
 Prints per setting: each rule's precision (clean fraction) at keep 0.3 / 0.5 / 0.7 and the
 AUROC of its ranking; the AUROC of the oracle-free rules as if the proxy had stopped at each
 epoch; the final metric (R@Sum rsum4, or zero-shot top-1 for Fashion-MNIST) of every method,
@@ -62,7 +65,13 @@ def oracle_data(benchmark: str, root: Path, n: int) -> Path:
     return out
 
 
-def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int) -> None:
+POOL_RULE = "mean-clipscore"
+POOL_BUDGET = 0.3                 # the trained fraction of a curated pool's runs
+POOL_STRATEGIES = ("random", "mid-loss")
+
+
+def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_budget: bool = False,
+                pools: tuple = ()) -> None:
     benchmark, n, epochs = SETTINGS[setting]
     root = ledger_dir.parent / "benchmark-data"
     data = make_benchmark(benchmark, root, n)
@@ -93,6 +102,16 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int) -> None
                                              dataset=dataset, seed=s)
                     curation.write_subset(subset, path)
                 coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-s{s}", data, "full", 1.0, s, epochs, tw, path))
+                if step_budget and keep < 1:   # as many steps as the proxy: more epochs of the smaller set
+                    coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-steps-s{s}", data, "full", 1.0, s,
+                                        round(epochs / keep), round(epochs / keep) // 2, path))
+        for keep in pools:   # a curated pool bigger than the budget, online selection inside it
+            path = subsets / f"{setting}-{POOL_RULE}-k{keep}-s{s}.parquet"
+            if not path.exists():
+                curation.write_subset(curation.curate(ledger_dir, POOL_RULE, keep=keep, run=f"{setting}-proxy-s{s}",
+                                                      dataset=dataset), path)
+            coresets += [Run(f"{setting}-pool-{POOL_RULE}-k{keep}-{strategy}-s{s}", data, strategy,
+                             round(POOL_BUDGET / keep, 3), s, epochs, tw, path) for strategy in POOL_STRATEGIES]
     train_all(ledger_dir, coresets, jobs)
     report(ledger_dir, setting, dataset, seeds, epochs, benchmark)
 
@@ -134,15 +153,23 @@ def main():
     parser.add_argument("--keep", type=lambda v: tuple(map(float, v.split(","))), default=(0.3,),
                         help="kept fractions of the coresets trained (and ratios of the online runs), "
                              "comma-separated; default: 0.3")
+    parser.add_argument("--step-budget", action="store_true",
+                        help="also train each coreset for the proxy's number of steps (epochs / keep)")
+    parser.add_argument("--pools", type=lambda v: tuple(map(float, v.split(","))), default=(),
+                        help=f"kept fractions of {POOL_RULE} pools trained with {' and '.join(POOL_STRATEGIES)} "
+                             f"inside at a trained budget of {POOL_BUDGET} (ratio {POOL_BUDGET} / keep), "
+                             "comma-separated; default: none")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     args = parser.parse_args()
+    if not all(POOL_BUDGET <= keep <= 1 for keep in args.pools):
+        parser.error(f"--pools {args.pools}: every fraction must be in [{POOL_BUDGET}, 1]")
     unknown = set(args.settings) - set(SETTINGS)
     if unknown:
         parser.error(f"unknown settings {', '.join(sorted(unknown))}: choose from {', '.join(SETTINGS)}")
     if not all(0 < keep <= 1 for keep in args.keep):
         parser.error(f"--keep {args.keep}: every fraction must be in (0, 1]")
     for setting in args.settings:
-        run_setting(args.ledger, setting, args.seeds, args.keep, args.jobs)
+        run_setting(args.ledger, setting, args.seeds, args.keep, args.jobs, args.step_budget, args.pools)
 
 
 if __name__ == "__main__":
