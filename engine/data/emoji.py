@@ -156,7 +156,13 @@ class Renderer:
 
     def __init__(self, style: str, sources: Sources, size: int):
         self.style, self.sources, self.size = style, sources, size
-        self.font = ImageFont.truetype(str(sources.noto), NOTO_SIZE) if style == "noto" else None
+        self.font = None
+        if style == "noto":
+            try:
+                self.font = ImageFont.truetype(str(sources.noto), NOTO_SIZE)
+            except OSError as e:
+                raise DatasetError(f"{sources.noto} is not a colour bitmap font Pillow can draw at {NOTO_SIZE} px "
+                                   f"({e}): reinstall fonts-noto-color-emoji or pass --noto-font") from None
 
     def __call__(self, emoji: Emoji) -> tuple[bytes, str] | None:
         """(PNG bytes, source path), or None where the style has no art for the emoji."""
