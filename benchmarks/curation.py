@@ -68,6 +68,7 @@ def oracle_data(benchmark: str, root: Path, n: int) -> Path:
 POOL_RULE = "mean-clipscore"
 POOL_BUDGET = 0.3                 # the trained fraction of a curated pool's runs
 POOL_STRATEGIES = ("random", "mid-loss")
+STEP_BUDGET_RULES = ("mean-clipscore", "final-clipscore", "oracle-clipscore", "oracle-cliploss", "random")
 
 
 def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_budget: bool = False,
@@ -102,7 +103,7 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_bu
                                              dataset=dataset, seed=s)
                     curation.write_subset(subset, path)
                 coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-s{s}", data, "full", 1.0, s, epochs, tw, path))
-                if step_budget and keep < 1:   # as many steps as the proxy: more epochs of the smaller set
+                if step_budget and keep < 1 and rule in STEP_BUDGET_RULES:   # the proxy's steps: more epochs
                     coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-steps-s{s}", data, "full", 1.0, s,
                                         round(epochs / keep), round(epochs / keep) // 2, path))
         for keep in pools:   # a curated pool bigger than the budget, online selection inside it
@@ -154,7 +155,8 @@ def main():
                         help="kept fractions of the coresets trained (and ratios of the online runs), "
                              "comma-separated; default: 0.3")
     parser.add_argument("--step-budget", action="store_true",
-                        help="also train each coreset for the proxy's number of steps (epochs / keep)")
+                        help="also train the coresets of " + ", ".join(STEP_BUDGET_RULES) +
+                             " for the proxy's number of steps (epochs / keep)")
     parser.add_argument("--pools", type=lambda v: tuple(map(float, v.split(","))), default=(),
                         help=f"kept fractions of {POOL_RULE} pools trained with {' and '.join(POOL_STRATEGIES)} "
                              f"inside at a trained budget of {POOL_BUDGET} (ratio {POOL_BUDGET} / keep), "
