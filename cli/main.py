@@ -537,8 +537,9 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
     source = None
     if reshard or preview:
         from dissect.engine import data
+        from dissect.engine.data import ingest as engine_ingest
 
-        source = data.open_dataset(data_dir or ledger.dataset_path(ledger_dir, subset.meta.dataset))
+        source = engine_ingest.dataset_at(data_dir or ledger.dataset_path(ledger_dir, subset.meta.dataset))
         if source.fingerprint != subset.meta.dataset_fingerprint:
             raise data.DatasetError(f"{source.root} is not the dataset {subset.meta.dataset} of the ledger: "
                                     "pass --data with the folder it was trained from")

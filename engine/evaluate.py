@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine import data, models
+from dissect.engine.data import ingest
 from dissect.engine.errors import InputError
 
 RECALL_KS = (1, 5, 10)
@@ -123,7 +124,7 @@ def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, spl
                         quiet: bool = True) -> dict[str, float]:
     """Zero-shot retrieval (and classification where the data has labels) of a checkpoint."""
     device = device or models.default_device()
-    dataset = data.open_dataset(data_path, require_train=False)
+    dataset = ingest.dataset_at(data_path)
     splits = set(dataset.manifest["split"].to_pylist())
     split = split or ("test" if "test" in splits else "train")
     if split not in splits:

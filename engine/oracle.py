@@ -6,6 +6,7 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine import data, models
+from dissect.engine.data import ingest
 from dissect.engine.errors import InputError
 from dissect.engine.scores import neg_clip_loss, per_sample_scores
 
@@ -22,7 +23,7 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
     device = device or models.default_device()
     ledger.check_name("--name", name)
     ledger.check_root(ledger_dir)
-    dataset = data.open_dataset(data_path)
+    dataset = ingest.dataset_at(data_path, require_train=True)
     if ledger.oracle_exists(ledger_dir, name) and not replace:
         raise InputError(f"oracle {name!r} is already in {ledger_dir}: pass --replace or another --name")
     if rounds < 1 or batch_size < 2:

@@ -162,3 +162,13 @@ def test_train_on_the_emoji_data_like_any_user_source(small, tmp_path):
     assert n_noisy == round(0.4 * n_train) and with_uid > n_train
     (evals,), = ledger.query(lg, "SELECT count(*) FROM evals WHERE metric = 'rsum'")[1]
     assert evals >= 1
+    # score and eval take the folder make-emoji wrote, as train does
+    ckpt = lg / "checkpoints" / "dissect-warmup-r0.3-s0" / "checkpoint.pt"
+    scored = CliRunner().invoke(cli, ["score", str(small), "--ckpt", str(ckpt), "--model", "dissect-tiny",
+                                      "--name", "o", "--ledger", str(lg), "--quiet"])
+    assert scored.exit_code == 0, scored.output
+    (n_scored,), = ledger.query(lg, "SELECT count(*) FROM oracle WHERE name = 'o'")[1]
+    assert n_scored == ledger.query(lg, "SELECT count(*) FROM samples")[1][0][0]
+    evaluated = CliRunner().invoke(cli, ["eval", "--ckpt", str(ckpt), "--model", "dissect-tiny", "--data", str(small),
+                                         "--quiet"])
+    assert evaluated.exit_code == 0 and "rsum" in evaluated.output, evaluated.output

@@ -341,14 +341,24 @@ def source_signature(source: str) -> str:
     return digest.hexdigest()
 
 
+def is_wrapped(path) -> bool:
+    """Whether PATH is a folder that holds its dataset at PATH/dataset (fetch, make-emoji)."""
+    return (Path(path) / FETCHED_DATASET / data.MANIFEST).is_file() and not (Path(path) / data.MANIFEST).is_file()
+
+
+def dataset_at(path, require_train: bool = False) -> data.Dataset:
+    """The dataset folder PATH, or the one `dissect fetch` / `dissect make-emoji` wrote at PATH/dataset."""
+    return data.open_dataset(Path(path) / FETCHED_DATASET if is_wrapped(path) else path, require_train=require_train)
+
+
 def open_source(source: str, workdir: Path, *, csv_format: CsvFormat = CsvFormat(),
                 processes: int = 2, quiet: bool = True) -> tuple[data.Dataset, str | None]:
     """A dataset for SOURCE: itself where it is one, else its ingest under WORKDIR, reused
     while the source's files are unchanged. The second value says what was done, if anything."""
-    fetched = Path(source) / FETCHED_DATASET
-    if (fetched / data.MANIFEST).is_file() and not (Path(source) / data.MANIFEST).is_file():
-        return (data.open_dataset(fetched, require_train=False),
-                f"using the dataset {fetched} (as `dissect fetch` and `dissect make-emoji` write it)")
+    if is_wrapped(source):
+        return (dataset_at(source),
+                f"using the dataset {Path(source) / FETCHED_DATASET} (as `dissect fetch` and `dissect make-emoji` "
+                "write it)")
     if kind_of(source) == "dataset":
         return data.open_dataset(source, require_train=False), None
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).strip("_") or "source"
