@@ -4,9 +4,9 @@
 
 `running-mean` (the online twin of `dissect curate --by mean-clipscore`: top-k of the batch
 by each pair's running mean centred CLIPScore over its visits, after a 2-epoch random
-warm-up, a fifth of the picks at random) and one variant of it, `running-mean-pool0.6`
-(the picks drawn at random among the batch's top 60 % by running mean, as oracle-clean
-draws among the clean pairs), against random, full data and the oracle-clean reference,
+warm-up, a fifth of the picks at random) and two variants of it, `running-mean-pool0.6`
+and `running-mean-pool0.8` (the picks drawn at random among the batch's top 60 % / 80 %
+by running mean, as oracle-clean draws among the clean pairs), against random, full data and the oracle-clean reference,
 at r = 0.3, seeds 0, 1, 2, on the four settings of docs/curation.md (shapes with shuffled
 captions, shapes with one attribute wrong, Fashion-MNIST, 1,500 pairs and 10 epochs each;
 the memorising corner, 500 pairs and 30 epochs) and the emoji benchmark. Runs share
@@ -34,6 +34,7 @@ METHODS = {  # name in the run: (strategy, its settings)
     "oracle-clean": ("oracle-clean", ()),
     "running-mean": ("running-mean", ()),
     "running-mean-pool0.6": ("running-mean", (("running_mean_pool", 0.6),)),
+    "running-mean-pool0.8": ("running-mean", (("running_mean_pool", 0.8),)),
 }
 RATIO = 0.3
 
