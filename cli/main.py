@@ -282,8 +282,8 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
 @click.option("--running-mean-random-share", default=TrainConfig.running_mean_random_share, show_default=True,
               help="running-mean: the share of each batch's k picks drawn at random.")
 @click.option("--running-mean-pool", default=TrainConfig.running_mean_pool, show_default=True,
-              help="running-mean: 0, the rest of the picks are the highest running means; q > 0, they are drawn "
-                   "at random among the batch's top q by running mean.")
+              help="running-mean: the picks not drawn at random from the batch are drawn at random among its "
+                   "top q by running mean.")
 @click.option("--divbs-features", type=click.Choice(DIVBS_FEATURES), default=TrainConfig.divbs_features,
               show_default=True, help="divbs: per-sample features, the InfoNCE gradient w.r.t. the embeddings "
                                       "or the embeddings.")

@@ -45,7 +45,7 @@ class TrainConfig:
     gsc_beta: float = 0.7              # gsc: the targets' moving-average weight
     running_mean_warmup: int = 2        # running-mean: random selection for these epochs
     running_mean_random_share: float = 0.2   # running-mean: the share of the k picks drawn at random
-    running_mean_pool: float = 0.0      # running-mean: > 0, draw the rest at random among the batch's top q
+    running_mean_pool: float = 0.8      # running-mean: the rest of the picks drawn at random among the batch's top q
     mid_loss_spread: float = 0.5       # mid-loss: the kept fraction falls from r (1 + s) to r (1 - s)
     mid_loss_low_share: float = 0.5    # mid-loss: the share of the left-out taken from the lowest losses
     divbs_features: str = "grad"       # divbs: `grad` (InfoNCE gradient w.r.t. the embeddings) or `embedding`

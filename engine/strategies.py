@@ -483,9 +483,10 @@ class RunningMean(Strategy):
     mean over its visits so far (the area under its centred curve, as AUM is for labels), the
     current visit included. The first --running-mean-warmup epochs select at random; after
     them a --running-mean-random-share of the k picks is drawn at random from the batch (so
-    the run keeps training pairs it would rank low), and the rest are the highest means; with
-    --running-mean-pool q > 0 they are drawn at random among the batch's top q instead (the
-    pairs the history trusts, as oracle-clean draws among the clean ones)."""
+    the run keeps training pairs it would rank low), and the rest at random among the
+    batch's top --running-mean-pool q by running mean (the pairs the history trusts, as
+    oracle-clean draws among the clean ones). Taking the top-k itself, and q = 0.6, lost
+    to random selection (docs/selection.md) and were removed."""
     name = "running-mean"
     settings = ("running_mean_warmup", "running_mean_random_share", "running_mean_pool")
 
@@ -505,12 +506,9 @@ class RunningMean(Strategy):
         mean = self.total[ids] / self.visits[ids]
         selected = self.random_mask(batch_size, round(self.random_share * k))
         rest = k - int(selected.sum())
-        if self.pool:   # random among the top q of the batch not yet picked
-            trusted = self.top_mask(torch.where(selected, float("-inf"), mean),
-                                    min(batch_size - int(selected.sum()), max(rest, round(self.pool * batch_size))))
-            priority = torch.rand(batch_size, generator=self.generator) + trusted.float()
-        else:
-            priority = mean
+        trusted = self.top_mask(torch.where(selected, float("-inf"), mean),
+                                min(batch_size - int(selected.sum()), max(rest, round(self.pool * batch_size))))
+        priority = torch.rand(batch_size, generator=self.generator) + trusted.float()   # trusted ones first
         selected |= self.top_mask(torch.where(selected, float("-inf"), priority), rest)
         return Selection(selected)
 

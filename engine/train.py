@@ -155,9 +155,9 @@ def validate(cfg: TrainConfig) -> Sources:
         raise InputError(f"--running-mean-warmup {cfg.running_mean_warmup} must be 0 or more")
     if not 0 <= cfg.running_mean_random_share <= 1:
         raise InputError(f"--running-mean-random-share {cfg.running_mean_random_share} is outside [0, 1]")
-    if not 0 <= cfg.running_mean_pool <= 1:
-        raise InputError(f"--running-mean-pool {cfg.running_mean_pool} is outside [0, 1]: give the share of the "
-                         "batch the picks are drawn among, or 0 for the top-k")
+    if not 0 < cfg.running_mean_pool <= 1:
+        raise InputError(f"--running-mean-pool {cfg.running_mean_pool} is outside (0, 1]: give the share of the "
+                         "batch, by running mean, that the picks are drawn among")
     if not 0 <= cfg.mid_loss_spread < 1:
         raise InputError(f"--mid-loss-spread {cfg.mid_loss_spread} is outside [0, 1)")
     if not 0 <= cfg.mid_loss_low_share <= 1:

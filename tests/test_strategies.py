@@ -14,7 +14,7 @@ def make(name, n=10, ratio=0.3, warmup_epochs=2, momentum=0.9, seed=0, **setting
                 "scan_t_cos": 3, "scan_prune_td": 0.3, "mid_loss_spread": 0.5, "mid_loss_low_share": 0.5,
                 "ncr_warmup_epoch": 1, "ncr_p_threshold": 0.5, "gsc_beta": 0.7,
                 "divbs_features": "grad", "running_mean_warmup": 1, "running_mean_random_share": 0.0,
-                "running_mean_pool": 0.0}
+                "running_mean_pool": 0.3}
     return strategies.create(name, n_samples=n, ratio=ratio, seed=seed, **{**defaults, **settings})
 
 
@@ -251,18 +251,18 @@ def test_mid_loss_keeps_the_middle_losses_and_prunes_more_as_it_goes():
     assert capped.kept_fraction(0) <= 1.0 + 1e-9
 
 
-def test_running_mean_ranks_by_the_mean_centred_score_over_visits_after_its_warmup():
-    s = make("running-mean", n=10, ratio=0.3)
-    early = chosen(s.select(IDS, SCORES, LOSSES, epoch=0))          # warm-up: random, but every visit counts
+def test_running_mean_draws_among_the_pairs_its_running_mean_trusts_after_its_warmup():
+    s = make("running-mean", n=10, ratio=0.3)               # pool 0.3: the top three of the batch
+    early = chosen(s.select(IDS, SCORES, LOSSES, epoch=0))  # warm-up: random, but every visit counts
     assert len(early) == 3
-    # epoch 1: ids 0-2 swing up to the top, but their mean over two visits still trails 2, 6, 4's
+    # epoch 1: ids 0, 1, 3 swing up to the top, but their means over two visits still trail 2, 6, 0's
     later = SCORES.clone()
     later[[0, 1, 3]] = 10.0
     assert chosen(s.select(IDS, later, LOSSES, epoch=1)) == {2, 6, 0}
     mean = (SCORES - SCORES.mean() + later - later.mean()) / 2
     assert torch.allclose(s.total / s.visits, mean)
-    # a random share of the picks, and picks drawn among the trusted top of the batch
-    shared = make("running-mean", n=100, ratio=0.3, running_mean_random_share=0.5)
+    # a random share of the picks, the rest drawn at random among the trusted top of the batch
+    shared = make("running-mean", n=100, ratio=0.3, running_mean_random_share=0.5, running_mean_pool=0.15)
     scores = torch.arange(100.0)
     shared.select(torch.arange(100), scores, None, epoch=0)
     picks = chosen(shared.select(torch.arange(100), scores, None, epoch=1))

@@ -82,4 +82,4 @@ def test_running_mean_flags_reach_the_strategy_and_bad_values_are_refused(tiny_d
     assert state["strategy"]["visits"].sum() == 3 * 100   # every train sample scored in each of the 3 epochs
     result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--strategy", "running-mean", "--ledger",
                                       str(tmp_path), "--run", "bad", "--running-mean-pool", "1.5"])
-    assert result.exit_code == 2 and "--running-mean-pool 1.5 is outside [0, 1]" in result.output
+    assert result.exit_code == 2 and "--running-mean-pool 1.5 is outside (0, 1]" in result.output
