@@ -17,7 +17,8 @@ For each seed:
   - every rule's coreset at each --keep (default 0.3), trained with `full` for the same epochs
     (so keep x the steps) and, with --step-budget, for the proxy's number of steps (epochs / keep);
   - with --pools K,...: mean-clipscore's pool at keep K trained with random and mid-loss
-    inside it at r = 0.3 / K, so 0.3 of full data is trained but more than 30 % of the pairs seen.
+    inside it at r = 0.3 / K, so 0.3 of full data is trained but more than 30 % of the pairs seen
+    (with --pool-until-epoch E, curated from the proxy's epochs 0..E only: a cheaper proxy).
 Prints per setting: each rule's precision (clean fraction) at keep 0.3 / 0.5 / 0.7 and the
 AUROC of its ranking; the AUROC of the oracle-free rules as if the proxy had stopped at each
 epoch; the final metric (R@Sum rsum4, or zero-shot top-1 for Fashion-MNIST) of every method,
@@ -72,7 +73,7 @@ STEP_BUDGET_RULES = ("mean-clipscore", "final-clipscore", "oracle-clipscore", "o
 
 
 def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_budget: bool = False,
-                pools: tuple = ()) -> None:
+                pools: tuple = (), pool_until: int | None = None) -> None:
     benchmark, n, epochs = SETTINGS[setting]
     root = ledger_dir.parent / "benchmark-data"
     data = make_benchmark(benchmark, root, n)
@@ -107,11 +108,12 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_bu
                     coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-steps-s{s}", data, "full", 1.0, s,
                                         round(epochs / keep), round(epochs / keep) // 2, path))
         for keep in pools:   # a curated pool bigger than the budget, online selection inside it
-            path = subsets / f"{setting}-{POOL_RULE}-k{keep}-s{s}.parquet"
+            upto = "" if pool_until is None else f"-until{pool_until}"   # the proxy read up to that epoch
+            path = subsets / f"{setting}-{POOL_RULE}-k{keep}{upto}-s{s}.parquet"
             if not path.exists():
                 curation.write_subset(curation.curate(ledger_dir, POOL_RULE, keep=keep, run=f"{setting}-proxy-s{s}",
-                                                      dataset=dataset), path)
-            coresets += [Run(f"{setting}-pool-{POOL_RULE}-k{keep}-{strategy}-s{s}", data, strategy,
+                                                      dataset=dataset, until_epoch=pool_until), path)
+            coresets += [Run(f"{setting}-pool-{POOL_RULE}-k{keep}{upto}-{strategy}-s{s}", data, strategy,
                              round(POOL_BUDGET / keep, 3), s, epochs, tw, path) for strategy in POOL_STRATEGIES]
     train_all(ledger_dir, coresets, jobs)
     report(ledger_dir, setting, dataset, seeds, epochs, benchmark)
@@ -161,6 +163,8 @@ def main():
                         help=f"kept fractions of {POOL_RULE} pools trained with {' and '.join(POOL_STRATEGIES)} "
                              f"inside at a trained budget of {POOL_BUDGET} (ratio {POOL_BUDGET} / keep), "
                              "comma-separated; default: none")
+    parser.add_argument("--pool-until-epoch", type=int, default=None,
+                        help="curate the pools from the proxy's epochs 0..E only (a proxy stopped at E)")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     args = parser.parse_args()
     if not all(POOL_BUDGET <= keep <= 1 for keep in args.pools):
@@ -171,7 +175,8 @@ def main():
     if not all(0 < keep <= 1 for keep in args.keep):
         parser.error(f"--keep {args.keep}: every fraction must be in (0, 1]")
     for setting in args.settings:
-        run_setting(args.ledger, setting, args.seeds, args.keep, args.jobs, args.step_budget, args.pools)
+        run_setting(args.ledger, setting, args.seeds, args.keep, args.jobs, args.step_budget, args.pools,
+                    args.pool_until_epoch)
 
 
 if __name__ == "__main__":
