@@ -1,4 +1,5 @@
--- Per method of one setting (and the kept fraction of its subset, pool, and its epochs: a coreset may be trained for more): the final metric as mean ± std over seeds, and what it cost
+-- Per method of one setting (and the kept fraction of its subset, pool; the last proxy epoch it read, proxy_until;
+-- its epochs: a coreset may be trained for more): the proxy's cost is counted whole, even where proxy_until is set. the final metric as mean ± std over seeds, and what it cost
 -- in samples forwarded and back-propagated, as a fraction of full training's (the proxy
 -- run, which trains every sample every epoch). A coreset's cost includes what its rule
 -- needed: the proxy run (history rules) or the oracle's training and scoring (oracle rules).
@@ -21,7 +22,7 @@ oracle AS (   -- its training, and one forward of every sample to score it
 ),
 per_run AS (
     SELECT run_method(r.strategy, r.subset) AS method, run_ratio(r.ratio, r.subset) AS ratio,
-           (r.subset->>'keep')::DOUBLE AS pool, r.epochs, f.value,
+           (r.subset->>'keep')::DOUBLE AS pool, (r.subset->>'until_epoch')::INTEGER AS proxy_until, r.epochs, f.value,
            (c.forward + CASE WHEN r.subset->>'run' IS NOT NULL AND r.subset->>'rule' NOT IN ('random')
                                   AND r.subset->>'rule' NOT LIKE 'oracle-%' THEN p.forward
                              WHEN r.subset->>'rule' LIKE 'oracle-%' THEN o.forward ELSE 0 END) / p.forward AS forward,
@@ -36,11 +37,11 @@ per_run AS (
     JOIN oracle o ON o.seed = r.seed
     WHERE r.name LIKE getvariable('setting_runs') AND r.name NOT LIKE getvariable('oracle_runs') AND r.status = 'completed'
 )
-SELECT method, ratio, pool, epochs,
+SELECT method, ratio, pool, proxy_until, epochs,
        printf('%.1f ± %.1f', avg(value), coalesce(stddev_samp(value), 0)) AS final_metric,
        round(avg(forward), 2) AS forwarded_vs_full,
        round(avg(backward), 2) AS backpropagated_vs_full,
        count(*) AS seeds
 FROM per_run
-GROUP BY method, ratio, pool, epochs
+GROUP BY method, ratio, pool, proxy_until, epochs
 ORDER BY avg(value) DESC;
