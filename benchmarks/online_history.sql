@@ -1,21 +1,23 @@
 -- Per method of one setting (runs named PREFIX || method || ['-r' ratio] || '-s' seed): the final
 -- METRIC as mean ± std over seeds, its difference from random seed by seed (mean ± std), the
 -- fraction trained, and the clean share of the picks by the ground truth. Variables: prefix, metric.
-WITH per_run AS (
-    SELECT regexp_replace(substr(r.name, length(getvariable('prefix')) + 1), '(-r[0-9.]+)?-s[0-9]+$', '') AS method,
-           r.seed, f.value, t.trained
-    FROM runs r
-    JOIN final_metric(getvariable('metric')) f ON f.run = r.name
-    JOIN run_trained((SELECT list(name) FROM runs WHERE starts_with(name, getvariable('prefix')))) t ON t.run = r.name
-    WHERE starts_with(r.name, getvariable('prefix')) AND r.status = 'completed'
+WITH method AS (
+    SELECT name AS run, seed, dataset,
+           regexp_replace(substr(name, length(getvariable('prefix')) + 1), '(-r[0-9.]+)?-s[0-9]+$', '') AS method
+    FROM runs
+    WHERE starts_with(name, getvariable('prefix')) AND status = 'completed'
+),
+per_run AS (
+    SELECT w.method, w.seed, f.value, t.trained
+    FROM method w
+    JOIN final_metric(getvariable('metric')) f ON f.run = w.run
+    JOIN run_trained((SELECT list(run) FROM method)) t ON t.run = w.run
 ),
 picks AS (
-    SELECT regexp_replace(substr(s.run, length(getvariable('prefix')) + 1), '(-r[0-9.]+)?-s[0-9]+$', '') AS method,
-           tp_accuracy(s.selected, NOT m.is_noisy) AS clean_picks
+    SELECT w.method, tp_accuracy(s.selected, NOT m.is_noisy) AS clean_picks
     FROM scores s
-    JOIN runs r ON r.name = s.run
-    JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
-    WHERE starts_with(s.run, getvariable('prefix'))
+    JOIN method w ON w.run = s.run
+    JOIN samples m ON m.dataset = w.dataset AND m.sample_id = s.sample_id
     GROUP BY 1
 ),
 against_random AS (

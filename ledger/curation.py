@@ -122,7 +122,8 @@ def ranked(root, spec: Rule, query: str, *, run, oracle, dataset, seed, hist_epo
             raise LedgerError(f"--keep-n {n} is more than the {n_train} train samples of {dataset}")
         set_variables(con, {"dataset": dataset, "run": run, "oracle": oracle, "seed": seed,
                             "hist_epoch": hist_epoch, "until_epoch": until_epoch, "keep_n": n})
-        table = con.sql(sql_text(query).format(rule=spec.sql().rstrip().rstrip(";"))).to_arrow_table()
+        ranking = sql_text("curate_ranked.sql").format(rule=spec.sql().rstrip().rstrip(";"))
+        table = con.sql(sql_text(query).format(ranked=ranking)).to_arrow_table()
     finally:
         con.close()
     return table, dataset, n_train, n

@@ -273,7 +273,8 @@ def samples(emojis: list[Emoji], *, split: str, renderer: Renderer, captioner: C
     noisy = np.zeros(len(drawn), dtype=bool)
     if split == "train":
         noisy[noise_rng.choice(len(drawn), size=int(round(noise_ratio * len(drawn))), replace=False)] = True
-    groups = np.array([e.group for e, _ in drawn])
+    drawn_emojis = [e for e, _ in drawn]
+    groups = np.array([e.group for e in drawn_emojis])
     for i, ((emoji, (png, origin)), (caption, shown)) in enumerate(zip(drawn, captions)):
         text = caption
         if noisy[i] and noise_type == "shuffle":   # another emoji's caption, never one of its own group
@@ -282,7 +283,7 @@ def samples(emojis: list[Emoji], *, split: str, renderer: Renderer, captioner: C
                 raise DatasetError("shuffled captions need two variant groups in train: give more --max-groups")
             text = captions[int(others[noise_rng.integers(len(others))])][0]
         elif noisy[i]:
-            text = captioner.partial(emoji, caption, shown, [e for e, _ in drawn], noise_rng)
+            text = captioner.partial(emoji, caption, shown, drawn_emojis, noise_rng)
         meta = {"emoji": emoji.text, "codepoints": emoji.codepoints, "name": emoji.name, "group": emoji.group,
                 "style": renderer.style, "true_caption": caption,
                 "loose": bool(shown) and all(k in captioner.loose for k in shown)}
