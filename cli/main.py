@@ -233,7 +233,8 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
 @cli.command()
 @click.argument("data", type=click.Path())
 @click.option("--model", default=TrainConfig.model, show_default=True,
-              help="dissect-tiny, dissect-small or any open_clip model name (RN50, ViT-B-32, ...).")
+              help="dissect-tiny, dissect-small, dissect-micro, dissect-tiny-16, dissect-tiny-plus or any open_clip "
+                   "model name (RN50, ViT-B-32, ...).")
 @click.option("--strategy", default=TrainConfig.strategy, show_default=True, help=STRATEGIES + ".")
 @click.option("--ratio", default=TrainConfig.ratio, show_default=True, type=float,
               help="Selection ratio r: k = floor(r * B) of each batch (infobatch and scan prune before loading; README says how r maps onto theirs).")

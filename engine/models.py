@@ -1,6 +1,7 @@
 """Models come from open_clip's factory; dissect only adds small JSON configs.
 
-`dissect-tiny` (32 px) and `dissect-small` (64 px) live in model_configs/ and
+`dissect-tiny` (32 px), `dissect-small` (64 px) and the variants beside them
+(micro, tiny-16, tiny-plus: cheaper proxies and more capacity) live in model_configs/ and
 are registered with open_clip on import, so every open_clip entry point
 (create_model_and_transforms, get_tokenizer) knows them by name.
 """
@@ -24,7 +25,7 @@ class UnknownModel(InputError):
 def check_model_name(name: str) -> None:
     if name not in open_clip.list_models():
         raise UnknownModel(
-            f"unknown model {name!r}: use dissect-tiny, dissect-small or an open_clip name "
+            f"unknown model {name!r}: use dissect-tiny, dissect-small (or another of dissect's model_configs) or an open_clip name "
             "(python -c 'import open_clip; print(open_clip.list_models())')"
         )
 
