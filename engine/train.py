@@ -111,7 +111,8 @@ def open_subset(path: str, dataset: data.Dataset) -> tuple[np.ndarray, dict]:
     if strays:
         raise InputError(f"subset {path} has {strays} ids that are not train samples of {dataset.name}")
     record = {"path": str(Path(path).resolve()), "rule": meta.rule, "keep": meta.keep, "n": len(ids),
-              "run": meta.run, "oracle": meta.oracle, "fingerprint": digest}
+              "run": meta.run, "oracle": meta.oracle, "hist_epoch": meta.hist_epoch, "until_epoch": meta.until_epoch,
+              "fingerprint": digest}
     return ids, record
 
 

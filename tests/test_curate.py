@@ -140,7 +140,7 @@ def test_curate_then_train_on_the_subset_and_reshard(tiny_dataset, tmp_path):
     assert run("train", tiny_dataset, "--strategy", "full", "--run", "proxy", *common).exit_code == 0
     subset = tmp_path / "half.parquet"
     result = run("curate", "--ledger", ledger_dir, "--by", "final-clipscore", "--run", "proxy", "--keep", "0.5",
-                 "--out", subset, "--reshard", tmp_path / "shards", "--preview", tmp_path / "ends.png")
+                 "--until-epoch", "0", "--out", subset, "--reshard", tmp_path / "shards", "--preview", tmp_path / "ends.png")
     assert result.exit_code == 0, result.output
     assert "kept 50 of 100 train samples" in result.output
     with Image.open(tmp_path / "ends.png") as sheet:   # two blocks of 20 cells, ten to a row
@@ -155,9 +155,9 @@ def test_curate_then_train_on_the_subset_and_reshard(tiny_dataset, tmp_path):
     _, rows = ledger.query(ledger_dir, "SELECT DISTINCT sample_id FROM scores WHERE run = 'coreset' ORDER BY 1")
     assert [i for (i,) in rows] == ids.tolist()
     _, rows = ledger.query(ledger_dir, "SELECT subset->>'rule', (subset->>'n')::INT, "
-                                       "run_method(strategy, subset), run_ratio(ratio, subset) FROM runs "
-                                       "WHERE name = 'coreset'")
-    assert rows == [("final-clipscore", 50, "coreset final-clipscore + random", 0.25)]
+                                       "run_method(strategy, subset), run_ratio(ratio, subset), "
+                                       "subset->>'run', (subset->>'until_epoch')::INT FROM runs WHERE name = 'coreset'")
+    assert rows == [("final-clipscore", 50, "coreset final-clipscore + random", 0.25, "proxy", 0)]
     # the shards read back with webdataset alone, keys and captions intact
     samples = list(wds.WebDataset(sorted(str(p) for p in (tmp_path / "shards" / "train").glob("*.tar")),
                                   shardshuffle=False))
