@@ -18,7 +18,13 @@ For each seed:
     (so keep x the steps) and, with --step-budget, for the proxy's number of steps (epochs / keep);
   - with --pools K,...: mean-clipscore's pool at keep K trained with random and mid-loss
     inside it at r = 0.3 / K, so 0.3 of full data is trained but more than 30 % of the pairs seen
-    (with --pool-until-epoch E, curated from the proxy's epochs 0..E only: a cheaper proxy).
+    (with --pool-until-epoch E, curated from the proxy's epochs 0..E only: a cheaper proxy);
+  - with --proxies, cheaper proxies: the tiny proxy read up to 0.2 / 0.4 / 0.6 of its epochs
+    (`curate --until-epoch`), and full runs of dissect-micro (a smaller model) and dissect-tiny-16
+    (tiny at 16 px); each one's AUROC and what it cost, and its mean-clipscore and final-clipscore
+    coresets at keep 0.5 trained with dissect-tiny;
+  - with --transfer MODEL, MODEL trained on full data and on the mean-clipscore, oracle-clipscore
+    and random coresets curated from dissect-tiny's proxy, at each --keep.
 Prints per setting: each rule's precision (clean fraction) at keep 0.3 / 0.5 / 0.7 and the
 AUROC of its ranking; the AUROC of the oracle-free rules as if the proxy had stopped at each
 epoch; the final metric (R@Sum rsum4, or zero-shot top-1 for Fashion-MNIST) of every method,
@@ -70,10 +76,23 @@ POOL_RULE = "mean-clipscore"
 POOL_BUDGET = 0.3                 # the trained fraction of a curated pool's runs
 POOL_STRATEGIES = ("random", "mid-loss")
 STEP_BUDGET_RULES = ("mean-clipscore", "final-clipscore", "oracle-clipscore", "oracle-cliploss", "random")
+# Cheaper proxies: the tiny proxy stopped at these shares of its epochs, and whole runs of smaller models.
+PROXY_STOPS = (0.2, 0.4, 0.6)
+PROXY_MODELS = ("dissect-micro", "dissect-tiny-16")
+PROXY_RULES = ("mean-clipscore", "final-clipscore")
+PROXY_KEEP = 0.5
+TRANSFER_RULES = ("mean-clipscore", "oracle-clipscore", "random")
+
+
+def cheap_proxies(setting: str, epochs: int, seed: int) -> list[tuple[str, str, int | None]]:
+    """(label, proxy run, last epoch read) of every proxy cheaper than the full tiny one."""
+    stops = [(f"until{round(f * epochs) - 1}", f"{setting}-proxy-s{seed}", round(f * epochs) - 1) for f in PROXY_STOPS]
+    return stops + [(model, f"{setting}-proxy-{model}-s{seed}", None) for model in PROXY_MODELS]
 
 
 def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_budget: bool = False,
-                pools: tuple = (), pool_until: int | None = None) -> None:
+                pools: tuple = (), pool_until: int | None = None, proxies: bool = False,
+                transfer: str | None = None) -> None:
     benchmark, n, epochs = SETTINGS[setting]
     root = ledger_dir.parent / "benchmark-data"
     data = make_benchmark(benchmark, root, n)
@@ -87,6 +106,12 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_bu
     first += [Run(f"{setting}-oracle-s{s}", clean, "full", 1.0, s, epochs, tw) for s in seeds]
     first += [Run(f"{setting}-{strategy}-r{keep}-s{s}", data, strategy, keep, s, epochs, tw)
               for keep in keeps for s in seeds for strategy in ONLINE]
+    if proxies:
+        first += [Run(f"{setting}-proxy-{model}-s{s}", data, "full", 1.0, s, epochs, tw, settings=(("model", model),))
+                  for model in PROXY_MODELS for s in seeds]
+    if transfer:
+        first += [Run(f"{setting}-transfer-{transfer}-full-s{s}", data, "full", 1.0, s, epochs, tw,
+                      settings=(("model", transfer),)) for s in seeds]
     train_all(ledger_dir, first, jobs)
     dataset = ledger.query(ledger_dir, "SELECT dataset FROM runs WHERE name = ?", [first[0].name])[1][0][0]
     subsets = ledger_dir.parent / "subsets"
@@ -104,6 +129,9 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_bu
                                              dataset=dataset, seed=s)
                     curation.write_subset(subset, path)
                 coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-s{s}", data, "full", 1.0, s, epochs, tw, path))
+                if transfer and rule in TRANSFER_RULES:   # curated by tiny's history, trained by a bigger model
+                    coresets.append(Run(f"{setting}-transfer-{transfer}-coreset-{rule}-k{keep}-s{s}", data, "full", 1.0, s,
+                                        epochs, tw, path, settings=(("model", transfer),)))
                 if step_budget and keep < 1 and rule in STEP_BUDGET_RULES:   # the proxy's steps: more epochs
                     coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-steps-s{s}", data, "full", 1.0, s,
                                         round(epochs / keep), round(epochs / keep) // 2, path))
@@ -115,8 +143,18 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_bu
                                                       dataset=dataset, until_epoch=pool_until), path)
             coresets += [Run(f"{setting}-pool-{POOL_RULE}-k{keep}{upto}-{strategy}-s{s}", data, strategy,
                              round(POOL_BUDGET / keep, 3), s, epochs, tw, path) for strategy in POOL_STRATEGIES]
+        for label, proxy, until in cheap_proxies(setting, epochs, s) if proxies else ():
+            for rule in PROXY_RULES:
+                path = subsets / f"{setting}-{rule}-k{PROXY_KEEP}-{label}-s{s}.parquet"
+                if not path.exists():
+                    curation.write_subset(curation.curate(ledger_dir, rule, keep=PROXY_KEEP, run=proxy, dataset=dataset,
+                                                          until_epoch=until), path)
+                coresets.append(Run(f"{setting}-coreset-{rule}-k{PROXY_KEEP}-{label}-s{s}", data, "full", 1.0, s,
+                                    epochs, tw, path))
     train_all(ledger_dir, coresets, jobs)
     report(ledger_dir, setting, dataset, seeds, epochs, benchmark)
+    if proxies:
+        report_proxies(ledger_dir, setting, dataset, seeds, epochs)
 
 
 def report(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: int, benchmark: str) -> None:
@@ -148,6 +186,31 @@ def report(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: int, ben
                               "against full training")
 
 
+def report_proxies(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: int) -> None:
+    """Each oracle-free rule's AUROC from every proxy, cheap ones and the full tiny one, beside
+    what the proxy cost (curation_proxies.sql)."""
+    rankings = []
+    for s in seeds:
+        for label, proxy, until in [("full", f"{setting}-proxy-s{s}", None), *cheap_proxies(setting, epochs, s)]:
+            for rule in PROXY_RULES:
+                ranked = curation.curate(ledger_dir, rule, keep=1.0, run=proxy, dataset=dataset,
+                                         until_epoch=until).table
+                n = ranked.num_rows
+                rankings.append(ranked.select(["sample_id", "score"]).append_column("proxy", pa.array([label] * n))
+                                .append_column("run", pa.array([proxy] * n))
+                                .append_column("until_epoch", pa.array([until] * n, pa.int32()))
+                                .append_column("rule", pa.array([rule] * n)).append_column("seed", pa.array([s] * n)))
+    con = ledger.connect(ledger_dir)
+    try:
+        con.register("ranking", pa.concat_tables(rankings))
+        ledger.set_variables(con, {"dataset": dataset, "proxy_runs": f"{setting}-proxy-s%"})
+        cur = con.execute((HERE / "curation_proxies.sql").read_text())
+        print_table([d[0] for d in cur.description], cur.fetchall(),
+                    title=f"{setting}: AUROC of each rule's ranking from cheaper proxies, and what the proxy cost")
+    finally:
+        con.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ledger", type=Path, required=True)
@@ -165,6 +228,14 @@ def main():
                              "comma-separated; default: none")
     parser.add_argument("--pool-until-epoch", type=int, default=None,
                         help="curate the pools from the proxy's epochs 0..E only (a proxy stopped at E)")
+    parser.add_argument("--proxies", action="store_true",
+                        help="also rank by cheaper proxies (the tiny proxy stopped at " +
+                             ", ".join(f"{f:g}" for f in PROXY_STOPS) + " of its epochs; full runs of " +
+                             " and ".join(PROXY_MODELS) + f") and train their {' and '.join(PROXY_RULES)} coresets "
+                             f"at keep {PROXY_KEEP}")
+    parser.add_argument("--transfer", metavar="MODEL", default=None,
+                        help="also train MODEL on full data and on the coresets of " + ", ".join(TRANSFER_RULES) +
+                             " curated from dissect-tiny's proxy (does a cheap model's history curate for another?)")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     args = parser.parse_args()
     if not all(POOL_BUDGET <= keep <= 1 for keep in args.pools):
@@ -176,7 +247,7 @@ def main():
         parser.error(f"--keep {args.keep}: every fraction must be in (0, 1]")
     for setting in args.settings:
         run_setting(args.ledger, setting, args.seeds, args.keep, args.jobs, args.step_budget, args.pools,
-                    args.pool_until_epoch)
+                    args.pool_until_epoch, args.proxies, args.transfer)
 
 
 if __name__ == "__main__":
