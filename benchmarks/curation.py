@@ -32,6 +32,7 @@ mean ± std over seeds; and what each method cost in samples forwarded and back-
 proxy and oracle included, against full training.
 """
 import argparse
+import itertools
 from pathlib import Path
 
 import pyarrow as pa
@@ -91,7 +92,7 @@ def cheap_proxies(setting: str, epochs: int, seed: int) -> list[tuple[str, str, 
 
 
 def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_budget: bool = False,
-                pools: tuple = (), pool_until: int | None = None, proxies: bool = False,
+                pools: tuple = (), pool_untils: tuple = (None,), proxies: bool = False,
                 transfer: str | None = None) -> None:
     benchmark, n, epochs = SETTINGS[setting]
     root = ledger_dir.parent / "benchmark-data"
@@ -135,7 +136,7 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_bu
                 if step_budget and keep < 1 and rule in STEP_BUDGET_RULES:   # the proxy's steps: more epochs
                     coresets.append(Run(f"{setting}-coreset-{rule}-k{keep}-steps-s{s}", data, "full", 1.0, s,
                                         round(epochs / keep), round(epochs / keep) // 2, path))
-        for keep in pools:   # a curated pool bigger than the budget, online selection inside it
+        for keep, pool_until in itertools.product(pools, pool_untils):   # a pool bigger than the budget
             upto = "" if pool_until is None else f"-until{pool_until}"   # the proxy read up to that epoch
             path = subsets / f"{setting}-{POOL_RULE}-k{keep}{upto}-s{s}.parquet"
             if not path.exists():
@@ -247,7 +248,7 @@ def main():
         parser.error(f"--keep {args.keep}: every fraction must be in (0, 1]")
     for setting in args.settings:
         run_setting(args.ledger, setting, args.seeds, args.keep, args.jobs, args.step_budget, args.pools,
-                    args.pool_until_epoch, args.proxies, args.transfer)
+                    (args.pool_until_epoch,), args.proxies, args.transfer)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from dissect import ledger
 MODEL, N, EPOCHS, RATIO = "dissect-tiny-plus", 2000, 60, 0.3
 WARMUP_POINTS = [5, 10, 20, 30, 40]
 PLATEAU_TOLERANCE = 0.01
+NOISES = ("shuffle", "partial")
 
 
 def full_runs(data: Path, noise: str, seeds) -> list[Run]:
@@ -39,35 +40,39 @@ def plateau(ledger_dir: Path, noise: str) -> int:
     return rows[0][0]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ledger", type=Path, required=True)
-    parser.add_argument("--seeds", type=lambda v: tuple(map(int, v.split(","))), default=SEEDS)
-    parser.add_argument("--noise", type=lambda v: tuple(v.split(",")), default=("shuffle", "partial"))
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
-    args = parser.parse_args()
-    if set(args.noise) - {"shuffle", "partial"}:
-        parser.error(f"--noise {','.join(args.noise)}: choose from shuffle, partial")
-    data = {noise: make_benchmark(f"shapes-{noise}", args.ledger.parent / "benchmark-data", N) for noise in args.noise}
-    train_all(args.ledger, [run for noise in args.noise for run in full_runs(data[noise], noise, args.seeds)], args.jobs)
+def measure(ledger_dir: Path, seeds, noises, jobs: int) -> None:
+    data = {noise: make_benchmark(f"shapes-{noise}", ledger_dir.parent / "benchmark-data", N) for noise in noises}
+    train_all(ledger_dir, [run for noise in noises for run in full_runs(data[noise], noise, seeds)], jobs)
     selection = []
-    for noise in args.noise:
-        columns, rows = ledger.query(args.ledger, (HERE / "memorisation.sql").read_text(),
+    for noise in noises:
+        columns, rows = ledger.query(ledger_dir, (HERE / "memorisation.sql").read_text(),
                                      variables={"runs": f"memorise-{noise}-full-s%", "warmup_points": WARMUP_POINTS,
                                                 "every": 5})
         print_table(columns, rows, title=f"{noise}: AUROC (clean vs noisy) by epoch, {MODEL}, {N} pairs, full data")
-        tw = plateau(args.ledger, noise)
-        for s in args.seeds:
+        tw = plateau(ledger_dir, noise)
+        for s in seeds:
             selection += [Run(f"memorise-{noise}-random-r{RATIO}-s{s}", data[noise], "random", RATIO, s, EPOCHS,
                               EPOCHS // 4, settings=(("model", MODEL),)),
                           Run(f"memorise-{noise}-dissect-warmup-tw{tw}-r{RATIO}-s{s}", data[noise], "dissect-warmup",
                               RATIO, s, EPOCHS, tw, settings=(("model", MODEL),))]
-    train_all(args.ledger, selection, args.jobs)
-    for noise in args.noise:
-        columns, rows = ledger.query(args.ledger, (HERE / "online_history.sql").read_text(),
+    train_all(ledger_dir, selection, jobs)
+    for noise in noises:
+        columns, rows = ledger.query(ledger_dir, (HERE / "online_history.sql").read_text(),
                                      variables={"prefix": f"memorise-{noise}-", "metric": "rsum4"})
         print_table(columns, rows, title=f"{noise}: final rsum4 at r = {RATIO}, {MODEL}, {EPOCHS} epochs "
                                          "(mean ± std over seeds)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ledger", type=Path, required=True)
+    parser.add_argument("--seeds", type=lambda v: tuple(map(int, v.split(","))), default=SEEDS)
+    parser.add_argument("--noise", type=lambda v: tuple(v.split(",")), default=NOISES)
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
+    args = parser.parse_args()
+    if set(args.noise) - set(NOISES):
+        parser.error(f"--noise {','.join(args.noise)}: choose from {', '.join(NOISES)}")
+    measure(args.ledger, args.seeds, args.noise, args.jobs)
 
 
 if __name__ == "__main__":

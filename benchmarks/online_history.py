@@ -38,9 +38,9 @@ METHODS = {  # name in the run: (strategy, its settings)
 RATIO = 0.3
 
 
-def runs(setting: str, data: Path, epochs: int) -> list[Run]:
+def runs(setting: str, data: Path, epochs: int, seeds) -> list[Run]:
     out = []
-    for seed in SEEDS:
+    for seed in seeds:
         for method, (strategy, settings) in METHODS.items():
             ratio, tag = (1.0, "") if strategy == "full" else (RATIO, f"-r{RATIO}")
             out.append(Run(f"{setting}-{method}{tag}-s{seed}", data, strategy, ratio, seed, epochs, epochs // 2,
@@ -48,28 +48,33 @@ def runs(setting: str, data: Path, epochs: int) -> list[Run]:
     return out
 
 
+def run_settings(ledger_dir: Path, settings, seeds, jobs: int) -> None:
+    planned = {}
+    for setting in settings:
+        benchmark, n, epochs = SETTINGS[setting]
+        data = make_benchmark(benchmark, ledger_dir.parent / "benchmark-data", *([n] if n else []))
+        if data is not None:
+            planned[setting] = runs(setting, data, epochs, seeds)
+    train_all(ledger_dir, [run for setting_runs in planned.values() for run in setting_runs], jobs)
+    for setting in planned:
+        metric = "zeroshot_top1" if SETTINGS[setting][0] == "fashion-mnist" else "rsum4"
+        columns, rows = ledger.query(ledger_dir, (HERE / "online_history.sql").read_text(),
+                                     variables={"prefix": f"{setting}-", "metric": metric})
+        print_table(columns, rows, title=f"{setting}: final {metric} at r = {RATIO} (mean ± std over seeds), "
+                                         "clean share of the picks, and how far from random")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ledger", type=Path, required=True)
     parser.add_argument("--settings", type=lambda v: tuple(v.split(",")), default=tuple(SETTINGS))
+    parser.add_argument("--seeds", type=lambda v: tuple(map(int, v.split(","))), default=SEEDS)
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     args = parser.parse_args()
     unknown = set(args.settings) - set(SETTINGS)
     if unknown:
         parser.error(f"unknown settings {', '.join(sorted(unknown))}: choose from {', '.join(SETTINGS)}")
-    planned = {}
-    for setting in args.settings:
-        benchmark, n, epochs = SETTINGS[setting]
-        data = make_benchmark(benchmark, args.ledger.parent / "benchmark-data", *([n] if n else []))
-        if data is not None:
-            planned[setting] = runs(setting, data, epochs)
-    train_all(args.ledger, [run for setting_runs in planned.values() for run in setting_runs], args.jobs)
-    for setting in planned:
-        metric = "zeroshot_top1" if SETTINGS[setting][0] == "fashion-mnist" else "rsum4"
-        columns, rows = ledger.query(args.ledger, (HERE / "online_history.sql").read_text(),
-                                     variables={"prefix": f"{setting}-", "metric": metric})
-        print_table(columns, rows, title=f"{setting}: final {metric} at r = {RATIO} (mean ± std over seeds), "
-                                         "clean share of the picks, and how far from random")
+    run_settings(args.ledger, args.settings, args.seeds, args.jobs)
 
 
 if __name__ == "__main__":
