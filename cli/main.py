@@ -630,8 +630,10 @@ def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, met
                                       "(AVX512-BF16, AMX), else as training (fp32 on a CPU, amp on a GPU).")
 @click.option("--overwrite", is_flag=True, help="Replace a demo ledger already in OUT.")
 def demo(out, epochs, n, test_n, score_precision, overwrite):
-    """Generate a noisy dataset, train full, random, small-loss and dissect-warmup at r = 0.3,
-    compare them, and write the paper's figures and tables from the ledger."""
+    """Generate a noisy dataset, train full, random, small-loss, dissect-warmup and running-mean at
+    r = 0.3, curate a pool from the full run's history and train random inside it (the recipe
+    that won, docs/curation.md), compare them, and write the paper's figures and tables from
+    the ledger."""
     from dissect.engine import demo as engine_demo
     from dissect.engine import models
 
@@ -641,7 +643,7 @@ def demo(out, epochs, n, test_n, score_precision, overwrite):
     click.echo(f"dataset: {settings.n} train pairs, {settings.noise_ratio:.0%} with shuffled captions, "
                f"{settings.test_n} clean test pairs; {epochs} epochs each, T_w = {settings.warmup_epochs}; "
                f"scoring pass: {scoring}")
-    ledger_dir, run_names = engine_demo.run(
+    ledger_dir, run_names, subset, path = engine_demo.run(
         settings, on_run_start=lambda s: click.echo(f"training {s} ..."))
     columns, rows = ledger.named_query(ledger_dir, "run_summary", {"runs": run_names})
     emit(columns, rows, title="demo: rsum4 = the paper's R@Sum (IR@1 + IR@10 + TR@1 + TR@10) on the clean test split; "
@@ -649,12 +651,12 @@ def demo(out, epochs, n, test_n, score_precision, overwrite):
     from dissect.ledger import figures
 
     # the other thing a user takes away: a better dataset, read off the full run's history
-    subset, path = engine_demo.curate(settings, ledger_dir)
     _, clean = ledger.named_query(ledger_dir, "clean_fraction", {
         "dataset": subset.meta.dataset, "sample_ids": subset.table["sample_id"].to_pylist()})
     click.echo(f"curated: {path} keeps {subset.meta.n} of {subset.meta.n_train} train pairs by {settings.curate_rule} "
-               f"(from the full run's history, no oracle): {clean[0][0]:.1%} clean, against "
-               f"{1 - settings.noise_ratio:.0%} in the data; train on it with --subset {path}")
+               f"from the full run's epochs 0-{settings.until_epoch} (no oracle): {clean[0][0]:.1%} clean, against "
+               f"{1 - settings.noise_ratio:.0%} in the data; {engine_demo.POOL_RUN} trained on it with "
+               f"--subset {path} --strategy {settings.pool_strategy} --ratio {settings.pool_ratio}")
     report_dir = Path(out) / "report"
     report.report_all(report.Request(ledger=str(ledger_dir), run="dissect-warmup"), report_dir, figures.draw)
     click.echo(f"ledger: {ledger_dir}   try: dissect query --ledger {ledger_dir} \"SELECT * FROM runs\"")

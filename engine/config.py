@@ -122,8 +122,20 @@ class DemoSettings:
     score_precision: str = AUTO           # one of PRECISIONS, or AUTO
     seed: int = 0
     overwrite: bool = False
-    curate_rule: str = "mean-clipscore"   # the curated subset the demo writes, from the full run's history
-    curate_keep: float = 0.5
+    # The recipe that won (docs/curation.md): a pool of the full run's history, read as if it had
+    # stopped at curate_until of its epochs, trained with random selection inside at ratio / keep.
+    curate_rule: str = "mean-clipscore"
+    curate_keep: float = 0.7
+    curate_until: float = 0.6
+    pool_strategy: str = "random"
+
+    @property
+    def until_epoch(self) -> int:
+        return max(0, round(self.curate_until * self.epochs) - 1)
+
+    @property
+    def pool_ratio(self) -> float:
+        return round(self.ratio / self.curate_keep, 2)
 
 
 EMOJI_STYLES = ("twemoji", "noto")

@@ -1,4 +1,5 @@
-"""The demo a new user runs first: a noisy synthetic dataset, four strategies, one ledger."""
+"""The demo a new user runs first: a noisy synthetic dataset, five strategies and the curated
+pool recipe, one ledger."""
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,8 @@ from dissect.engine.data import synthetic
 from dissect.engine.errors import InputError
 from dissect.ledger import curation
 
-STRATEGIES = ("full", "random", "small-loss", "dissect-warmup")
+STRATEGIES = ("full", "random", "small-loss", "dissect-warmup", "running-mean")
+POOL_RUN = "pool-random"
 
 
 def scoring_precision(settings: DemoSettings, device: str) -> str | None:
@@ -20,8 +22,9 @@ def scoring_precision(settings: DemoSettings, device: str) -> str | None:
     return "amp_bf16" if device == "cpu" and models.cpu_multiplies_bf16() else None
 
 
-def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
-    """Make the dataset and train every strategy; returns (ledger path, run names)."""
+def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str], curation.Subset, Path]:
+    """Make the dataset, train every strategy, curate the full run's history and train the
+    pool recipe on it; returns (ledger path, run names, the subset, its file)."""
     out = Path(settings.out)
     ledger_dir, data_dir = out / "ledger", out / "data"
     if ledger_dir.exists():
@@ -33,23 +36,27 @@ def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str]]:
     if not data_dir.exists():
         synthetic.make_synthetic(data_dir, n=settings.n, test_n=settings.test_n, noise_ratio=settings.noise_ratio,
                             noise_type=settings.noise_type, seed=settings.seed)
+    common = dict(data=str(data_dir), ledger=str(ledger_dir), epochs=settings.epochs,
+                  warmup_epochs=settings.warmup_epochs, batch_size=settings.batch_size, workers=settings.workers,
+                  cache=settings.cache, score_precision=scoring_precision(settings, models.default_device()),
+                  seed=settings.seed)
     runs = []
-    score_precision = scoring_precision(settings, models.default_device())
     for strategy in STRATEGIES:
         if on_run_start:
             on_run_start(strategy)
-        cfg = train.TrainConfig(
-            data=str(data_dir), ledger=str(ledger_dir), run=strategy, strategy=strategy,
-            ratio=settings.ratio, epochs=settings.epochs,
-            warmup_epochs=settings.warmup_epochs, batch_size=settings.batch_size,
-            workers=settings.workers, cache=settings.cache, score_precision=score_precision, seed=settings.seed)
-        train.train(cfg)
+        train.train(train.TrainConfig(run=strategy, strategy=strategy, ratio=settings.ratio, **common))
         runs.append(strategy)
-    return ledger_dir, runs
+    subset, path = curate(settings, ledger_dir)
+    if on_run_start:
+        on_run_start(f"{POOL_RUN} (--subset {path} --strategy {settings.pool_strategy} --ratio {settings.pool_ratio})")
+    train.train(train.TrainConfig(run=POOL_RUN, strategy=settings.pool_strategy, ratio=settings.pool_ratio,
+                                  subset=str(path), **common))
+    return ledger_dir, runs + [POOL_RUN], subset, path
 
 
 def curate(settings: DemoSettings, ledger_dir: Path) -> tuple[curation.Subset, Path]:
-    """The better dataset the demo takes away: its train pairs ranked by the full run's
-    history (no oracle), the top curate_keep written to OUT/subset.parquet."""
-    subset = curation.curate(ledger_dir, settings.curate_rule, keep=settings.curate_keep, run="full")
+    """The better dataset the demo takes away: its train pairs ranked by the full run's history
+    up to until_epoch (no oracle), the top curate_keep written to OUT/subset.parquet."""
+    subset = curation.curate(ledger_dir, settings.curate_rule, keep=settings.curate_keep, run="full",
+                             until_epoch=settings.until_epoch)
     return subset, curation.write_subset(subset, Path(settings.out) / "subset.parquet", overwrite=True)
