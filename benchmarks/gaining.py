@@ -46,7 +46,7 @@ def main():
         curation.run_setting(args.ledger, setting, args.seeds, KEEPS, args.jobs, step_budget=True, pools=POOLS,
                              pool_untils=(None, stop), proxies=True, transfer=TRANSFER_MODEL)
     online_history.run_settings(args.ledger, args.settings, args.seeds, args.jobs)
-    memorisation.measure(args.ledger, args.seeds, memorisation.NOISES, args.jobs)
+    memorisation.measure(args.ledger, memorisation.CURVE_SEEDS, args.seeds, memorisation.NOISES, args.jobs)
 
 
 if __name__ == "__main__":

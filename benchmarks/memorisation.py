@@ -1,6 +1,6 @@
 """Why DISSect's delta does not separate here, decided (issue 23, item 6).
 
-    .venv/bin/python benchmarks/memorisation.py --ledger L [--seeds 0,1,2] [--noise shuffle,partial] [--jobs 2]
+    .venv/bin/python benchmarks/memorisation.py --ledger L [--curve-seeds 0] [--seeds 0,1,2] [--noise shuffle,partial]
 
 The paper's premise: once a model memorises, the noisy pairs' CLIPScores climb, so the
 current score stops telling clean from noisy while delta (the score at the end of the
@@ -9,10 +9,12 @@ grid's 1,500 pairs and 10 epochs to test it. Here a model with more capacity,
 `dissect-tiny-plus` (4 layers, width 128), trains on 2,000 shapes pairs with 40 %
 noise (shuffled captions; one attribute wrong) for 60 epochs on full data, and then:
   - per epoch, the AUROC of the current CLIPScore, of its running mean and of delta
-    against warm-up points T_w (memorisation.sql);
+    against warm-up points T_w (memorisation.sql), from the full runs of --curve-seeds
+    (default: seed 0; each is about 10 minutes here);
   - the plateau those curves show: the first epoch whose CLIPScore AUROC is within 0.01
     of the run's highest (memorisation_plateau.sql);
-  - DISSect-Warmup with T_w at that plateau against random, r = 0.3, same model and epochs.
+  - DISSect-Warmup with T_w at that plateau against random, r = 0.3, same model and epochs,
+    for each of --seeds (default 0, 1, 2).
 """
 import argparse
 from pathlib import Path
@@ -26,6 +28,7 @@ MODEL, N, EPOCHS, RATIO = "dissect-tiny-plus", 2000, 60, 0.3
 WARMUP_POINTS = [5, 10, 20, 30, 40]
 PLATEAU_TOLERANCE = 0.01
 NOISES = ("shuffle", "partial")
+CURVE_SEEDS = (0,)
 
 
 def full_runs(data: Path, noise: str, seeds) -> list[Run]:
@@ -40,9 +43,9 @@ def plateau(ledger_dir: Path, noise: str) -> int:
     return rows[0][0]
 
 
-def measure(ledger_dir: Path, seeds, noises, jobs: int) -> None:
+def measure(ledger_dir: Path, curve_seeds, seeds, noises, jobs: int) -> None:
     data = {noise: make_benchmark(f"shapes-{noise}", ledger_dir.parent / "benchmark-data", N) for noise in noises}
-    train_all(ledger_dir, [run for noise in noises for run in full_runs(data[noise], noise, seeds)], jobs)
+    train_all(ledger_dir, [run for noise in noises for run in full_runs(data[noise], noise, curve_seeds)], jobs)
     selection = []
     for noise in noises:
         columns, rows = ledger.query(ledger_dir, (HERE / "memorisation.sql").read_text(),
@@ -66,13 +69,16 @@ def measure(ledger_dir: Path, seeds, noises, jobs: int) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ledger", type=Path, required=True)
-    parser.add_argument("--seeds", type=lambda v: tuple(map(int, v.split(","))), default=SEEDS)
+    parser.add_argument("--curve-seeds", type=lambda v: tuple(map(int, v.split(","))), default=CURVE_SEEDS,
+                        help="seeds of the full runs whose curves set the plateau; default: 0")
+    parser.add_argument("--seeds", type=lambda v: tuple(map(int, v.split(","))), default=SEEDS,
+                        help="seeds of DISSect-Warmup and random; default: 0,1,2")
     parser.add_argument("--noise", type=lambda v: tuple(v.split(",")), default=NOISES)
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     args = parser.parse_args()
     if set(args.noise) - set(NOISES):
         parser.error(f"--noise {','.join(args.noise)}: choose from {', '.join(NOISES)}")
-    measure(args.ledger, args.seeds, args.noise, args.jobs)
+    measure(args.ledger, args.curve_seeds, args.seeds, args.noise, args.jobs)
 
 
 if __name__ == "__main__":
