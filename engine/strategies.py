@@ -280,8 +280,9 @@ class DissectWarmup(HistoryStrategy):
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        self.warmup_epochs, self.epoch_means, self.epoch_total = (state["warmup_epochs"], state["epoch_means"],
-                                                                  state["epoch_total"])
+        # a checkpoint written before auto existed holds the hist only
+        self.warmup_epochs = state.get("warmup_epochs", self.warmup_epochs)
+        self.epoch_means, self.epoch_total = state.get("epoch_means", []), state.get("epoch_total", [0, 0.0, 0])
 
 
 @register
