@@ -13,8 +13,7 @@ noise (shuffled captions; one attribute wrong) for 60 epochs on full data, and t
     (default: seed 0; each is about 10 minutes here);
   - the plateau those curves show: the first epoch whose CLIPScore AUROC is within 0.01
     of the run's highest (memorisation_plateau.sql);
-  - DISSect-Warmup with T_w at that plateau, and with --warmup-epochs auto (the run reads
-    the plateau off its own mean CLIPScore), against random, r = 0.3, same model and epochs,
+  - DISSect-Warmup with T_w at that plateau against random, r = 0.3, same model and epochs,
     for each of --seeds (default 0, 1, 2).
 """
 import argparse
@@ -24,7 +23,6 @@ from selection_quality import HERE, SEEDS, Run, make_benchmark, train_all
 from table import print_table
 
 from dissect import ledger
-from dissect.engine.config import AUTO
 
 MODEL, N, EPOCHS, RATIO = "dissect-tiny-plus", 2000, 60, 0.3
 WARMUP_POINTS = [5, 10, 20, 30, 40]
@@ -59,9 +57,7 @@ def measure(ledger_dir: Path, curve_seeds, seeds, noises, jobs: int) -> None:
             selection += [Run(f"memorise-{noise}-random-r{RATIO}-s{s}", data[noise], "random", RATIO, s, EPOCHS,
                               EPOCHS // 4, settings=(("model", MODEL),)),
                           Run(f"memorise-{noise}-dissect-warmup-tw{tw}-r{RATIO}-s{s}", data[noise], "dissect-warmup",
-                              RATIO, s, EPOCHS, tw, settings=(("model", MODEL),)),
-                          Run(f"memorise-{noise}-dissect-warmup-auto-r{RATIO}-s{s}", data[noise], "dissect-warmup",
-                              RATIO, s, EPOCHS, tw, settings=(("model", MODEL), ("warmup_epochs", AUTO)))]
+                              RATIO, s, EPOCHS, tw, settings=(("model", MODEL),))]
     train_all(ledger_dir, selection, jobs)
     for noise in noises:
         columns, rows = ledger.query(ledger_dir, (HERE / "online_history.sql").read_text(),

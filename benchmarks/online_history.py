@@ -12,9 +12,7 @@ captions, shapes with one attribute wrong, Fashion-MNIST, 1,500 pairs and 10 epo
 the memorising corner, 500 pairs and 30 epochs) and the emoji benchmark. The rule's top-k
 form and a pool of 0.6, which lost to random (docs/selection.md), were removed. Runs share
 selection_quality.py's recipe and names, so with the grid's ledger the runs it has are not
-trained again. Also DISSect-Warmup with `--warmup-epochs auto` (issue 23, item 6: the
-warm-up ends where the run's mean CLIPScore stops rising; runs named dissect-warmup-auto).
-Prints one table per setting from online_history.sql.
+trained again. Prints one table per setting from online_history.sql.
 """
 import argparse
 from pathlib import Path
@@ -36,7 +34,6 @@ METHODS = {  # name in the run: (strategy, its settings)
     "random": ("random", ()),
     "oracle-clean": ("oracle-clean", ()),
     "running-mean-pool0.8": ("running-mean", (("running_mean_pool", 0.8),)),
-    "dissect-warmup-auto": ("dissect-warmup", (("warmup_epochs", "auto"),)),   # issue 23, item 6
 }
 RATIO = 0.3
 

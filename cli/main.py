@@ -21,21 +21,6 @@ from dissect.engine.config import (AUTO, DIVBS_FEATURES, EMOJI_CAPTIONS, EMOJI_F
 DEFAULT_LEDGER = "ledger"
 
 
-class WarmupEpochs(click.ParamType):
-    name = "INTEGER|auto"
-
-    def convert(self, value, param, ctx):
-        if value == AUTO or isinstance(value, int):
-            return value
-        try:
-            return int(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither a number of epochs nor {AUTO}", param, ctx)
-
-
-WARMUP_EPOCHS = WarmupEpochs()
-
-
 class DissectGroup(click.Group):
     def invoke(self, ctx):
         from dissect.engine.errors import InputError
@@ -274,9 +259,8 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
 @click.option("--run", default=None, help="Run name [default: STRATEGY-rRATIO-sSEED].")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder [default: LEDGER/checkpoints/RUN].")
-@click.option("--warmup-epochs", default=None, type=WARMUP_EPOCHS,
-              help="dissect-warmup's T_w: random selection before, delta after; auto: until the epoch after one "
-                   "whose mean CLIPScore rose by less than a tenth of the largest rise [default: epochs // 4].")
+@click.option("--warmup-epochs", default=None, type=int,
+              help="dissect-warmup's T_w: random selection before, delta after [default: epochs // 4].")
 @click.option("--momentum", default=TrainConfig.momentum, show_default=True, help="dissect-momentum's beta.")
 @click.option("--infobatch-anneal", default=TrainConfig.infobatch_anneal, show_default=True,
               help="infobatch: the final fraction of the epochs that prunes nothing (the authors' 1 - delta).")

@@ -35,7 +35,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 1
     out: str | None = None
-    warmup_epochs: int | str | None = None   # dissect-warmup's T_w, or auto; default: a quarter of the epochs
+    warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
     momentum: float = 0.9              # dissect-momentum's beta
     infobatch_anneal: float = 0.125    # infobatch: the final fraction of the epochs that prunes nothing
     scan_t_cos: int = 3                # scan: T_cos, the pruning epochs of a cycle (after its collecting epoch)
@@ -102,8 +102,7 @@ def test_set_name(spec: str) -> tuple[str, str]:
     return Path(spec.rstrip("/")).stem or "test", spec
 
 
-# left to the machine or the run: the demo's scoring pass (engine/demo.py: scoring_precision),
-# dissect-warmup's --warmup-epochs (engine/strategies.py: DissectWarmup)
+# the demo's scoring pass where it is left to the machine (engine/demo.py: scoring_precision)
 AUTO = "auto"
 
 

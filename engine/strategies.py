@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dissect.engine.config import AUTO
 from dissect.engine.errors import InputError
 
 REGISTRY: dict[str, type["Strategy"]] = {}
@@ -235,54 +234,24 @@ class HistoryStrategy(Strategy):
         self.hist.copy_(state["hist"])
 
 
-AUTO_WARMUP_RISE = 0.1   # auto: the warm-up ends once an epoch's mean CLIPScore rose by less than this share of the largest rise
-
-
 @register
 class DissectWarmup(HistoryStrategy):
     """DISSect-Warmup (Alg. 1): random selection at rate r for epochs < T_w, each
     visit overwriting hist with the current score; from T_w on, top-k delta
-    against the score of the sample's last warm-up visit. T_w = auto: the warm-up
-    ends at the first epoch after one whose mean CLIPScore over the batches rose by
-    less than a tenth of the largest epoch-on-epoch rise so far (the scores stop
-    rising: the plateau of docs/selection.md); the run stays random if they never do."""
+    against the score of the sample's last warm-up visit."""
     name = "dissect-warmup"
     settings = ("warmup_epochs",)
 
-    def __init__(self, *, warmup_epochs: int | str, **kw):
+    def __init__(self, *, warmup_epochs: int, **kw):
         super().__init__(**kw)
-        self.warmup_epochs = None if warmup_epochs == AUTO else warmup_epochs
-        self.epoch_means: list[float] = []    # auto: the mean CLIPScore of each finished epoch
-        self.epoch_total = [0, 0.0, 0]        # auto: [epoch, sum, count] of the epoch under way
+        self.warmup_epochs = warmup_epochs
 
     def select(self, ids, clipscore, loss, epoch, features=None):
-        if self.warmup_epochs is None:
-            self.watch_plateau(clipscore, epoch)
         hist = self.hist[ids]
-        if self.warmup_epochs is None or epoch < self.warmup_epochs:
+        if epoch < self.warmup_epochs:
             self.hist[ids] = clipscore
             return Selection(self.random_mask(ids.shape[0], self.k(ids.shape[0])), hist)
         return Selection(self.top_delta_mask(hist - clipscore), hist)
-
-    def watch_plateau(self, clipscore, epoch: int) -> None:
-        current, total, count = self.epoch_total
-        if epoch != current:
-            self.epoch_means.append(total / count)
-            rises = [b - a for a, b in zip(self.epoch_means, self.epoch_means[1:])]
-            if len(rises) > 1 and rises[-1] < AUTO_WARMUP_RISE * max(rises):
-                self.warmup_epochs = epoch
-            total, count = 0.0, 0
-        self.epoch_total = [epoch, total + float(clipscore.sum()), count + clipscore.shape[0]]
-
-    def state_dict(self):
-        return {**super().state_dict(), "warmup_epochs": self.warmup_epochs, "epoch_means": self.epoch_means,
-                "epoch_total": self.epoch_total}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        # a checkpoint written before auto existed holds the hist only
-        self.warmup_epochs = state.get("warmup_epochs", self.warmup_epochs)
-        self.epoch_means, self.epoch_total = state.get("epoch_means", []), state.get("epoch_total", [0, 0.0, 0])
 
 
 @register

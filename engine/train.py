@@ -27,7 +27,7 @@ from dissect.ledger import curation
 from dissect.engine import data, distributed, evaluate, models, strategies
 from dissect.engine.data import cache, ingest
 from dissect.engine.scores import per_sample_scores, weighted_clip_loss
-from dissect.engine.config import AUTO, DIVBS_FEATURES, PRECISIONS, TrainConfig, test_set_name
+from dissect.engine.config import DIVBS_FEATURES, PRECISIONS, TrainConfig, test_set_name
 from dissect.engine.errors import InputError
 
 MAX_LOGIT_SCALE = math.log(100)
@@ -131,13 +131,8 @@ def validate(cfg: TrainConfig) -> Sources:
     if cfg.strategy == "dissect-warmup" and cfg.epochs < 2:
         raise InputError("dissect-warmup needs --epochs 2 or more (a warm-up epoch, then selection by delta): "
                          "pass --epochs 2 or more, or another --strategy")
-    if cfg.strategy == "dissect-warmup" and cfg.warmup_epochs == AUTO:
-        if cfg.select_scope == "local":
-            raise InputError("--warmup-epochs auto reads the global batch's scores: use it with --select-scope global")
-    elif cfg.strategy == "dissect-warmup" and not (isinstance(cfg.warmup_epochs, int)
-                                                    and 1 <= cfg.warmup_epochs < cfg.epochs):
-        raise InputError(f"--warmup-epochs {cfg.warmup_epochs} must be auto, or at least 1 and below --epochs "
-                         f"{cfg.epochs}")
+    if cfg.strategy == "dissect-warmup" and not 1 <= cfg.warmup_epochs < cfg.epochs:
+        raise InputError(f"--warmup-epochs {cfg.warmup_epochs} must be at least 1 and below --epochs {cfg.epochs}")
     if not 0 <= cfg.momentum < 1:
         raise InputError(f"--momentum {cfg.momentum} is outside [0, 1)")
     if not 0 <= cfg.infobatch_anneal < 1:

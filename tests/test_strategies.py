@@ -60,28 +60,6 @@ def test_random_picks_k_reproducibly_by_seed():
     assert len({frozenset(p) for p in picks}) > 1  # the generator advances
 
 
-def test_auto_warmup_ends_after_the_epoch_whose_mean_score_stopped_rising():
-    s = make("dissect-warmup", warmup_epochs="auto")
-    # epoch means 0, 10, 15, 15.5, ...: rises 10, 5, 0.5; the last is below a tenth of 10
-    for epoch, mean in enumerate([0.0, 10.0, 15.0, 15.5]):
-        picks = s.select(IDS, SCORES - SCORES.mean() + mean, LOSSES, epoch=epoch)
-        assert len(chosen(picks)) == 3 and s.warmup_epochs is None   # still random, hist overwritten
-    assert torch.allclose(s.hist, SCORES - SCORES.mean() + 15.5)
-    curr = s.hist - torch.tensor([0.0, 0.1, 0.2, 3.0, 0.3, 2.0, 0.4, 0.5, 0.6, 4.0])
-    after = s.select(IDS, curr, LOSSES, epoch=4)      # epoch 3's rise is seen as epoch 4 begins
-    assert s.warmup_epochs == 4 and chosen(after) == {9, 3, 5}
-    resumed = make("dissect-warmup", warmup_epochs="auto")
-    resumed.load_state_dict(s.state_dict())
-    assert resumed.warmup_epochs == 4 and resumed.epoch_means == s.epoch_means
-
-
-def test_auto_warmup_stays_random_while_the_scores_keep_rising():
-    s = make("dissect-warmup", warmup_epochs="auto")
-    for epoch in range(6):
-        s.select(IDS, SCORES + 10.0 * epoch, LOSSES, epoch=epoch)
-    assert s.warmup_epochs is None
-
-
 def test_warmup_overwrites_history_during_warmup_then_takes_top_delta():
     s = make("dissect-warmup", warmup_epochs=2)
     first = s.select(IDS, SCORES, LOSSES, epoch=0)

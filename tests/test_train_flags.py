@@ -83,21 +83,3 @@ def test_running_mean_flags_reach_the_strategy_and_bad_values_are_refused(tiny_d
     result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--strategy", "running-mean", "--ledger",
                                       str(tmp_path), "--run", "bad", "--running-mean-pool", "1.5"])
     assert result.exit_code == 2 and "--running-mean-pool 1.5 is outside (0, 1]" in result.output
-
-
-def test_warmup_epochs_auto_ends_where_the_scores_stop_rising_and_the_ledger_reads_it(tiny_dataset, tmp_path):
-    train(tiny_dataset, tmp_path, "auto", "--warmup-epochs", "auto", "--epochs", "6")
-    state = torch.load(tmp_path / "checkpoints" / "auto" / engine_train.CHECKPOINT, weights_only=True)
-    ended = state["strategy"]["warmup_epochs"]   # the tiny model's mean score stops rising within 6 epochs
-    assert ended is not None and 2 <= ended < 6
-    _, rows = ledger.query(tmp_path, "SELECT config->>'warmup_epochs', warmup_epochs('auto') FROM runs "
-                                     "WHERE name = 'auto'")
-    assert rows == [("auto", ended)]
-    for value, message in (("soon", "'soon' is neither a number of epochs nor auto"),
-                           ("0", "--warmup-epochs 0 must be auto, or at least 1 and below --epochs 3")):
-        result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--warmup-epochs", value, "--epochs", "3",
-                                          "--ledger", str(tmp_path), "--run", "bad"])
-        assert result.exit_code == 2 and message in result.output, result.output
-    result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--warmup-epochs", "auto", "--select-scope", "local",
-                                      "--ledger", str(tmp_path), "--run", "bad"])
-    assert result.exit_code == 2 and "use it with --select-scope global" in result.output

@@ -192,18 +192,11 @@ CREATE OR REPLACE MACRO metric_by_setting(metric_name, run_names) AS TABLE
     GROUP BY ALL;
 
 -- A run's epochs of random warm-up: DISSect-Warmup's T_w, NCR's warm-up epochs; 0 for every
--- other strategy. With --warmup-epochs auto, read off the scores: a warm-up visit sets hist to
--- the score, so hist first differs from the previous epoch's score at epoch T_w + 1 (the run's
--- epochs where the warm-up never ended).
+-- other strategy.
 CREATE OR REPLACE MACRO warmup_epochs(run_name) AS (
-    SELECT CASE WHEN strategy = 'dissect-warmup' AND config->>'warmup_epochs' = 'auto' THEN
-                    coalesce((SELECT min(s.epoch) - 1
-                              FROM scores s
-                              JOIN scores p ON p.run = s.run AND p.sample_id = s.sample_id AND p.epoch = s.epoch - 1
-                              WHERE s.run = run_name AND s.hist IS DISTINCT FROM p.clipscore), epochs)
-                WHEN strategy = 'dissect-warmup' THEN coalesce((config->>'warmup_epochs')::INTEGER, 0)
-                WHEN strategy = 'ncr' THEN coalesce((config->>'ncr_warmup_epoch')::INTEGER, 0)
-                ELSE 0 END
+    SELECT CASE strategy WHEN 'dissect-warmup' THEN coalesce((config->>'warmup_epochs')::INTEGER, 0)
+                         WHEN 'ncr' THEN coalesce((config->>'ncr_warmup_epoch')::INTEGER, 0)
+                         ELSE 0 END
     FROM runs WHERE name = run_name
 );
 
