@@ -12,7 +12,9 @@ captions, shapes with one attribute wrong, Fashion-MNIST, 1,500 pairs and 10 epo
 the memorising corner, 500 pairs and 30 epochs) and the emoji benchmark. The rule's top-k
 form and a pool of 0.6, which lost to random (docs/selection.md), were removed. Runs share
 selection_quality.py's recipe and names, so with the grid's ledger the runs it has are not
-trained again. Prints one table per setting from online_history.sql.
+trained again. DISSect-Warmup with a warm-up that ends where the run's mean CLIPScore stops
+rising (`--warmup-epochs auto`, issue 23 item 6) was measured here too and lost to random
+(docs/selection.md); it was removed. Prints one table per setting from online_history.sql.
 """
 import argparse
 from pathlib import Path
