@@ -122,20 +122,11 @@ class DemoSettings:
     score_precision: str = AUTO           # one of PRECISIONS, or AUTO
     seed: int = 0
     overwrite: bool = False
-    # The recipe that won (docs/curation.md): a pool of the full run's history, read as if it had
-    # stopped at curate_until of its epochs, trained with random selection inside at ratio / keep.
-    curate_rule: str = "mean-clipscore"
-    curate_keep: float = 0.7
-    curate_until: float = 0.6
-    pool_strategy: str = "random"
-
-    @property
-    def until_epoch(self) -> int:
-        return max(0, round(self.curate_until * self.epochs) - 1)
-
-    @property
-    def pool_ratio(self) -> float:
-        return round(self.ratio / self.curate_keep, 2)
+    # The recipe that won (docs/curation.md): a full run of a cheaper proxy model ranks the
+    # pairs by its history, and the main model trains on the top curate_keep for as many epochs.
+    proxy_model: str = "dissect-micro"
+    curate_rule: str = "final-clipscore"
+    curate_keep: float = 0.5
 
 
 EMOJI_STYLES = ("twemoji", "noto")

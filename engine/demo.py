@@ -1,5 +1,5 @@
-"""The demo a new user runs first: a noisy synthetic dataset, five strategies and the curated
-pool recipe, one ledger."""
+"""The demo a new user runs first: a noisy synthetic dataset, five strategies and the
+curation recipe (a cheap proxy's history, the main model trained on its top half), one ledger."""
 import shutil
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from dissect.engine.errors import InputError
 from dissect.ledger import curation
 
 STRATEGIES = ("full", "random", "small-loss", "dissect-warmup", "running-mean")
-POOL_RUN = "pool-random"
+PROXY_RUN, CURATED_RUN = "micro-proxy", "curated"
 
 
 def scoring_precision(settings: DemoSettings, device: str) -> str | None:
@@ -23,8 +23,8 @@ def scoring_precision(settings: DemoSettings, device: str) -> str | None:
 
 
 def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str], curation.Subset, Path]:
-    """Make the dataset, train every strategy, curate the full run's history and train the
-    pool recipe on it; returns (ledger path, run names, the subset, its file)."""
+    """Make the dataset, train every strategy, then the proxy, curate its history and train on
+    the curated subset; returns (ledger path, run names, the subset, its file)."""
     out = Path(settings.out)
     ledger_dir, data_dir = out / "ledger", out / "data"
     if ledger_dir.exists():
@@ -46,17 +46,18 @@ def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str], cur
             on_run_start(strategy)
         train.train(train.TrainConfig(run=strategy, strategy=strategy, ratio=settings.ratio, **common))
         runs.append(strategy)
+    if on_run_start:
+        on_run_start(f"{PROXY_RUN} (the proxy: {settings.proxy_model}, full data)")
+    train.train(train.TrainConfig(run=PROXY_RUN, strategy="full", model=settings.proxy_model, **common))
     subset, path = curate(settings, ledger_dir)
     if on_run_start:
-        on_run_start(f"{POOL_RUN} (--subset {path} --strategy {settings.pool_strategy} --ratio {settings.pool_ratio})")
-    train.train(train.TrainConfig(run=POOL_RUN, strategy=settings.pool_strategy, ratio=settings.pool_ratio,
-                                  subset=str(path), **common))
-    return ledger_dir, runs + [POOL_RUN], subset, path
+        on_run_start(f"{CURATED_RUN} (--subset {path} --strategy full)")
+    train.train(train.TrainConfig(run=CURATED_RUN, strategy="full", subset=str(path), **common))
+    return ledger_dir, runs + [PROXY_RUN, CURATED_RUN], subset, path
 
 
 def curate(settings: DemoSettings, ledger_dir: Path) -> tuple[curation.Subset, Path]:
-    """The better dataset the demo takes away: its train pairs ranked by the full run's history
-    up to until_epoch (no oracle), the top curate_keep written to OUT/subset.parquet."""
-    subset = curation.curate(ledger_dir, settings.curate_rule, keep=settings.curate_keep, run="full",
-                             until_epoch=settings.until_epoch)
+    """The better dataset the demo takes away: its train pairs ranked by the proxy run's
+    history (no oracle), the top curate_keep written to OUT/subset.parquet."""
+    subset = curation.curate(ledger_dir, settings.curate_rule, keep=settings.curate_keep, run=PROXY_RUN)
     return subset, curation.write_subset(subset, Path(settings.out) / "subset.parquet", overwrite=True)
