@@ -23,6 +23,9 @@ def test_demo_trains_five_strategies_and_the_curation_recipe_and_writes_its_repo
                                            "WHERE name IN ('micro-proxy', 'curated') ORDER BY name")
     assert rows == [("curated", "dissect-tiny", "micro-proxy", "final-clipscore", 60, "full"),
                     ("micro-proxy", "dissect-micro", None, None, None, "full")]
+    # the summary places the curated run at the share of the data it trained, not at its ratio 1
+    _, rows = ledger.named_query(out / "ledger", "run_summary", {"runs": ["curated"]})
+    assert rows[0][2] == 0.5 and rows[0][4] == 0.5
     # the scoring pass the machine was given (auto), recorded in each run's config
     _, rows = ledger.query(out / "ledger", "SELECT DISTINCT config->>'score_precision' FROM runs")
     assert rows == [(demo.scoring_precision(DemoSettings(), "cpu") or "fp32",)]

@@ -1,5 +1,6 @@
 -- Per run: final retrieval (the paper's R@Sum, rsum4), how clean the selected samples
--- were, the fraction of the samples it trained on, wall time.
+-- were, the fraction of the dataset's train samples it trained on per epoch (a run on a
+-- curated subset counts the subset's share: run_ratio, run_trained), wall time.
 -- Clean is the dataset's ground truth (samples.is_noisy); NULL where it has none.
 -- Variables: runs, a list of run names.
 WITH picks AS (
@@ -18,10 +19,9 @@ clean AS (
     GROUP BY run
 ),
 trained AS (
-    SELECT run, trained_share(n_selected, batch_size, n_pruned) AS trained_fraction FROM steps WHERE list_contains(getvariable('runs'), run)
-    GROUP BY run
+    SELECT run, trained AS trained_fraction FROM run_trained(getvariable('runs'))
 )
-SELECT r.name AS run, r.strategy, r.ratio,
+SELECT r.name AS run, r.strategy, run_ratio(r.ratio, r.subset) AS ratio,
        round(l.value, 1) AS rsum4,
        round(t.trained_fraction, 3) AS trained_fraction,
        round(c.clean_selected, 3) AS clean_selected,
