@@ -2,14 +2,7 @@
 -- (clean vs noisy by the ground truth) of each oracle-free rule as if the run had stopped at
 -- epoch e: final-clipscore (the score at e), mean-clipscore (the mean centred score up to e)
 -- and delta (the centred score at `hist_epoch`, minus that at e), mean over seeds.
-WITH centred_scores AS (
-    SELECT s.run, s.epoch, s.sample_id, NOT m.is_noisy AS is_clean,
-           centred(s.clipscore, s.run, s.epoch) AS c
-    FROM scores s
-    JOIN runs r ON r.name = s.run
-    JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
-    WHERE s.run LIKE getvariable('proxy_runs')
-),
+WITH centred_scores AS (SELECT * FROM centred_truth(getvariable('proxy_runs'))),
 keys AS (
     SELECT run, epoch, is_clean,
            c AS final_clipscore,

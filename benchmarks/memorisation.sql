@@ -4,14 +4,7 @@
 -- point T_w in `warmup_points` (the score of epoch T_w - 1, DISSect-Warmup's last warm-up
 -- epoch, minus that of epoch t, for t >= T_w); above 0.5 means the key ranks clean pairs first.
 -- Mean over seeds, every `every`-th epoch and the last.
-WITH centred_scores AS (
-    SELECT s.run, s.epoch, s.sample_id, NOT m.is_noisy AS is_clean,
-           centred(s.clipscore, s.run, s.epoch) AS c
-    FROM scores s
-    JOIN runs r ON r.name = s.run
-    JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
-    WHERE s.run LIKE getvariable('runs')
-),
+WITH centred_scores AS (SELECT * FROM centred_truth(getvariable('runs'))),
 keys AS (
     SELECT run, epoch, sample_id, is_clean, c,
            avg(c) OVER (PARTITION BY run, sample_id ORDER BY epoch) AS running_mean

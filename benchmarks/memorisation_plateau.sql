@@ -1,15 +1,8 @@
 -- The warm-up point the full-data runs matching `runs` show: the first epoch (1-based) at which
 -- the AUROC of the current centred CLIPScore (clean vs noisy) comes within `tolerance` of its
 -- highest over the run, mean over seeds: where the scores stop separating the pairs any better.
-WITH centred_scores AS (
-    SELECT s.run, s.epoch, NOT m.is_noisy AS is_clean, centred(s.clipscore, s.run, s.epoch) AS c
-    FROM scores s
-    JOIN runs ru ON ru.name = s.run
-    JOIN samples m ON m.dataset = ru.dataset AND m.sample_id = s.sample_id
-    WHERE s.run LIKE getvariable('runs')
-),
-ranked AS (
-    SELECT run, epoch, is_clean, mid_rank(c, run || '/' || epoch) AS r FROM centred_scores
+WITH ranked AS (
+    SELECT run, epoch, is_clean, mid_rank(c, run || '/' || epoch) AS r FROM centred_truth(getvariable('runs'))
 ),
 curve AS (
     SELECT epoch, avg(auroc) AS auroc

@@ -4,6 +4,15 @@
 CREATE OR REPLACE MACRO centred(x, run_col, epoch_col) AS
     x - avg(x) OVER (PARTITION BY run_col, epoch_col);
 
+-- Every score of the runs whose names match run_pattern (LIKE), centred per run and epoch,
+-- beside the dataset's ground truth: where the AUROC-by-epoch analyses start.
+CREATE OR REPLACE MACRO centred_truth(run_pattern) AS TABLE
+    SELECT s.run, s.epoch, s.sample_id, NOT m.is_noisy AS is_clean, centred(s.clipscore, s.run, s.epoch) AS c
+    FROM scores s
+    JOIN runs r ON r.name = s.run
+    JOIN samples m ON m.dataset = r.dataset AND m.sample_id = s.sample_id
+    WHERE s.run LIKE run_pattern;
+
 -- The scores of a run a curation rule reads: every epoch, or those up to the variable
 -- until_epoch where it is set (`dissect curate --until-epoch E`: as if the run had stopped at E).
 CREATE OR REPLACE MACRO history(run_name) AS TABLE
