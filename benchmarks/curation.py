@@ -164,18 +164,9 @@ def report(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: int, ben
         for rule in curation.RULES:
             ranked = curation.curate(ledger_dir, rule, keep=1.0, run=f"{setting}-proxy-s{s}",
                                      oracle=f"{setting}-oracle-s{s}", dataset=dataset, seed=s).table
-            rankings.append(ranked.select(["sample_id", "score"])
-                            .append_column("rule", pa.array([rule] * ranked.num_rows))
-                            .append_column("seed", pa.array([s] * ranked.num_rows)))
-    con = ledger.connect(ledger_dir)
-    try:
-        con.register("ranking", pa.concat_tables(rankings))
-        ledger.set_variables(con, {"dataset": dataset})
-        cur = con.execute((HERE / "curation.sql").read_text())
-        print_table([d[0] for d in cur.description], cur.fetchall(),
-                    title=f"{setting}: precision of the kept set and AUROC of each rule's ranking (mean ± std, seeds)")
-    finally:
-        con.close()
+            rankings.append(labelled(ranked, rule=rule, seed=s))
+    print_rankings(ledger_dir, rankings, "curation.sql", dataset,
+                   f"{setting}: precision of the kept set and AUROC of each rule's ranking (mean ± std, seeds)")
     columns, rows = ledger.query(ledger_dir, (HERE / "curation_by_epoch.sql").read_text(),
                                  variables={"proxy_runs": f"{setting}-proxy-s%", "hist_epoch": max(0, (epochs - 1) // 4)})
     print_table(columns, rows, title=f"{setting}: AUROC of the oracle-free rules had the proxy stopped at each epoch")
@@ -196,18 +187,30 @@ def report_proxies(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: 
             for rule in PROXY_RULES:
                 ranked = curation.curate(ledger_dir, rule, keep=1.0, run=proxy, dataset=dataset,
                                          until_epoch=until).table
-                n = ranked.num_rows
-                rankings.append(ranked.select(["sample_id", "score"]).append_column("proxy", pa.array([label] * n))
-                                .append_column("run", pa.array([proxy] * n))
-                                .append_column("until_epoch", pa.array([until] * n, pa.int32()))
-                                .append_column("rule", pa.array([rule] * n)).append_column("seed", pa.array([s] * n)))
+                rankings.append(labelled(ranked, proxy=label, run=proxy, until_epoch=until, rule=rule, seed=s))
+    print_rankings(ledger_dir, rankings, "curation_proxies.sql", dataset,
+                   f"{setting}: AUROC of each rule's ranking from cheaper proxies, and what the proxy cost")
+
+
+LABEL_TYPES = {"until_epoch": pa.int32()}   # a label that may be None throughout one table
+
+
+def labelled(ranked: pa.Table, **labels) -> pa.Table:
+    """RANKED's sample_id and score, with one constant column per label."""
+    table = ranked.select(["sample_id", "score"])
+    for key, value in labels.items():
+        table = table.append_column(key, pa.array([value] * ranked.num_rows, LABEL_TYPES.get(key)))
+    return table
+
+
+def print_rankings(ledger_dir: Path, rankings: list[pa.Table], sql_file: str, dataset: str, title: str) -> None:
+    """SQL_FILE over the rankings (registered as `ranking`) and the ledger, printed."""
     con = ledger.connect(ledger_dir)
     try:
         con.register("ranking", pa.concat_tables(rankings))
-        ledger.set_variables(con, {"dataset": dataset, "proxy_runs": f"{setting}-proxy-s%"})
-        cur = con.execute((HERE / "curation_proxies.sql").read_text())
-        print_table([d[0] for d in cur.description], cur.fetchall(),
-                    title=f"{setting}: AUROC of each rule's ranking from cheaper proxies, and what the proxy cost")
+        ledger.set_variables(con, {"dataset": dataset})
+        cur = con.execute((HERE / sql_file).read_text())
+        print_table([d[0] for d in cur.description], cur.fetchall(), title=title)
     finally:
         con.close()
 
