@@ -60,7 +60,7 @@ def main():
         for strategy in ("full", "dissect-warmup"):
             train.train(train.TrainConfig(data=str(dataset.root), ledger=str(Path(tmp) / "ledger"), run=strategy,
                                           strategy=strategy, model=args.model, epochs=args.epochs, warmup_epochs=1,
-                                          batch_size=args.batch_size, workers=0, cache=True, quiet=True))
+                                          batch_size=args.batch_size, workers=0, cache="on", quiet=True))
         _, steps = ledger.query(Path(tmp) / "ledger", STEP_RATE_SQL)
         rows += [(f"train step, {run}" + (" (r = 0.3)" if run != "full" else ""), r) for run, r in sorted(steps)]
     full_step = dict(steps)["full"]

@@ -77,7 +77,7 @@ def main():
         def config(run, strategy="dissect-warmup", seed=0, **scoring):
             return train.TrainConfig(data=str(data), ledger=str(ledger_dir), run=run, strategy=strategy,
                                      model=args.model, ratio=args.ratio, epochs=args.epochs, warmup_epochs=warmup,
-                                     batch_size=args.batch_size, seed=seed, workers=0, cache=True, quiet=True,
+                                     batch_size=args.batch_size, seed=seed, workers=0, cache="on", quiet=True,
                                      **scoring)
 
         # 1. agreement on one exact run's weights

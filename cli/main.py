@@ -215,14 +215,42 @@ def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, capti
 def cache_(data, model, quiet):
     """Decode DATA once for MODEL: every image resized to the model's size plus the margin its
     random crop needs, as uint8 arrays, and every caption tokenized, in DATA/cache/MODEL/
-    (kept while DATA is unchanged). `dissect train DATA --cache` reads it by sample id and
-    augments whole batches at once; it costs N x S x S x 3 bytes of disk."""
+    (kept while DATA is unchanged). `dissect train DATA` reads it where it is there (or fits
+    the budget of --cache auto, the default) by sample id and augments whole batches at once;
+    `dissect score` and `dissect eval` read it where it covers their split. It costs N x S x S
+    x 3 bytes of disk."""
     from dissect.engine.data import cache
 
     found = cache.build_for(data, model, quiet=quiet)
     side = found.images.shape[1]
     click.echo(f"cache: {found.folder} ({int(found.readable.sum())} of {len(found.readable)} images readable, "
                f"{side}x{side} px, {found.images.nbytes / 2**20:.1f} MiB)")
+
+
+TRAIN_CACHE_HELP = ("Read DATA's decoded cache (uint8 images at the model's size, tokenized captions; built on "
+                    "first use, see `dissect cache`) instead of decoding the shards, with no loader workers: auto "
+                    "where it fits the budget, --cache always.")
+ONE_PASS_CACHE_HELP = ("Read DATA's decoded cache where it covers a split: auto where a current one is there (building "
+                       "one costs more than the one pass), --cache building it where it is missing.")
+
+
+def cache_options(help_text: str, budget: bool):
+    """--cache [auto], --no-cache and (BUDGET) --cache-max-gb: train, score and eval choose the same way."""
+    def add(command):
+        if budget:
+            command = click.option("--cache-max-gb", type=click.FloatRange(min=0), default=TrainConfig.cache_max_gb,
+                                   help="auto's budget for the cache [default: half the free disk beside the "
+                                        "dataset and half the memory].")(command)
+        command = click.option("--no-cache", is_flag=True, help="Never the cache: decode the shards.")(command)
+        return click.option("--cache", type=click.Choice(["auto", "on"]), default=TrainConfig.cache, is_flag=False,
+                            flag_value="on", show_default=True, help=help_text)(command)
+    return add
+
+
+def cache_mode(cache: str, no_cache: bool) -> str:
+    if no_cache and cache == "on":
+        raise click.UsageError("--cache and --no-cache contradict each other: give one")
+    return "off" if no_cache else cache
 
 
 STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, infobatch, "
@@ -303,9 +331,7 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
                                                 "what they train, from the training forward).")
 @click.option("--workers", default=TrainConfig.workers, show_default=True,
               help="DataLoader worker processes (the batches do not depend on it).")
-@click.option("--cache", is_flag=True,
-              help="Read DATA's decoded cache (uint8 images at the model's size, tokenized captions; built "
-                   "on first use, see `dissect cache`) instead of decoding the shards; no loader workers.")
+@cache_options(TRAIN_CACHE_HELP, budget=True)
 @click.option("--select-scope", type=click.Choice(["global", "local"]), default=TrainConfig.select_scope,
               show_default=True,
               help="Under torchrun: top-k over the all-gathered global batch, or within each rank's batch.")
@@ -328,6 +354,7 @@ def train(data, ledger_dir, run, **options):
     from dissect.engine import train as engine_train
 
     run = run or f"{options['strategy']}-r{options['ratio']}-s{options['seed']}"
+    options["cache"] = cache_mode(options["cache"], options.pop("no_cache"))
     record = engine_train.train(TrainConfig(data=data, ledger=ledger_dir, run=run, **options), log=click.echo)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return
@@ -443,8 +470,10 @@ def drop(run, ledger_dir):
 @click.option("--workers", default=2, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--replace", is_flag=True, help="Replace an oracle of the same name.")
+@cache_options(ONE_PASS_CACHE_HELP, budget=False)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers, device, replace, quiet):
+def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers, device, replace, cache, no_cache,
+          quiet):
     """Score every sample of DATA with a checkpoint into the ledger's `oracle` table:
     CLIPScore, InfoNCE loss and negCLIPLoss (the oracle-clipscore and oracle-cliploss
     curation rules read them)."""
@@ -452,7 +481,7 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
 
     n = oracle.score(data, checkpoint=ckpt, model_name=model, name=name, ledger_dir=ledger_dir,
                       batch_size=batch_size, rounds=rounds, seed=seed, replace=replace, workers=workers,
-                      device=device, quiet=quiet)
+                      device=device, quiet=quiet, cache=cache_mode(cache, no_cache))
     click.echo(f"scored {n} samples as oracle {name!r} in {ledger_dir}")
 
 
@@ -472,8 +501,10 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="With --format json: the result file (CLIP_benchmark's layout; {task} in the name is replaced "
                    "by the task, else a classification result gets its own file beside it).")
+@cache_options(ONE_PASS_CACHE_HELP, budget=False)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt, out, quiet):
+def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, device, fmt, out, cache, no_cache,
+          quiet):
     """Zero-shot retrieval R@1/5/10 both ways, rsum4 (the paper's R@Sum) and rsum (and
     classification accuracy where the data has labels and class names) of a checkpoint on DATA."""
     from dissect.engine import evaluate
@@ -483,7 +514,8 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
     if out and fmt != "json":
         raise click.UsageError("--out writes CLIP_benchmark's json: pass --format json")
     metrics = evaluate.evaluate_checkpoint(data_path, checkpoint=ckpt, model_name=model, split=split,
-                                          batch_size=batch_size, workers=workers, device=device, quiet=quiet)
+                                          batch_size=batch_size, workers=workers, device=device, quiet=quiet,
+                                          cache=cache_mode(cache, no_cache))
     if run:
         evaluate.record_eval(ledger_dir, run, ckpt, metrics, prefix=f"{Path(data_path).resolve().name}/")
     if out:

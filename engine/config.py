@@ -13,6 +13,8 @@ DIVBS_FEATURES = ("grad", "embedding")
 # open_clip_train's names: fp32; amp (fp16 autocast with a gradient scaler, GPU only);
 # amp_bf16 / amp_bfloat16 (bf16 autocast); pure_bf16 (bf16 weights and activations).
 PRECISIONS = ("fp32", "amp", "amp_bf16", "amp_bfloat16", "pure_bf16")
+# Where training reads its data: the decoded cache where it fits a budget (auto), always (on), never (off).
+CACHE_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ class TrainConfig:
     score_image_size: int | None = None  # the scoring pass's resolution; default: the model's
     score_all: bool = False            # a scoring pass for every strategy, so every sample is scored every epoch
     workers: int = 2                   # loader processes; the batches do not depend on their number
-    cache: bool = False                # read the dataset's decoded cache (engine/data/cache.py), built on first use
+    cache: str = "auto"                # one of CACHE_MODES: the decoded cache (engine/data/cache.py) or the shards
+    cache_max_gb: float | None = None  # auto: the cache's budget [default: a share of free disk and of memory]
     select_scope: str = "global"       # under torchrun: top-k over the global batch, or within each rank's
     local_loss: bool = False           # open_clip's ClipLoss options under torchrun
     gather_with_grad: bool = False
@@ -117,7 +120,6 @@ class DemoSettings:
     warmup_epochs: int = 8
     ratio: float = 0.3
     batch_size: int = 128
-    cache: bool = True                    # read the decoded cache: loading keeps up with the step
     workers: int = 0                      # the cache is read in-process; the eval's loader only
     score_precision: str = AUTO           # one of PRECISIONS, or AUTO
     seed: int = 0

@@ -38,7 +38,7 @@ def run(settings: DemoSettings, on_run_start=None) -> tuple[Path, list[str], cur
                             noise_type=settings.noise_type, seed=settings.seed)
     common = dict(data=str(data_dir), ledger=str(ledger_dir), epochs=settings.epochs,
                   warmup_epochs=settings.warmup_epochs, batch_size=settings.batch_size, workers=settings.workers,
-                  cache=settings.cache, score_precision=scoring_precision(settings, models.default_device()),
+                  score_precision=scoring_precision(settings, models.default_device()),
                   seed=settings.seed)
     runs = []
     for strategy in STRATEGIES:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine import data, models
-from dissect.engine.data import ingest
+from dissect.engine.data import cache as data_cache, ingest
 from dissect.engine.errors import InputError
 
 RECALL_KS = (1, 5, 10)
@@ -121,8 +121,9 @@ def evaluate_dataset(model, tokenizer, transform, dataset, split: str, *, batch_
 
 def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, split: str | None = None,
                         batch_size: int = 256, workers: int = 0, device: str | None = None,
-                        quiet: bool = True) -> dict[str, float]:
-    """Zero-shot retrieval (and classification where the data has labels) of a checkpoint."""
+                        quiet: bool = True, cache: str = "auto") -> dict[str, float]:
+    """Zero-shot retrieval (and classification where the data has labels) of a checkpoint, from
+    DATA's decoded cache where CACHE (auto, on, off: cache.open_for_one_pass) has one that covers the split."""
     device = device or models.default_device()
     dataset = ingest.dataset_at(data_path)
     splits = set(dataset.manifest["split"].to_pylist())
@@ -131,7 +132,8 @@ def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, spl
         raise InputError(f"{data_path} has no {split!r} split (it has {', '.join(sorted(splits))})")
     bundle = models.load_checkpoint(model_name, checkpoint, device)
     return evaluate_dataset(bundle.model, bundle.tokenizer, bundle.preprocess_val, dataset, split,
-                            batch_size=batch_size, workers=workers, device=device, quiet=quiet)
+                            batch_size=batch_size, workers=workers, device=device, quiet=quiet,
+                            cache=data_cache.open_for_one_pass(dataset, model_name, bundle, cache, quiet=quiet))
 
 
 def record_eval(ledger_dir: str, run: str, checkpoint: str, metrics: dict[str, float], prefix: str) -> None:

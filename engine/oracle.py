@@ -6,20 +6,21 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine import data, models
-from dissect.engine.data import ingest
+from dissect.engine.data import cache as data_cache, ingest
 from dissect.engine.errors import InputError
 from dissect.engine.scores import neg_clip_loss, per_sample_scores
 
 
 def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger_dir: str,
           batch_size: int = 256, rounds: int = 5, seed: int = 0, replace: bool = False, workers: int = 0,
-          device: str | None = None, quiet: bool = False) -> int:
+          device: str | None = None, quiet: bool = False, cache: str = "auto") -> int:
     """Write every sample's CLIPScore, loss (within its batch of batch_size in manifest order)
     and negCLIPLoss (over `rounds` random batchings of batch_size within its split) under a
     reference model to the ledger's `oracle` table as NAME; returns the number of samples scored.
 
     The new rows are committed at the end, in place of an existing NAME's (--replace):
-    readers see the old scores or the new, never a mix."""
+    readers see the old scores or the new, never a mix. Images and tokens come from DATA's decoded
+    cache where CACHE (auto, on, off: cache.open_for_one_pass) has one that covers a split."""
     device = device or models.default_device()
     ledger.check_name("--name", name)
     ledger.check_root(ledger_dir)
@@ -33,11 +34,15 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
     loss_fn = ClipLoss()
     model = bundle.model.eval()
     generator = torch.Generator().manual_seed(seed)
+    found = data_cache.open_for_one_pass(dataset, model_name, bundle, cache, quiet=quiet)
     n = 0
     with ledger.LedgerWriter(ledger_dir) as writer:
         for split in sorted(set(dataset.manifest["split"].to_pylist())):
-            batches = data.loader(dataset, split, transform=bundle.preprocess_val, tokenizer=bundle.tokenizer,
-                                  batch_size=batch_size, shuffle=False, workers=workers)
+            if found is not None and found.covers(dataset, split):
+                batches = (batch[:3] for batch in found.eval_batches(dataset, split, batch_size))   # one caption each
+            else:
+                batches = data.loader(dataset, split, transform=bundle.preprocess_val, tokenizer=bundle.tokenizer,
+                                      batch_size=batch_size, shuffle=False, workers=workers)
             parts = []
             for ids, images, tokens in tqdm(batches, desc=f"scoring {split}", unit="batch", disable=quiet):
                 with torch.inference_mode():

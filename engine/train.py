@@ -204,7 +204,7 @@ def validate(cfg: TrainConfig) -> Sources:
 
 
 # What a run is: a resumed run must agree with its record on every one of these.
-DEFINING = ("cache", "strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
+DEFINING = ("strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
             "warmup_steps", "logit_scale_lr_mult", "warmup_epochs", "momentum", "score_mode", "score_all",
             "select_scope", "local_loss", "gather_with_grad", "test_data", "subset", "infobatch_anneal",
             "scan_t_cos", "scan_prune_td", "ncr_warmup_epoch", "ncr_p_threshold", "gsc_beta", "mid_loss_spread",
@@ -234,6 +234,10 @@ def check_record(cfg: TrainConfig, sources: Sources, world: distributed.World) -
     before = {key: before.get(key, getattr(TrainConfig, key, None)) for key in DEFINING}   # older records lack new flags
     differences = [f"--{key.replace('_', '-')} {before[key]!r} -> {now[key]!r}" for key in DEFINING
                    if key not in unused and _comparable(before[key]) != _comparable(now[key])]
+    read_cache = record_read_cache(record)
+    if cfg.cache != "auto" and (cfg.cache == "on") != read_cache:
+        differences.append(f"--{'no-' if cfg.cache == 'off' else ''}cache, but the run read "
+                           f"{'the cache' if read_cache else 'the shards'}")
     if record.get("world_size", 1) != world.world_size:
         differences.append(f"world size {record.get('world_size')} -> {world.world_size}")
     if cfg.epochs < record["epochs"]:
@@ -242,6 +246,11 @@ def check_record(cfg: TrainConfig, sources: Sources, world: distributed.World) -
         raise InputError(f"--resume of run {cfg.run!r} with other settings than it ran with: "
                          + "; ".join(differences))
     return (Path(cfg.out) / CHECKPOINT).exists()
+
+
+def record_read_cache(record: dict) -> bool:
+    """Whether a recorded run read the decoded cache (records before --cache auto hold config.cache True/False)."""
+    return bool(record["cache_used"]) if record.get("cache_used") is not None else record["config"].get("cache") is True
 
 
 def _comparable(value):
@@ -279,25 +288,25 @@ def _now() -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, sources: Sources, world: distributed.World):
+    def __init__(self, cfg: TrainConfig, sources: Sources, world: distributed.World,
+                 resumed_cache: bool | None = None):
         self.cfg = cfg
         self.sources = sources
         self.world = world
         dataset = self.dataset = sources.train
-        self.device = torch.device(f"cuda:{world.local_rank}" if cfg.device.startswith("cuda") else cfg.device)
+        self.device = torch.device(f"cuda:{world.gpu}" if cfg.device.startswith("cuda") else cfg.device)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         bundle = models.create(cfg.model, device=str(self.device), precision=cfg.precision)
         self.model, self.preprocess_train, self.preprocess_val = bundle.model, bundle.preprocess_train, bundle.preprocess_val
         self.tokenizer = bundle.tokenizer
-        if cfg.cache:
-            cache.build(dataset, cfg.model, self.preprocess_train, self.tokenizer, quiet=cfg.quiet or not world.is_main)
-        self.cache = cache.Cache(dataset, cfg.model, self.preprocess_train) if cfg.cache else None
+        self.cache, self.cache_choice = cache.open_for(dataset, cfg.model, bundle, cfg.cache, cfg.cache_max_gb,
+                                                       quiet=cfg.quiet or not world.is_main, resumed=resumed_cache)
         self.image_size = bundle.image_size
         self.context_length = self.model.context_length
         self.embed_dim = self.model.text_projection.shape[1] if hasattr(self.model, "text_projection") \
             else self.model.visual.output_dim
         self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-            self.model, device_ids=[world.local_rank] if self.device.type == "cuda" else None) \
+            self.model, device_ids=[world.gpu] if self.device.type == "cuda" else None) \
             if world.enabled else self.model
         noisy = dataset.manifest["is_noisy"]
         self.strategy = strategies.create(
@@ -337,7 +346,7 @@ class Trainer:
         torch.manual_seed(cfg.seed + 1)
         model = models.create(cfg.model, device=str(self.device), precision=cfg.precision).model
         ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[world.local_rank] if self.device.type == "cuda" else None) if world.enabled else model
+            model, device_ids=[world.gpu] if self.device.type == "cuda" else None) if world.enabled else model
         optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.logit_scale_lr_mult), lr=cfg.lr,
                                       betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
         return Network(model, ddp_model, optimizer, torch.amp.GradScaler("cuda") if cfg.precision == "amp" else None)
@@ -629,10 +638,11 @@ class Trainer:
                 "value": list(metrics.values())})
 
 
-def run_record(cfg: TrainConfig, sources: Sources, world: distributed.World, status: str, start: str,
-               end: str | None) -> ledger.RunRecord:
+def run_record(cfg: TrainConfig, sources: Sources, world: distributed.World, cache_choice: cache.Choice,
+               status: str, start: str, end: str | None) -> ledger.RunRecord:
     dataset = sources.train
     return ledger.RunRecord(
+        cache_used=cache_choice.used, cache_reason=cache_choice.reason,
         name=cfg.run, strategy=cfg.strategy, ratio=cfg.ratio, model=cfg.model, epochs=cfg.epochs,
         batch_size=cfg.batch_size, seed=cfg.seed, dataset=dataset.name, dataset_path=str(dataset.root),
         dataset_fingerprint=dataset.fingerprint, world_size=world.world_size, start=start, end=end, status=status,
@@ -641,7 +651,7 @@ def run_record(cfg: TrainConfig, sources: Sources, world: distributed.World, sta
 
 def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> ledger.RunRecord:
     """Train one run into the ledger; returns its run record. `on_epoch_end(trainer)` runs
-    after each checkpoint; `log(line)` hears what ingesting the sources did.
+    after each checkpoint; `log(line)` hears what ingesting the sources did and where the data is read from.
 
     Under torchrun every rank runs this; rank 0 alone ingests, writes the run record,
     the samples, steps and evals, and the checkpoint; every rank writes its own scores."""
@@ -674,16 +684,20 @@ def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, 
     resuming = distributed.any_rank(world, world.is_main and resuming, torch.device(cfg.device)) \
         if world.enabled else resuming
     dataset = sources.train
-    trainer = Trainer(cfg, sources, world)
+    previous = ledger.read_run(cfg.ledger, cfg.run) if resuming else None
+    trainer = Trainer(cfg, sources, world, resumed_cache=None if previous is None else record_read_cache(previous))
     if resuming:
         trainer.load_checkpoint()
-    start = ledger.read_run(cfg.ledger, cfg.run)["start"] if resuming else _now()
+    start = previous["start"] if resuming else _now()
+    choice = trainer.cache_choice
     if world.is_main:
+        source = f"the decoded cache {trainer.cache.folder}" if choice.used else "the shards"
+        log(f"data: {source}: {choice.reason}")
         if cfg.resume:
             ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
             ledger.remove_unfinished(Path(cfg.out) / CHECKPOINT)   # a killed process's checkpoint write
         ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest, dataset.skipped())
-        ledger.write_run(cfg.ledger, run_record(cfg, sources, world, "running", start, None))
+        ledger.write_run(cfg.ledger, run_record(cfg, sources, world, choice, "running", start, None))
     distributed.barrier(world)
     status = "failed"
     try:
@@ -694,7 +708,8 @@ def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, 
                 t1 = time.perf_counter()
                 last = trainer.epoch + 1 == cfg.epochs
                 if world.is_main:
-                    trainer.record_missing_shards(writer)
+                    if trainer.cache is None:   # the cache holds every sample it was built with
+                        trainer.record_missing_shards(writer)
                     if (trainer.epoch + 1) % cfg.eval_every == 0 or last:
                         trainer.evaluate(writer)
                 t2 = time.perf_counter()
@@ -715,7 +730,7 @@ def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, 
         status = "interrupted"
         raise
     finally:
-        record = run_record(cfg, sources, world, status, start, _now())
+        record = run_record(cfg, sources, world, choice, status, start, _now())
         if world.is_main:
             ledger.write_run(cfg.ledger, record)
     return record

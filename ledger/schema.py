@@ -168,6 +168,8 @@ class RunRecord:
     end: str | None = _column("TIMESTAMP")
     status: str = _column("VARCHAR")             # running, completed, failed, interrupted
     subset: dict | None = _column("JSON", default=None)   # the `dissect curate` subset it trained on
+    cache_used: bool | None = _column("BOOLEAN", default=None)   # it read the decoded cache (else the shards)
+    cache_reason: str | None = _column("VARCHAR", default=None)  # why: --cache, --no-cache, or auto's budget
     config: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
 

@@ -1,4 +1,7 @@
 """The decoded cache: what it stores, the batches it gives, and training on it."""
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -69,17 +72,54 @@ def test_the_batched_crop_draw_has_torchvisions_distribution(cached):
     assert abs(whole[0] - whole[1]) < 0.01 and whole[1] > 0.05
 
 
-def test_training_on_the_cache_is_recorded_and_resume_checks_it(tiny_dataset, tmp_path):
-    args = ["train", str(tiny_dataset), "--strategy", "dissect-warmup", "--epochs", "2", "--batch-size", "20",
-            "--warmup-epochs", "1", "--ledger", str(tmp_path), "--run", "c", "--workers", "0", "--quiet"]
-    result = CliRunner().invoke(cli, [*args, "--cache"])
+def uncached_copy(dataset: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(dataset, tmp_path / "data", ignore=shutil.ignore_patterns(cache.CACHE)))
+
+
+def test_train_reads_the_cache_by_default_where_it_fits_says_why_and_resume_keeps_it(tiny_dataset, tmp_path):
+    tiny_dataset, tmp_path = uncached_copy(tiny_dataset, tmp_path), tmp_path / "ledger"
+    args = ["train", str(tiny_dataset), "--strategy", "random", "--batch-size", "20", "--ledger", str(tmp_path),
+            "--workers", "0", "--quiet"]
+    result = CliRunner().invoke(cli, [*args, "--run", "c", "--epochs", "1"])
     assert result.exit_code == 0, result.output
-    assert ledger.read_run(tmp_path, "c")["config"]["cache"] is True
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"data: the decoded cache {tiny_dataset / 'cache' / 'dissect-tiny'}: its decoded form")
+    assert "fits the budget" in first
+    _, rows = ledger.query(tmp_path, "SELECT cache_used, cache_reason, config->>'cache' FROM runs")
+    assert rows == [(True, first.split(": ", 2)[2], "auto")]
+    result = CliRunner().invoke(cli, [*args, "--run", "c", "--epochs", "2", "--resume", "--no-cache"])
+    assert result.exit_code == 2 and "--no-cache, but the run read the cache" in result.output
+    result = CliRunner().invoke(cli, [*args, "--run", "c", "--epochs", "2", "--resume"])   # auto: as the run it resumes
+    assert result.exit_code == 0, result.output
+    assert "data: the decoded cache" in result.output and "the run it resumes read the cache" in result.output
     _, rows = ledger.query(tmp_path, "SELECT epoch, count(*), count(DISTINCT sample_id) FROM scores GROUP BY 1 "
                                      "ORDER BY 1")
     assert rows == [(0, 100, 100), (1, 100, 100)]
-    result = CliRunner().invoke(cli, [*args, "--resume"])
-    assert result.exit_code == 2 and "--cache True -> False" in result.output
+
+
+def test_a_cache_over_the_budget_reads_the_shards_and_no_cache_refuses_it(tiny_dataset, tmp_path):
+    tiny_dataset, tmp_path = uncached_copy(tiny_dataset, tmp_path), tmp_path / "ledger"
+    args = ["train", str(tiny_dataset), "--strategy", "random", "--epochs", "1", "--batch-size", "50",
+            "--ledger", str(tmp_path), "--workers", "0", "--quiet"]
+    result = CliRunner().invoke(cli, [*args, "--run", "small", "--cache-max-gb", "0.0001"])
+    assert result.exit_code == 0, result.output
+    assert "data: the shards: its decoded form (0.000" in result.output and "--cache forces the cache" in result.output
+    assert not (tiny_dataset / "cache" / "dissect-tiny").exists()
+    result = CliRunner().invoke(cli, [*args, "--run", "off", "--no-cache"])
+    assert result.exit_code == 0 and "data: the shards: --no-cache" in result.output
+    _, rows = ledger.query(tmp_path, "SELECT name, cache_used FROM runs ORDER BY name")
+    assert rows == [("off", False), ("small", False)]
+    result = CliRunner().invoke(cli, [*args, "--run", "both", "--cache", "--no-cache"])
+    assert result.exit_code == 2 and "--cache and --no-cache contradict each other" in result.output
+    assert ledger.read_run(tmp_path, "both") is None
+
+
+def test_auto_reads_the_shards_where_no_cache_can_be_written(tiny_dataset, tmp_path, monkeypatch):
+    dataset = data.open_dataset(uncached_copy(tiny_dataset, tmp_path))
+    bundle = models.create("dissect-tiny")
+    monkeypatch.setattr(cache.os, "access", lambda path, mode: False)   # as a read-only DATA (root may write anywhere)
+    choice = cache.choose(dataset, "dissect-tiny", bundle.preprocess_train, bundle.model.context_length, "auto")
+    assert not choice.used and choice.reason.startswith(f"no cache can be written in {dataset.root}")
 
 
 def test_a_stale_cache_is_rebuilt_and_an_unreadable_image_left_out(tmp_path):

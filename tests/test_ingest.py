@@ -196,7 +196,7 @@ def test_a_shard_that_disappears_during_training_does_not_kill_the_run(tmp_path,
             shard.unlink()
 
     cfg = engine_train.TrainConfig(data=str(copy), ledger=str(tmp_path / "ledger"), run="r", strategy="random",
-                                   epochs=3, batch_size=20, workers=0, quiet=True)
+                                   epochs=3, batch_size=20, workers=0, cache="off", quiet=True)
     record = engine_train.train(cfg, on_epoch_end=remove_a_shard)
     assert record.status == "completed"
     _, rows = ledger.query(tmp_path / "ledger", "SELECT epoch, count(*) FROM scores GROUP BY 1 ORDER BY 1")

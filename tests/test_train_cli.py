@@ -189,10 +189,10 @@ def run_rows(ledger_dir, run):
 
 
 def test_batches_are_the_same_for_any_number_of_loader_workers(tiny_dataset, tmp_path):
-    """100 pairs, batch 30: four steps an epoch (30, 30, 30, 10), whatever --workers."""
+    """100 pairs, batch 30: four steps an epoch (30, 30, 30, 10), whatever --workers (of the shard loader)."""
     ledger_dir = tmp_path / "ledger"
     for workers in (0, 1, 2):
-        args = train_args(tiny_dataset, ledger_dir, f"w{workers}", "dissect-warmup", 2)
+        args = train_args(tiny_dataset, ledger_dir, f"w{workers}", "dissect-warmup", 2, "--no-cache")
         args[args.index("--workers") + 1] = workers
         args[args.index("--batch-size") + 1] = 30
         assert run_cli(*args).exit_code == 0
@@ -203,18 +203,19 @@ def test_batches_are_the_same_for_any_number_of_loader_workers(tiny_dataset, tmp
 
 
 def test_a_resume_with_other_workers_continues_exactly(tiny_dataset, tmp_path):
-    ledger_dir = tmp_path / "ledger"
-    assert run_cli(*train_args(tiny_dataset, ledger_dir, "whole", "random", 2)).exit_code == 0
+    ledger_dir = tmp_path / "ledger"   # the shard loader: its workers read whole batches
+    assert run_cli(*train_args(tiny_dataset, ledger_dir, "whole", "random", 2, "--no-cache")).exit_code == 0
 
     def interrupt_after_first_epoch(trainer):
         if trainer.epoch == 1:
             raise KeyboardInterrupt
 
     cfg = engine_train.TrainConfig(data=str(tiny_dataset), ledger=str(ledger_dir), run="cut", strategy="random",
-                                   ratio=RATIO, epochs=2, batch_size=BATCH, warmup_epochs=1, workers=2, quiet=True)
+                                   ratio=RATIO, epochs=2, batch_size=BATCH, warmup_epochs=1, workers=2, cache="off",
+                                   quiet=True)
     with pytest.raises(KeyboardInterrupt):
         engine_train.train(cfg, on_epoch_end=interrupt_after_first_epoch)
-    result = run_cli(*train_args(tiny_dataset, ledger_dir, "cut", "random", 2, "--resume"))
+    result = run_cli(*train_args(tiny_dataset, ledger_dir, "cut", "random", 2, "--no-cache", "--resume"))
     assert result.exit_code == 0, result.output
     assert run_rows(ledger_dir, "cut") == run_rows(ledger_dir, "whole")
 

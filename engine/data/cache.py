@@ -12,12 +12,14 @@ tokenized, both read by sample id and augmented as a batch (FFCV's idea).
 The batch is augmented as open_clip's train transform does (RandomResizedCrop with its scale,
 ratio and interpolation, then its Normalize), the crop drawn from the square the cache
 stores rather than the whole original image. A cache costs N x S x S x 3 bytes of disk:
-7 MB for 2,000 pairs at 32 px, 550 GB for CC3M at 224 px; where that does not fit, train
-from the shards (without --cache).
+7 MB for 2,000 pairs at 32 px, 550 GB for CC3M at 224 px. `--cache auto` (train's default)
+builds and reads it where it fits a budget, the shards elsewhere (choose).
 """
 import io
 import json
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,97 @@ class Augmentation:
     @property
     def stored_size(self) -> int:
         return math.ceil(self.size / math.sqrt(self.scale[0]))
+
+
+# auto's budget: the cache is written beside the dataset and read at random, so it must fit on that
+# disk with room to spare and in memory (as page cache): a larger one turns every batch into seeks.
+DISK_SHARE = 0.5
+MEMORY_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Whether a run reads the decoded cache, and why: said in train's first lines, kept in the run record."""
+    used: bool
+    reason: str
+
+
+def cache_bytes(n_samples: int, stored_size: int, context_length: int) -> int:
+    """What images.npy, tokens.npy and readable.npy take for N_SAMPLES."""
+    return n_samples * (stored_size * stored_size * 3 + context_length * 8 + 1)
+
+
+def budget_bytes(folder: Path) -> int:
+    """auto's budget: a share of the free disk where the cache goes and a share of physical memory."""
+    existing = next(p for p in [folder, *folder.parents] if p.exists())   # the disk it would go on
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(min(DISK_SHARE * shutil.disk_usage(existing).free, MEMORY_SHARE * memory))
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.3g} GB"
+
+
+def choose(dataset: data.Dataset, model: str, preprocess_train, context_length: int, mode: str,
+           max_gb: float | None = None, resumed: bool | None = None) -> Choice:
+    """MODE on: the cache (an InputError where this model's transform cannot be cached); off: the
+    shards; auto: what the run it resumes read (RESUMED, where given: a run keeps its data
+    pipeline), else the cache where a current one is there or its decoded form fits the budget
+    (MAX_GB, else budget_bytes), the shards elsewhere."""
+    if mode == "auto" and resumed is not None:
+        return Choice(resumed, f"the run it resumes read {'the cache' if resumed else 'the shards'}")
+    if mode == "off":
+        return Choice(False, "--no-cache")
+    try:
+        aug = Augmentation.of(preprocess_train)
+    except InputError as e:
+        if mode == "on":
+            raise
+        return Choice(False, f"{model}'s train transform is not one the cache reproduces ({e})")
+    if mode == "on":
+        return Choice(True, "--cache")
+    folder = cache_dir(dataset, model)
+    if _is_current(folder, describe(aug, dataset.fingerprint, model)):
+        return Choice(True, f"a current cache is there ({folder})")
+    writable = next(p for p in [folder, *folder.parents] if p.exists())
+    if not os.access(writable, os.W_OK):
+        return Choice(False, f"no cache can be written in {writable}: reading the shards; `dissect cache` where "
+                             "DATA is writable, or --no-cache to say so")
+    need = cache_bytes(dataset.n_samples, aug.stored_size, context_length)
+    budget = budget_bytes(folder) if max_gb is None else max_gb * 1e9
+    where = f"--cache-max-gb {max_gb:g}" if max_gb is not None else \
+        f"half the free disk at {dataset.root} and half the memory"
+    if need <= budget:
+        return Choice(True, f"its decoded form ({_gb(need)}) fits the budget of {_gb(budget)} ({where})")
+    return Choice(False, f"its decoded form ({_gb(need)}) exceeds the budget of {_gb(budget)} ({where}): "
+                         "reading the shards; --cache forces the cache")
+
+
+def open_for(dataset: data.Dataset, model: str, bundle: models.ClipBundle, mode: str, max_gb: float | None = None,
+             quiet: bool = True, resumed: bool | None = None) -> tuple["Cache | None", Choice]:
+    """The cache choose() picks for DATASET, built where it is missing, or None for the shards."""
+    choice = choose(dataset, model, bundle.preprocess_train, bundle.model.context_length, mode, max_gb, resumed)
+    if not choice.used:
+        return None, choice
+    build(dataset, model, bundle.preprocess_train, bundle.tokenizer, quiet=quiet)
+    return Cache(dataset, model, bundle.preprocess_train), choice
+
+
+def open_for_one_pass(dataset: data.Dataset, model: str, bundle: models.ClipBundle, mode: str,
+                      quiet: bool = True) -> "Cache | None":
+    """The cache for `dissect score` and `dissect eval`, or None for the shards. They read each sample
+    once, so building a cache would cost that pass again: auto reads one that is there and
+    current, on builds it where it is missing, off never reads it."""
+    if mode == "on":
+        return open_for(dataset, model, bundle, "on", quiet=quiet)[0]
+    if mode == "off":
+        return None
+    try:
+        aug = Augmentation.of(bundle.preprocess_train)
+    except InputError:
+        return None
+    current = _is_current(cache_dir(dataset, model), describe(aug, dataset.fingerprint, model))
+    return Cache(dataset, model, bundle.preprocess_train) if current else None
 
 
 def cache_dir(dataset: data.Dataset, model: str) -> Path:
