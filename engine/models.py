@@ -7,11 +7,11 @@ are registered with open_clip on import, so every open_clip entry point
 """
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 
 import open_clip
 import torch
-from open_clip.model import resize_pos_embed
+from open_clip.model import CLIP, resize_pos_embed, text_global_pool
 
 from dissect.engine.errors import InputError
 
@@ -53,9 +53,37 @@ def create(name: str, checkpoint: str | None = None, device: str = "cpu", precis
     model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
         name, pretrained=checkpoint, device=device, precision=precision
     )
+    trim_text_padding(model)
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
     return ClipBundle(model, preprocess_train, preprocess_val, open_clip.get_tokenizer(name), image_size)
+
+
+def trim_text_padding(model: torch.nn.Module) -> None:
+    """Run MODEL's text tower on each batch up to its longest caption instead of the whole context.
+
+    open_clip's CLIP.encode_text adds the whole positional embedding and causal mask, so every
+    caption costs context_length positions (77 for open_clip's models) however short it is. Under
+    a causal mask a position attends only to those before it, and argmax pooling reads the
+    end-of-text token (the largest id), so no feature depends on the padding after the batch's
+    last end-of-text: cutting it changes only what the tower computes, not what it returns (up to
+    float rounding; tests/test_models.py checks it against open_clip's own encode_text). Models
+    of another kind (a custom or HF text tower, another pooling, no causal mask) keep open_clip's."""
+    if type(model) is CLIP and model.text_pool_type == "argmax" and model.attn_mask is not None:
+        model.encode_text = MethodType(_encode_text_to_longest, model)
+
+
+def _encode_text_to_longest(self: CLIP, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """open_clip's CLIP.encode_text, on the tokens up to the batch's last end-of-text."""
+    length = int(text.argmax(dim=-1).max()) + 1 if len(text) else text.shape[1]
+    text = text[:, :length]
+    cast_dtype = self.transformer.get_cast_dtype()
+    x = self.token_embedding(text).to(cast_dtype) + self.positional_embedding[:length].to(cast_dtype)
+    x = self.ln_final(self.transformer(x, attn_mask=self.attn_mask[:length, :length]))
+    x = text_global_pool(x, text, self.text_pool_type, eos_token_id=getattr(self, "text_eos_id", None))
+    if self.text_projection is not None:
+        x = self.text_projection(x) if isinstance(self.text_projection, torch.nn.Linear) else x @ self.text_projection
+    return torch.nn.functional.normalize(x, dim=-1) if normalize else x
 
 
 def check_score_image_size(name: str, size: int) -> None:
@@ -74,7 +102,9 @@ def check_score_image_size(name: str, size: int) -> None:
 
 def scoring_twin(name: str, size: int, device: str, precision: str) -> torch.nn.Module:
     """The model's architecture at image size SIZE, for a scoring pass cheaper than training's."""
-    return open_clip.create_model(name, force_image_size=size, device=device, precision=precision)
+    twin = open_clip.create_model(name, force_image_size=size, device=device, precision=precision)
+    trim_text_padding(twin)
+    return twin
 
 
 def copy_weights(model: torch.nn.Module, twin: torch.nn.Module) -> None:

@@ -3,6 +3,7 @@ resolution and width its JSON names."""
 import json
 from pathlib import Path
 
+import open_clip
 import pytest
 import torch
 
@@ -29,3 +30,22 @@ def test_the_cheap_proxies_are_cheaper_than_tiny():
     def parameters(name):
         return sum(p.numel() for p in models.create(name).model.parameters())
     assert parameters("dissect-micro") < parameters("dissect-tiny") < parameters("dissect-tiny-plus")
+
+
+@pytest.mark.parametrize("name", ["dissect-tiny", "RN50"])
+def test_the_text_tower_cut_to_the_longest_caption_gives_open_clips_features(name):
+    bundle = models.create(name)
+    model = bundle.model.eval()
+    captions = ["a red circle", "a small blue square on the left of a large green triangle", "x"]
+    text = bundle.tokenizer(captions)
+    longest = int(text.argmax(-1).max()) + 1
+    assert longest < text.shape[1]    # there is padding to cut
+    calls = []
+    model.transformer.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[1]))
+    with torch.no_grad():
+        trimmed = model.encode_text(text)
+        whole = open_clip.model.CLIP.encode_text(model, text)   # open_clip's own, over the whole context
+        alone = torch.cat([model.encode_text(t[None]) for t in text])   # each at its own length
+    assert calls[:2] == [longest, text.shape[1]]
+    assert torch.allclose(trimmed, whole, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(alone, whole, atol=1e-5, rtol=1e-4)
