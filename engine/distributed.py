@@ -17,6 +17,7 @@ class World:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    gpu: int = 0          # this process's CUDA device: more processes than GPUs share them in turn
 
     @property
     def enabled(self) -> bool:
@@ -35,9 +36,10 @@ def init(device: str) -> World:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    gpu = local_rank % torch.cuda.device_count() if device.startswith("cuda") else 0
     if device.startswith("cuda"):
-        torch.cuda.set_device(local_rank)
-    return World(dist.get_rank(), dist.get_world_size(), local_rank)
+        torch.cuda.set_device(gpu)
+    return World(dist.get_rank(), dist.get_world_size(), local_rank, gpu)
 
 
 def barrier(world: World) -> None:
