@@ -44,8 +44,11 @@ def jpeg(rng: np.random.Generator, side: int) -> bytes:
 
 
 def make(out: Path, n: int, side: int) -> data.Dataset:
-    if (out / "manifest.parquet").exists():
-        return data.open_dataset(out)
+    if out.exists():   # written by an earlier run
+        dataset = data.open_dataset(out)
+        if dataset.n_samples != n:
+            raise SystemExit(f"{out} holds {dataset.n_samples} pairs, not {n}: give another --data")
+        return dataset
     rng = np.random.default_rng(0)
     words = "a photo of the red blue dog cat man woman city street tree sky beach at night in with".split()
     samples = (data.Sample("train", jpeg(rng, side), "jpg", " ".join(rng.choice(words, 10))) for _ in range(n))
@@ -92,12 +95,15 @@ def full_step_rate(repeats: int = 10) -> float:
     optimizer = torch.optim.AdamW(model.parameters())
     images = torch.randn(BATCH, 3, bundle.image_size, bundle.image_size)
     tokens = bundle.tokenizer(["a photo of a red dog in the city at night"] * BATCH)
-    start = time.perf_counter()
-    for _ in range(repeats):
+    def step():
         loss = loss_fn(*model(images, tokens))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    step()   # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
     return repeats * BATCH / (time.perf_counter() - start)
 
 

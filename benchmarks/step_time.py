@@ -17,8 +17,9 @@ a user sees it, the step with the wait for the loader (with the CLI's default
 --defaults: what a user sees with no flag given, `dissect train DATA --strategy S` (r = 0.3,
 10 epochs, batch 128, the data as train's default --cache auto reads it, the eval of a
 500-pair test split every epoch): each strategy's wall time per epoch (training, eval and
-ledger; the median over epochs 1..9) and its whole run's, as ratios to full
-(step_time_defaults.sql).
+ledger; the median over epochs 1..9) and its whole run's, as ratios to a full run trained
+just before it (this shared machine's speed drifts by a third over minutes; a full run
+measured once, minutes away, would move every ratio with it; step_time_defaults.sql).
 """
 import argparse
 import tempfile
@@ -103,10 +104,11 @@ def defaults(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dataset, ledger_dir = Path(tmp) / "data", Path(tmp) / "ledger"
         synthetic.make_synthetic(dataset, n=n, test_n=500, noise_ratio=0.4, noise_type="shuffle", seed=0)
-        for strategy in strategies.REGISTRY:
-            train.train(train.TrainConfig(data=str(dataset), ledger=str(ledger_dir), run=strategy, strategy=strategy,
-                                          quiet=True))
-        columns, rows = ledger.query(ledger_dir, DEFAULTS_SQL.read_text(), variables={"full": "full"})
+        for strategy in (s for s in strategies.REGISTRY if s != "full"):
+            for run, trained in ((f"full-before-{strategy}", "full"), (strategy, strategy)):
+                train.train(train.TrainConfig(data=str(dataset), ledger=str(ledger_dir), run=run, strategy=trained,
+                                              quiet=True))
+        columns, rows = ledger.query(ledger_dir, DEFAULTS_SQL.read_text())
     config = train.TrainConfig
     print_table(columns, rows, title=f"CLI defaults, no flags: wall time at r = {config.ratio}, {config.model}, "
                               f"batch {config.batch_size}, {config.epochs} epochs, {n} pairs, --cache {config.cache}")

@@ -1,7 +1,7 @@
 -- Wall time of each run as a user sees it: per epoch (training, eval and ledger writes; the
 -- median over the epochs after the first, which pays for start-up) and the whole run (start to
--- end, start-up included), each as a ratio to the run named by the variable `full`; with what
--- the run read its data from (train's --cache auto).
+-- end, start-up included), each as a ratio to the full run trained just before it
+-- (full-before-RUN); with what the run read its data from (train's --cache auto).
 WITH per_epoch AS (
     SELECT run, median(t_steps + t_eval + t_ledger) AS epoch_s, median(t_steps) AS steps_s
     FROM epochs
@@ -15,10 +15,9 @@ WITH per_epoch AS (
 SELECT p.run,
        p.data,
        round(p.epoch_s, 2) AS epoch_s,
+       round(f.epoch_s, 2) AS full_epoch_s,
        round(p.epoch_s / f.epoch_s, 3) AS epoch_ratio_to_full,
        round(p.steps_s / f.steps_s, 3) AS training_ratio_to_full,
-       round(p.run_s, 1) AS run_s,
        round(p.run_s / f.run_s, 3) AS run_ratio_to_full
-FROM per_run p, per_run f
-WHERE f.run = getvariable('full')
-ORDER BY p.epoch_s;
+FROM per_run p JOIN per_run f ON f.run = 'full-before-' || p.run
+ORDER BY epoch_ratio_to_full;
