@@ -182,3 +182,24 @@ def test_missing_checkpoint_and_unknown_run(checkpoint, tiny_dataset, tmp_path):
     assert result.exit_code == 2 and "no checkpoint at" in result.output
     result = run_cli("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--ledger", ledger_dir, "--run", "nope")
     assert result.exit_code == 2 and "run 'nope' is not in" in result.output
+
+
+def test_score_and_eval_read_a_current_cache_and_the_shards_under_no_cache(checkpoint, tiny_dataset, monkeypatch):
+    ledger_dir, ckpt = checkpoint   # training read tiny_dataset through its cache (--cache auto), so one is there
+    shard_reads = []
+    real_loader = data.loader
+    monkeypatch.setattr(data, "loader", lambda *a, **kw: shard_reads.append(a[1]) or real_loader(*a, **kw))
+    for args in (("eval", "--ckpt", ckpt, "--data", tiny_dataset),
+                 ("score", tiny_dataset, "--ckpt", ckpt, "--name", "c", "--ledger", ledger_dir, "--quiet")):
+        assert run_cli(*args).exit_code == 0
+    assert shard_reads == []
+    cached = ledger.query(ledger_dir, "SELECT sample_id, clipscore FROM oracle WHERE name = 'c' ORDER BY 1")[1]
+    for args in (("eval", "--ckpt", ckpt, "--data", tiny_dataset, "--no-cache"),
+                 ("score", tiny_dataset, "--ckpt", ckpt, "--name", "s", "--ledger", ledger_dir, "--no-cache",
+                  "--quiet")):
+        assert run_cli(*args).exit_code == 0
+    assert shard_reads == ["test", "test", "train"]
+    decoded = ledger.query(ledger_dir, "SELECT sample_id, clipscore FROM oracle WHERE name = 's' ORDER BY 1")[1]
+    assert [i for i, _ in cached] == [i for i, _ in decoded]   # every sample, the same ids
+    # the cache stores each image resized once: its scores track the decoded images' closely
+    assert torch.corrcoef(torch.tensor([[c for _, c in cached], [c for _, c in decoded]]))[0, 1] > 0.9
