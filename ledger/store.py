@@ -32,6 +32,10 @@ GLOB_CHARACTERS = set("[]*?{}\\")
 # lives in memory: a CREATE there writes nothing). Nothing that writes files or loads code.
 READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.SET,
              duckdb.StatementType.MULTI, duckdb.StatementType.CREATE}
+# Set on a query's connection once its views and macros are there, then locked: no setting can
+# write a file (log_query_path, profiling_output), fetch an extension or keep a secret on disk.
+QUERY_LOCKDOWN = ("SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false",
+                  "SET allow_persistent_secrets = false", "SET lock_configuration = true")
 
 
 def check_name(kind: str, name: str) -> str:
@@ -156,6 +160,8 @@ def _read_only(root, sql: str, skip_damaged: bool, variables: dict | None):
     write, with VARIABLES set (bound, never pasted into SQL)."""
     con = connect(root, skip_damaged=skip_damaged)
     try:
+        for setting in QUERY_LOCKDOWN:
+            con.execute(setting)
         statements = con.extract_statements(sql)
         for statement in statements:
             if statement.type not in READ_ONLY:

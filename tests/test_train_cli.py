@@ -1,5 +1,6 @@
 """`dissect train` end to end through click's CliRunner, on a 100-pair dataset."""
 import math
+from pathlib import Path
 
 import open_clip
 import pytest
@@ -346,6 +347,26 @@ def test_query_is_read_only_and_odd_ledger_paths_are_refused(trained, tmp_path):
     assert result.exit_code == 0 and result.output.splitlines()[-1] == "300"
     result = run_cli("query", "SELECT 1", "--ledger", tmp_path / "le[dg]er")
     assert result.exit_code == 2 and "would read as a pattern" in result.output
+
+
+@pytest.mark.parametrize("statement", [
+    "SET log_query_path = '{part}'; SELECT 1",              # would overwrite a committed part
+    "SET log_query_path = '{record}'; SELECT 1",            # would break the runs view
+    "SET enable_profiling = 'json'; SET profiling_output = '{elsewhere}'; SELECT 1",
+    "RESET lock_configuration; SET log_query_path = '{elsewhere}'; SELECT 1",
+    "CREATE PERSISTENT SECRET s (TYPE S3, KEY_ID 'a', SECRET 'b')",
+    "SELECT * FROM read_parquet('https://example.com/x.parquet')",   # would fetch an extension
+    "INSTALL httpfs", "LOAD httpfs", "PRAGMA enable_profiling", "EXPORT DATABASE '{elsewhere}'",
+])
+def test_query_can_neither_write_nor_reach_out(trained, tmp_path, statement):
+    part = sorted((trained / "scores").rglob("*.parquet"))[0]
+    record = trained / "runs" / "warm.json"
+    before = part.read_bytes(), record.read_bytes()
+    sql = statement.format(part=part, record=record, elsewhere=tmp_path / "out")
+    result = run_cli("query", sql, "--ledger", trained)
+    assert result.exit_code == 2 and result.output.startswith("error: ") and len(result.output.splitlines()) == 1
+    assert (part.read_bytes(), record.read_bytes()) == before and not (tmp_path / "out").exists()
+    assert not (Path.home() / ".duckdb" / "stored_secrets").exists()
 
 
 def test_one_process_per_run_and_a_dead_run_looks_dead(tiny_dataset, tmp_path):
