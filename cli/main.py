@@ -360,7 +360,7 @@ def train(data, ledger_dir, run, **options):
         return
     _, trained = ledger.named_query(ledger_dir, "trained_fraction", {"run": run})
     click.echo(f"run {run} {record.status}: trained {trained[0][0]:.3f} of its train samples per epoch; "
-               f"ledger {ledger_dir}, checkpoint {record.config['out']}")
+               f"ledger {ledger_dir}, checkpoint {Path(ledger_dir) / record.config['out']}")
     _, skipped = ledger.named_query(ledger_dir, "skipped_summary", {"dataset": record.dataset, "run": run})
     if skipped:
         click.echo("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skipped)
@@ -448,12 +448,14 @@ def check(ledger_dir):
 @ledger_option
 def drop(run, ledger_dir):
     """Remove RUN from the ledger: its record, its parts in every table and its checkpoint
-    (refused while it trains). Says what it removes."""
+    where it lies inside the ledger (refused while it trains). Says what it removed."""
     from dissect.ledger import runs as ledger_runs
 
-    for path in ledger_runs.doomed(ledger_dir, run):
-        click.echo(f"removing {path}")
-    ledger_runs.drop(ledger_dir, run)
+    kept = ledger_runs.checkpoint_outside(ledger_dir, run)
+    for path in ledger_runs.drop(ledger_dir, run):
+        click.echo(f"removed {path}")
+    if kept:
+        click.echo(f"kept {kept}: it is outside the ledger (train --out); remove it yourself if you mean to")
     click.echo(f"run {run} removed from {ledger_dir}")
 
 

@@ -646,7 +646,8 @@ def run_record(cfg: TrainConfig, sources: Sources, world: distributed.World, cac
         name=cfg.run, strategy=cfg.strategy, ratio=cfg.ratio, model=cfg.model, epochs=cfg.epochs,
         batch_size=cfg.batch_size, seed=cfg.seed, dataset=dataset.name, dataset_path=str(dataset.root),
         dataset_fingerprint=dataset.fingerprint, world_size=world.world_size, start=start, end=end, status=status,
-        subset=sources.subset_record, config=cfg.as_record(), versions=versions())
+        subset=sources.subset_record, config={**cfg.as_record(), "out": ledger.recorded_path(cfg.ledger, cfg.out)},
+        versions=versions())
 
 
 def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> ledger.RunRecord:

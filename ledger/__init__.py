@@ -24,7 +24,7 @@ from dissect.ledger.store import (
 from dissect.ledger.commits import epoch_unit
 from dissect.ledger.check import check
 from dissect.ledger.files import FileLock, atomic_path, remove_unfinished, write_text_atomic
-from dissect.ledger.runs import RunLock, is_live, list_runs
+from dissect.ledger.runs import RunLock, is_live, list_runs, recorded_path
 from dissect.ledger.summaries import add_oracle as summarise_oracle
 from dissect.ledger.writer import LedgerWriter
 
@@ -54,6 +54,7 @@ __all__ = [
     "query",
     "query_table",
     "read_run",
+    "recorded_path",
     "set_variables",
     "summarise_oracle",
     "write_run",

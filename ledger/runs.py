@@ -15,7 +15,7 @@ from pathlib import Path
 from dissect.ledger.commits import COMMITS
 from dissect.ledger.files import remove_unfinished
 from dissect.ledger.schema import TABLES
-from dissect.ledger.store import LedgerError, drop_run, named_query, read_run, run_record_path
+from dissect.ledger.store import LedgerError, check_name, drop_run, named_query, read_run, run_record_path
 
 
 def lock_path(root, run: str) -> Path:
@@ -85,20 +85,36 @@ def list_runs(root) -> tuple[list[str], list[tuple]]:
     return columns, fixed
 
 
+def recorded_path(root, path) -> str:
+    """PATH as a run record keeps it: relative to the ledger where it lies inside (a copied or
+    moved ledger still names its own files), absolute where the user put it elsewhere."""
+    resolved, root = Path(path).resolve(), Path(root).resolve()
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)
+
+
+def checkpoint_dir(root, run: str, record: dict | None) -> Path:
+    """Where RUN's checkpoint is: its record's `out` (relative to the ledger, or absolute:
+    train --out elsewhere), else LEDGER/checkpoints/RUN."""
+    out = (record or {}).get("config", {}).get("out")
+    return Path(root) / out if out and not Path(out).is_absolute() else Path(out or Path(root) / "checkpoints" / run)
+
+
+def _inside(root, path: Path) -> bool:
+    return path.resolve().is_relative_to(Path(root).resolve())
+
+
 def drop(root, run: str) -> list[str]:
-    """Remove a run's record, its parts in every table, its lock and its checkpoint; refuses
-    a run whose process is alive. Returns what it removed (or would remove: see `doomed`)."""
+    """Remove a run's record, its parts in every table, its lock and its checkpoint where it is
+    inside the ledger; refuses a run whose process is alive. Returns what it removed (see `doomed`)."""
     gone = doomed(root, run)
-    if is_live(root, run):
-        raise LedgerError(f"run {run!r} is being trained right now: stop it before dropping it")
     record = read_run(root, run)
     drop_run(root, run)
-    checkpoint_dir = Path(record["config"].get("out") or Path(root) / "checkpoints" / run) if record else \
-        Path(root) / "checkpoints" / run
-    (checkpoint_dir / "checkpoint.pt").unlink(missing_ok=True)
-    remove_unfinished(checkpoint_dir / "checkpoint.pt")
-    if checkpoint_dir.is_dir() and not any(checkpoint_dir.iterdir()):
-        checkpoint_dir.rmdir()
+    folder = checkpoint_dir(root, run, record)
+    if _inside(root, folder):
+        (folder / "checkpoint.pt").unlink(missing_ok=True)
+        remove_unfinished(folder / "checkpoint.pt")
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
     lock_path(root, run).unlink(missing_ok=True)
     for table in TABLES.values():
         run_dir = Path(root) / table.name / f"run={run}"
@@ -108,14 +124,24 @@ def drop(root, run: str) -> list[str]:
 
 
 def doomed(root, run: str) -> list[str]:
-    """Every file `drop` would remove."""
+    """Every file `drop` would remove: inside the ledger only. Refuses a name `train` would not
+    take and a run whose process is alive."""
+    check_name("run", run)
     record = read_run(root, run)
     if record is None and not any((Path(root) / t.name / f"run={run}").exists() for t in TABLES.values()):
         raise LedgerError(f"run {run!r} is not in ledger {root}: `dissect runs --ledger {root}` lists them")
+    if is_live(root, run):
+        raise LedgerError(f"run {run!r} is being trained right now: stop it before dropping it")
     files = [run_record_path(root, run)] if record else []
     files += sorted((Path(root) / COMMITS / f"run={run}").glob("*.json"))
     for table in TABLES.values():
         files += sorted((Path(root) / table.name / f"run={run}").rglob("*.parquet"))
-    checkpoint_dir = Path((record or {}).get("config", {}).get("out") or Path(root) / "checkpoints" / run)
-    files += [p for p in [checkpoint_dir / "checkpoint.pt"] if p.exists()]
+    checkpoint = checkpoint_dir(root, run, record) / "checkpoint.pt"
+    files += [checkpoint] if checkpoint.exists() and _inside(root, checkpoint) else []
     return [str(f) for f in files]
+
+
+def checkpoint_outside(root, run: str) -> Path | None:
+    """RUN's checkpoint where it lies outside the ledger (train --out elsewhere): drop leaves it."""
+    checkpoint = checkpoint_dir(root, run, read_run(root, run)) / "checkpoint.pt"
+    return checkpoint if checkpoint.exists() and not _inside(root, checkpoint) else None

@@ -381,8 +381,36 @@ def test_one_process_per_run_and_a_dead_run_looks_dead(tiny_dataset, tmp_path):
     result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
     assert "ghost,random,0.3,m,0,died (last write " in result.output and ",0/2," in result.output
     result = run_cli("drop", "ghost", "--ledger", ledger_dir)
-    assert result.exit_code == 0 and "removing" in result.output and "ghost.json" in result.output
+    assert result.exit_code == 0 and "removed" in result.output and "ghost.json" in result.output
     assert ledger.read_run(ledger_dir, "ghost") is None
+    with ledger.RunLock(ledger_dir, "busy"):          # a live run: refused before a word of removing
+        ledger.write_run(ledger_dir, run_record("busy", "random", end=None, status="running", config={}))
+        result = run_cli("drop", "busy", "--ledger", ledger_dir)
+    assert result.exit_code == 2 and result.output.startswith("error: run 'busy' is being trained")
+    assert "removed" not in result.output and ledger.read_run(ledger_dir, "busy") is not None
+
+
+def test_drop_stays_inside_its_ledger(tiny_dataset, tmp_path):
+    import shutil
+
+    victim = tmp_path / "victim.json"
+    victim.write_text("{}")
+    ledger_dir = tmp_path / "a" / "ledger"
+    result = run_cli("drop", "../../victim", "--ledger", ledger_dir)
+    assert result.exit_code == 2 and "is not usable" in result.output and victim.exists()
+    outside = tmp_path / "elsewhere"
+    assert run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 1)).exit_code == 0
+    assert run_cli(*train_args(tiny_dataset, ledger_dir, "o", "random", 1, "--out", outside)).exit_code == 0
+    assert ledger.read_run(ledger_dir, "r")["config"]["out"] == "checkpoints/r"     # relative: the ledger's own
+    assert ledger.read_run(ledger_dir, "o")["config"]["out"] == str(outside.resolve())
+    copy = tmp_path / "b" / "ledger"
+    shutil.copytree(ledger_dir, copy)
+    result = run_cli("drop", "r", "--ledger", copy)            # the copy's checkpoint, not the original's
+    assert result.exit_code == 0 and str(copy / "checkpoints" / "r" / "checkpoint.pt") in result.output
+    assert not (copy / "checkpoints" / "r").exists() and (ledger_dir / "checkpoints" / "r" / "checkpoint.pt").exists()
+    result = run_cli("drop", "o", "--ledger", copy)            # a checkpoint outside the ledger is left
+    assert result.exit_code == 0 and f"kept {outside / 'checkpoint.pt'}: it is outside the ledger" in result.output
+    assert (outside / "checkpoint.pt").exists() and ledger.read_run(copy, "o") is None
 
 
 def test_resume_checks_what_it_resumes(tiny_dataset, tmp_path):
