@@ -63,7 +63,7 @@ def say_skipped(ledger_dir: str, skip_damaged: bool) -> None:
 @click.option("--noise-type", type=click.Choice(["shuffle", "partial"]), default="shuffle", show_default=True,
               help="shuffle: another sample's caption; partial: one attribute changed.")
 @click.option("--test-n", default=500, show_default=True, help="Clean test samples.")
-@click.option("--image-size", default=32, show_default=True, help="Image side in pixels.")
+@click.option("--image-size", default=32, show_default=True, type=click.IntRange(min=8), help="Image side in pixels.")
 @click.option("--seed", default=0, show_default=True)
 def make_synthetic(out, n, noise_ratio, noise_type, test_n, image_size, seed):
     """Write a synthetic noisy image-text dataset: webdataset shards + samples.parquet."""
@@ -75,9 +75,16 @@ def make_synthetic(out, n, noise_ratio, noise_type, test_n, image_size, seed):
     click.echo(f"wrote {dataset.n_samples} samples ({n} train, {noisy} noisy; {test_n} test) to {out}")
 
 
+def _one_character(ctx, param, value):
+    if len(value) != 1:
+        raise click.BadParameter(f"{value!r} is not one character (a tab is the default)")
+    return value
+
+
 def csv_options(f):
     """open_clip's CSV flags, with its defaults."""
-    f = click.option("--csv-separator", default="\t", show_default="tab", help="CSV/TSV field separator.")(f)
+    f = click.option("--csv-separator", default="\t", show_default="tab", callback=_one_character,
+                     help="CSV/TSV field separator.")(f)
     f = click.option("--csv-caption-key", default="title", show_default=True, help="CSV column of the caption.")(f)
     f = click.option("--csv-img-key", default="filepath", show_default=True, help="CSV column of the image path.")(f)
     return f
@@ -267,7 +274,8 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
 @click.option("--ratio", default=TrainConfig.ratio, show_default=True, type=float,
               help="Selection ratio r: k = floor(r * B) of each batch (infobatch and scan prune before loading; README says how r maps onto theirs).")
 @click.option("--epochs", default=TrainConfig.epochs, show_default=True)
-@click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, help="Per process.")
+@click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, type=click.IntRange(min=1),
+              help="Per process.")
 @click.option("--lr", default=TrainConfig.lr, show_default=True)
 @click.option("--weight-decay", default=TrainConfig.weight_decay, show_default=True)
 @click.option("--beta1", default=TrainConfig.beta1, type=float,
@@ -388,7 +396,12 @@ nothing in the ledger changes. Results leave through --format and --out.""")
 def query(sql, ledger_dir, sql_file, params, fmt, out, skip_damaged):
     if (sql is None) == (sql_file is None):
         raise click.UsageError("give the SQL as an argument or with --file, not both")
-    sql = Path(sql_file).read_text() if sql_file else sql
+    try:
+        sql = Path(sql_file).read_text(encoding="utf-8") if sql_file else sql
+    except UnicodeDecodeError as e:
+        raise click.BadParameter(f"{sql_file} is not UTF-8 text (byte {e.start})", param_hint="--file") from e
+    if not sql.strip():
+        raise click.UsageError("no SQL given: pass a statement, e.g. \"SELECT * FROM runs\"")
     bound = {}
     for param in params:
         name, sep, value = param.partition("=")
@@ -495,7 +508,7 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
 @click.option("--ledger", "ledger_dir", default=None, type=click.Path(file_okay=False),
               help="With --run: add the metrics to the run's evals.")
 @click.option("--run", default=None, help="Run whose evals get the metrics.")
-@click.option("--batch-size", default=256, show_default=True)
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--workers", default=0, show_default=True)
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,

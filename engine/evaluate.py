@@ -124,7 +124,7 @@ def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, spl
                         quiet: bool = True, cache: str = "auto") -> dict[str, float]:
     """Zero-shot retrieval (and classification where the data has labels) of a checkpoint, from
     DATA's decoded cache where CACHE (auto, on, off: cache.open_for_one_pass) has one that covers the split."""
-    device = device or models.default_device()
+    device = models.device(device)
     dataset = ingest.dataset_at(data_path)
     splits = set(dataset.manifest["split"].to_pylist())
     split = split or ("test" if "test" in splits else "train")

@@ -145,6 +145,18 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def device(requested: str | None) -> str:
+    """REQUESTED (cpu, cuda, cuda:N) where this machine has it, else the default; an InputError
+    naming the devices there are."""
+    if requested is None:
+        return default_device()
+    there = ["cpu"] + (["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+                       if torch.cuda.is_available() else [])
+    if requested not in there:
+        raise InputError(f"--device {requested}: this machine has {', '.join(there)}")
+    return requested
+
+
 def cpu_multiplies_bf16() -> bool:
     """Whether this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX); elsewhere bf16
     matrix products are emulated, slower than fp32."""

@@ -21,7 +21,7 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
     The new rows are committed at the end, in place of an existing NAME's (--replace):
     readers see the old scores or the new, never a mix. Images and tokens come from DATA's decoded
     cache where CACHE (auto, on, off: cache.open_for_one_pass) has one that covers a split."""
-    device = device or models.default_device()
+    device = models.device(device)
     ledger.check_name("--name", name)
     ledger.check_root(ledger_dir)
     dataset = ingest.dataset_at(data_path, require_train=True)

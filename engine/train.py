@@ -656,7 +656,7 @@ def train(cfg: TrainConfig, on_epoch_end=None, log=lambda line: None) -> ledger.
 
     Under torchrun every rank runs this; rank 0 alone ingests, writes the run record,
     the samples, steps and evals, and the checkpoint; every rank writes its own scores."""
-    cfg = cfg.resolved(device="cuda" if torch.cuda.is_available() else "cpu", is_resnet=models.is_resnet(cfg.model))
+    cfg = cfg.resolved(device=models.device(cfg.device), is_resnet=models.is_resnet(cfg.model))
     world = distributed.init(cfg.device)
     try:
         return _train(cfg, world, on_epoch_end, log)

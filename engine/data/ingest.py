@@ -94,16 +94,25 @@ def image_problem(raw: bytes) -> str | None:
     return None
 
 
+# Longer is no caption but a document (or a broken quote that swallowed the rows after it);
+# it is Python's csv field limit, which the reader is lifted past so that such a row is skipped alone.
+MAX_CAPTION_CHARS = 131_072
+
+
 def caption_of(raw: bytes | None) -> tuple[str | None, str | None]:
     """(caption, None) or (None, reason)."""
     if raw is None:
         return None, "missing caption"
+    if len(raw) > 4 * MAX_CAPTION_CHARS:
+        return None, f"caption over {MAX_CAPTION_CHARS:,} characters"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None, "caption is not UTF-8"
     if not text.strip():
         return None, "empty caption"
+    if len(text) > MAX_CAPTION_CHARS:
+        return None, f"caption over {MAX_CAPTION_CHARS:,} characters"
     return text.strip(), None
 
 
@@ -190,21 +199,30 @@ def count_rows(source: Path, kind: str) -> int:
 
 
 def csv_samples(path: Path, fmt: CsvFormat, split: str, skips: list):
+    csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_CAPTION_CHARS + 1))
     with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         reader = csv.DictReader(f, delimiter=fmt.separator)
         missing = {fmt.img_key, fmt.caption_key} - set(reader.fieldnames or ())
         if missing:
             raise DatasetError(f"{path} has no column {', '.join(sorted(missing))} (columns: "
                                f"{', '.join(reader.fieldnames or ())}): pass --csv-img-key / --csv-caption-key")
-        for line, row in enumerate(reader, start=2):
-            image_path = (row.get(fmt.img_key) or "").strip()
-            key = f"{path.name}:{line}"
-            raw_caption = row.get(fmt.caption_key)
-            encoded = None if raw_caption is None else raw_caption.encode("utf-8", errors="surrogateescape")
-            uid = (row.get(fmt.uid_key) or "").strip() or None
-            yield from _checked_file(path.parent / image_path if image_path else None, encoded, key,
-                                     str(path), split, skips, uid=uid, origin=image_path or None,
-                                     is_noisy=truth_of(row.get(fmt.noisy_key)))
+        try:
+            yield from _csv_rows(path, fmt, split, skips, reader)
+        except csv.Error as e:
+            raise DatasetError(f"{path} line {reader.line_num}: {e}: fix the row, or check --csv-separator") from e
+
+
+def _csv_rows(path: Path, fmt: CsvFormat, split: str, skips: list, reader: csv.DictReader):
+    """The Samples and skips of a CSV/TSV's rows."""
+    for line, row in enumerate(reader, start=2):
+        image_path = (row.get(fmt.img_key) or "").strip()
+        key = f"{path.name}:{line}"
+        raw_caption = row.get(fmt.caption_key)
+        encoded = None if raw_caption is None else raw_caption.encode("utf-8", errors="surrogateescape")
+        uid = (row.get(fmt.uid_key) or "").strip() or None
+        yield from _checked_file(path.parent / image_path if image_path else None, encoded, key,
+                                 str(path), split, skips, uid=uid, origin=image_path or None,
+                                 is_noisy=truth_of(row.get(fmt.noisy_key)))
 
 
 def folder_samples(root: Path, split: str, skips: list):

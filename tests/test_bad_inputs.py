@@ -1,0 +1,38 @@
+"""Bad input from issue 25's probe: one line naming what is wrong, a non-zero exit, nothing written."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from conftest import image_bytes
+from dissect.cli.main import cli
+
+
+@pytest.mark.parametrize("args, says", [
+    (["make-synthetic", "{tmp}/out", "--image-size", "0"], "'--image-size': 0 is not in the range x>=8"),
+    (["query", "", "--ledger", "{tmp}/out"], "no SQL given"),
+    (["query", "--file", "{tmp}/bad.sql", "--ledger", "{tmp}/out"], "is not UTF-8 text"),
+    (["eval", "--ckpt", "x.pt", "--data", "{data}", "--batch-size", "0"], "'--batch-size': 0 is not in the range"),
+    (["train", "{data}", "--ledger", "{tmp}/out", "--device", "tpu9"], "--device tpu9: this machine has cpu"),
+    (["train", "{data}", "--ledger", "{tmp}/out", "--device", "cuda"], "--device cuda: this machine has cpu"),
+    (["train", "{data}", "--ledger", "{tmp}/out", "--csv-separator", ""], "'' is not one character"),
+    (["train", "{data}", "--ledger", "{tmp}/out", "--subset", "{tmp}/nosid.parquet"], "is not a subset written by"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(args, says, tiny_dataset, tmp_path):
+    (tmp_path / "bad.sql").write_bytes(b"\xff\xfe select 1")
+    pq.write_table(pa.table({"x": [1, 2]}), tmp_path / "nosid.parquet")
+    args = [a.format(tmp=tmp_path, data=tiny_dataset) for a in args]
+    result = CliRunner().invoke(cli, args)
+    lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith(("Usage:", "Try "))]
+    assert result.exit_code == 2 and len(lines) == 1 and says in lines[0], result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_over_long_caption_is_a_skipped_sample(tmp_path):
+    (tmp_path / "a.png").write_bytes(image_bytes(1))
+    (tmp_path / "b.png").write_bytes(image_bytes(2))
+    (tmp_path / "pairs.tsv").write_text("filepath\ttitle\na.png\t" + "x" * 200_000 + "\nb.png\ta blue square\n")
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "pairs.tsv"), "--out", str(tmp_path / "ds"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "1 samples; skipped 1: 1 caption over 131,072 characters" in result.output
