@@ -408,6 +408,10 @@ def query(sql, ledger_dir, sql_file, params, fmt, out, skip_damaged):
         if not sep or not name.isidentifier():
             raise click.BadParameter(f"{param!r} is not NAME=VALUE", param_hint="--param")
         bound[name] = value
+    unbound = ledger.unbound_variables(sql, bound)
+    if unbound:
+        raise click.UsageError(f"the SQL reads getvariable('{unbound[0]}'), which nothing sets: pass "
+                               + " ".join(f"--param {name}=VALUE" for name in unbound))
     say_skipped(ledger_dir, skip_damaged)
     if fmt == "parquet":
         if not out:

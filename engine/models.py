@@ -5,6 +5,8 @@
 are registered with open_clip on import, so every open_clip entry point
 (create_model_and_transforms, get_tokenizer) knows them by name.
 """
+import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from types import MethodType, SimpleNamespace
@@ -50,9 +52,10 @@ def create(name: str, checkpoint: str | None = None, device: str = "cpu", precis
     """A freshly initialised model, or one loaded from an open_clip checkpoint; precision as
     open_clip's factory takes it (pure_bf16 casts the weights)."""
     check_model_name(name)
-    model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-        name, pretrained=checkpoint, device=device, precision=precision
-    )
+    with _quiet(checkpoint is None):   # from scratch is what dissect means: no warning that it is
+        model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+            name, pretrained=checkpoint, device=device, precision=precision
+        )
     trim_text_padding(model)
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
@@ -86,6 +89,19 @@ def _encode_text_to_longest(self: CLIP, text: torch.Tensor, normalize: bool = Fa
     return torch.nn.functional.normalize(x, dim=-1) if normalize else x
 
 
+@contextlib.contextmanager
+def _quiet(quiet: bool):
+    """open_clip's factory logs "No pretrained weights loaded ... initialized randomly" for every
+    model made from scratch; QUIET holds its warnings back while it builds one."""
+    if quiet:
+        logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        if quiet:
+            logging.disable(logging.NOTSET)
+
+
 def check_score_image_size(name: str, size: int) -> None:
     """A resolution the model's image tower can score at: at most its own, a whole number of
     patches (ViT) or of the ResNet's 32-pixel stride."""
@@ -102,7 +118,8 @@ def check_score_image_size(name: str, size: int) -> None:
 
 def scoring_twin(name: str, size: int, device: str, precision: str) -> torch.nn.Module:
     """The model's architecture at image size SIZE, for a scoring pass cheaper than training's."""
-    twin = open_clip.create_model(name, force_image_size=size, device=device, precision=precision)
+    with _quiet(True):
+        twin = open_clip.create_model(name, force_image_size=size, device=device, precision=precision)
     trim_text_padding(twin)
     return twin
 

@@ -22,7 +22,7 @@ def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger
     readers see the old scores or the new, never a mix. Images and tokens come from DATA's decoded
     cache where CACHE (auto, on, off: cache.open_for_one_pass) has one that covers a split."""
     device = models.device(device)
-    ledger.check_name("--name", name)
+    ledger.check_name("oracle", name)
     ledger.check_root(ledger_dir)
     dataset = ingest.dataset_at(data_path, require_train=True)
     if ledger.oracle_exists(ledger_dir, name) and not replace:

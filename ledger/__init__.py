@@ -19,6 +19,7 @@ from dissect.ledger.store import (
     query_table,
     read_run,
     set_variables,
+    unbound_variables,
     write_run,
 )
 from dissect.ledger.commits import epoch_unit
@@ -56,6 +57,7 @@ __all__ = [
     "read_run",
     "recorded_path",
     "set_variables",
+    "unbound_variables",
     "summarise_oracle",
     "write_run",
     "write_text_atomic",

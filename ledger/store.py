@@ -189,6 +189,14 @@ def _named_in(statements, params):
     return {name: value for name, value in params.items() if name in used} or None
 
 
+def unbound_variables(sql: str, variables: dict) -> list[str]:
+    """The names SQL reads with getvariable('name') that neither VARIABLES nor its own SET
+    VARIABLE give: DuckDB reads them as NULL, which silently matches nothing."""
+    read = re.findall(r"getvariable\(\s*'(\w+)'\s*\)", sql, flags=re.IGNORECASE)
+    set_here = set(re.findall(r"SET\s+VARIABLE\s+\"?(\w+)", sql, flags=re.IGNORECASE))
+    return sorted(set(read) - set(variables) - set_here)
+
+
 def set_variables(con, variables: dict) -> None:
     for name, value in variables.items():
         if not NAME.match(name) or "." in name:

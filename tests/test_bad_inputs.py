@@ -36,3 +36,16 @@ def test_an_over_long_caption_is_a_skipped_sample(tmp_path):
     result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "pairs.tsv"), "--out", str(tmp_path / "ds"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "1 samples; skipped 1: 1 caption over 131,072 characters" in result.output
+
+
+def test_a_query_that_reads_an_unset_variable_says_which(tmp_path):
+    (tmp_path / "q.sql").write_text("SELECT count(*) FROM scores WHERE run = getvariable('r')")
+    result = CliRunner().invoke(cli, ["query", "--file", str(tmp_path / "q.sql"), "--ledger", str(tmp_path)])
+    assert result.exit_code == 2 and "reads getvariable('r'), which nothing sets: pass --param r=VALUE" in result.output
+
+
+def test_an_unusable_oracle_name_says_so(tiny_dataset, tmp_path):
+    result = CliRunner().invoke(cli, ["score", str(tiny_dataset), "--ckpt", "x.pt", "--name", "o/x",
+                                      "--ledger", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "error: oracle name 'o/x' is not usable" in result.output
+    assert not (tmp_path / "out").exists()

@@ -49,3 +49,9 @@ def test_the_text_tower_cut_to_the_longest_caption_gives_open_clips_features(nam
     assert calls[:2] == [longest, text.shape[1]]
     assert torch.allclose(trimmed, whole, atol=1e-5, rtol=1e-4)
     assert torch.allclose(alone, whole, atol=1e-5, rtol=1e-4)
+
+
+def test_a_model_from_scratch_is_built_without_open_clips_warning(caplog):
+    with caplog.at_level("WARNING"):
+        models.create("dissect-micro")
+    assert not [r for r in caplog.records if "pretrained" in r.getMessage()]
