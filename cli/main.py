@@ -75,6 +75,13 @@ def make_synthetic(out, n, noise_ratio, noise_type, test_n, image_size, seed):
     click.echo(f"wrote {dataset.n_samples} samples ({n} train, {noisy} noisy; {test_n} test) to {out}")
 
 
+def _in_existing_folder(ctx, param, value):
+    """A result file goes into a folder that is there: a typo in its path creates nothing."""
+    if value is not None and not Path(value).resolve().parent.is_dir():
+        raise click.BadParameter(f"{Path(value).parent} is not a folder: create it first, or check the path")
+    return value
+
+
 def _one_character(ctx, param, value):
     if len(value) != 1:
         raise click.BadParameter(f"{value!r} is not one character (a tab is the default)")
@@ -390,7 +397,7 @@ nothing in the ledger changes. Results leave through --format and --out.""")
                    "files do) and binds $NAME where the SQL uses it, as a string (cast it there), never pasted "
                    "into the SQL; repeatable.")
 @click.option("--format", "fmt", type=click.Choice([*FORMATS, "parquet"]), default="table", show_default=True)
-@click.option("--out", default=None, type=click.Path(dir_okay=False),
+@click.option("--out", default=None, type=click.Path(dir_okay=False), callback=_in_existing_folder,
               help="Write the result to this file (written whole, then moved into place); parquet needs it.")
 @skip_damaged_option
 def query(sql, ledger_dir, sql_file, params, fmt, out, skip_damaged):
@@ -517,7 +524,7 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="json with --out: CLIP_benchmark's result layout, one file per task.")
-@click.option("--out", default=None, type=click.Path(dir_okay=False),
+@click.option("--out", default=None, type=click.Path(dir_okay=False), callback=_in_existing_folder,
               help="With --format json: the result file (CLIP_benchmark's layout; {task} in the name is replaced "
                    "by the task, else a classification result gets its own file beside it).")
 @cache_options(ONE_PASS_CACHE_HELP, budget=False)
@@ -557,7 +564,8 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
               help="Curation rule: one SQL file of dissect/ledger/curate/.")
 @click.option("--keep", type=float, default=None, help="Fraction of the dataset's train samples to keep, in (0, 1].")
 @click.option("--keep-n", type=int, default=None, help="Number of train samples to keep (instead of --keep).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Subset file to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_in_existing_folder,
+              help="Subset file to write.")
 @click.option("--run", default=None, help="Run whose history the rule reads (forgetting, final-clipscore, "
                                           "mean-clipscore, delta).")
 @click.option("--oracle", default=None, help="Oracle the rule reads (oracle-clipscore, oracle-cliploss).")

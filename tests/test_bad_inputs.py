@@ -49,3 +49,12 @@ def test_an_unusable_oracle_name_says_so(tiny_dataset, tmp_path):
                                       "--ledger", str(tmp_path / "out")])
     assert result.exit_code == 2 and "error: oracle name 'o/x' is not usable" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["query", "SELECT 1"], ["curate", "--by", "random", "--keep", "0.5"],
+                                     ["eval", "--ckpt", "x.pt", "--data", "d", "--format", "json"]])
+def test_a_result_file_in_a_missing_folder_creates_nothing(command, tmp_path):
+    result = CliRunner().invoke(cli, [*command, "--ledger", str(tmp_path), "--out", str(tmp_path / "no" / "such" / "f")]
+                                if command[0] != "eval" else [*command, "--out", str(tmp_path / "no" / "such" / "f")])
+    assert result.exit_code == 2 and "is not a folder: create it first" in result.output
+    assert not (tmp_path / "no").exists()
