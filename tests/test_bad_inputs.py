@@ -58,3 +58,11 @@ def test_a_result_file_in_a_missing_folder_creates_nothing(command, tmp_path):
                                 if command[0] != "eval" else [*command, "--out", str(tmp_path / "no" / "such" / "f")])
     assert result.exit_code == 2 and "is not a folder: create it first" in result.output
     assert not (tmp_path / "no").exists()
+
+
+def test_a_repeated_row_of_a_tsv_is_a_duplicate_pair(tmp_path):
+    (tmp_path / "a.png").write_bytes(image_bytes(1))
+    rows = ["filepath\ttitle", "a.png\ta red square", "a.png\ta red square", "a.png\tanother caption"]
+    (tmp_path / "pairs.tsv").write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "pairs.tsv"), "--out", str(tmp_path / "ds"), "--quiet"])
+    assert result.exit_code == 0 and "2 samples; skipped 1: 1 duplicate pair" in result.output, result.output
