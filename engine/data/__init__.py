@@ -8,12 +8,15 @@ each sample's bytes sit in its shard) lets the loader read any sample directly, 
 the batches are a function of (seed, epoch, world size) and nothing else.
 """
 import contextlib
+import ctypes
 import functools
 import hashlib
 import io
 import json
 import os
 import shutil
+import signal
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -363,9 +366,23 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
                             world_size=world_size)
     reader = SampleReader(dataset, transform, seed=seed, epoch=epoch)
     return torch.utils.data.DataLoader(reader, batch_sampler=[b.tolist() for b in batches], num_workers=workers,
-                                       generator=torch.Generator().manual_seed(seed),
+                                       generator=torch.Generator().manual_seed(seed), worker_init_fn=die_with_parent,
                                        collate_fn=functools.partial(collate, tokenizer=tokenizer,
                                                                     all_captions=all_captions))
+
+
+PR_SET_PDEATHSIG = 1   # linux/prctl.h
+
+
+def die_with_parent(worker_id: int) -> None:
+    """A loader worker is killed the moment its parent dies, however it dies (SIGKILL too):
+    torch's own watchdog notices only seconds later, and until then the orphan holds what it
+    inherited, the run's lock among them, so `dissect runs` would call a dead run running."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:   # the parent died before prctl took hold
+            os._exit(1)
 
 
 def collate(samples, *, tokenizer, all_captions: bool = False):
