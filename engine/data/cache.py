@@ -85,11 +85,15 @@ def cache_bytes(n_samples: int, stored_size: int, context_length: int) -> int:
     return n_samples * (stored_size * stored_size * 3 + context_length * 8 + 1)
 
 
+def _nearest_existing(folder: Path) -> Path:
+    """FOLDER or its closest ancestor that exists: where a cache to be written would go."""
+    return next(p for p in [folder, *folder.parents] if p.exists())
+
+
 def budget_bytes(folder: Path) -> int:
     """auto's budget: a share of the free disk where the cache goes and a share of physical memory."""
-    existing = next(p for p in [folder, *folder.parents] if p.exists())   # the disk it would go on
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return int(min(DISK_SHARE * shutil.disk_usage(existing).free, MEMORY_SHARE * memory))
+    return int(min(DISK_SHARE * shutil.disk_usage(_nearest_existing(folder)).free, MEMORY_SHARE * memory))
 
 
 def _gb(n_bytes: float) -> str:
@@ -117,7 +121,7 @@ def choose(dataset: data.Dataset, model: str, preprocess_train, context_length: 
     folder = cache_dir(dataset, model)
     if _is_current(folder, describe(aug, dataset.fingerprint, model)):
         return Choice(True, f"a current cache is there ({folder})")
-    writable = next(p for p in [folder, *folder.parents] if p.exists())
+    writable = _nearest_existing(folder)
     if not os.access(writable, os.W_OK):
         return Choice(False, f"no cache can be written in {writable}: reading the shards; `dissect cache` where "
                              "DATA is writable, or --no-cache to say so")
@@ -146,16 +150,8 @@ def open_for_one_pass(dataset: data.Dataset, model: str, bundle: models.ClipBund
     """The cache for `dissect score` and `dissect eval`, or None for the shards. They read each sample
     once, so building a cache would cost that pass again: auto reads one that is there and
     current, on builds it where it is missing, off never reads it."""
-    if mode == "on":
-        return open_for(dataset, model, bundle, "on", quiet=quiet)[0]
-    if mode == "off":
-        return None
-    try:
-        aug = Augmentation.of(bundle.preprocess_train)
-    except InputError:
-        return None
-    current = _is_current(cache_dir(dataset, model), describe(aug, dataset.fingerprint, model))
-    return Cache(dataset, model, bundle.preprocess_train) if current else None
+    # auto with a budget of nothing: only a cache that is there and current is read
+    return open_for(dataset, model, bundle, mode, max_gb=0 if mode == "auto" else None, quiet=quiet)[0]
 
 
 def cache_dir(dataset: data.Dataset, model: str) -> Path:
