@@ -215,16 +215,16 @@ def csv_samples(path: Path, fmt: CsvFormat, split: str, skips: list):
 def _csv_rows(path: Path, fmt: CsvFormat, split: str, skips: list, reader: csv.DictReader):
     """The Samples and skips of a CSV/TSV's rows; a row repeating an earlier one's image and
     caption is a duplicate pair (the same key twice, as a shard's duplicate key is)."""
-    first_line = {}
+    seen = set()
     for line, row in enumerate(reader, start=2):
         image_path = (row.get(fmt.img_key) or "").strip()
         key = f"{path.name}:{line}"
         raw_caption = row.get(fmt.caption_key)
         pair = (image_path, raw_caption)
-        if pair in first_line:
+        if pair in seen:
             skips.append((str(path), key, "duplicate pair"))
             continue
-        first_line[pair] = line
+        seen.add(pair)
         encoded = None if raw_caption is None else raw_caption.encode("utf-8", errors="surrogateescape")
         uid = (row.get(fmt.uid_key) or "").strip() or None
         yield from _checked_file(path.parent / image_path if image_path else None, encoded, key,
