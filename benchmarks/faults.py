@@ -66,8 +66,8 @@ def kill_when(proc, ledger_dir: Path, run: str, moment: str, epoch: int, delay: 
 def left_behind(ledger_dir: Path, run: str) -> str:
     """What the kill left: half-written files, uncommitted parts, the last checkpointed epoch."""
     tmp = [p for p in ledger_dir.rglob(".*.tmp") if f"run={run}" in p.parts or run in p.parts]
-    uncommitted = [d for d in ledger.check(ledger_dir).damage
-                   if d.path.endswith(".parquet") and (d.unit or "").startswith(f"run={run}/")]
+    uncommitted = [line for line in ledger.check(ledger_dir).interrupted
+                   if line.split(":", 1)[0].endswith(".parquet") and f"run={run}/" in line]
     checkpoint = ledger_dir / "checkpoints" / run / "checkpoint.pt"
     parts = []
     if tmp:

@@ -452,19 +452,27 @@ def runs(ledger_dir, fmt):
 
 @cli.command()
 @ledger_option
-def check(ledger_dir):
+@click.option("--strict", is_flag=True, help="Exit 1 for an interrupted epoch too.")
+def check(ledger_dir, strict):
     """Read every part of the ledger back against its commit records: list each part that is
     missing, changed, unreadable, half-written or not committed, and the runs' epochs (oracles,
-    datasets) it touches. Exits 1 if anything is damaged. Parts a live run is writing are not damage."""
+    datasets) it touches. Exits 1 if anything is damaged. Parts a live run is writing are not
+    damage; nor are those of an epoch a run stopped in before committing it (interrupted: never
+    read, removed by `dissect train --resume`), unless --strict."""
     result = ledger.check(ledger_dir)
     for line in result.in_progress:
         click.echo(f"in progress  {line}")
+    for line in result.interrupted:
+        click.echo(f"interrupted  {line}")
     for damage in result.damage:
         click.echo(f"damaged      {damage.line()}")
     if result.damage:
         click.echo(f"{len(result.damage)} damaged; affected: {'; '.join(result.affected())}")
         sys.exit(1)
-    click.echo(f"ledger {ledger_dir} is whole: {result.parts} committed parts, {result.rows} rows read back")
+    aside = f"; {len(result.interrupted)} files of interrupted epochs, never read" if result.interrupted else ""
+    click.echo(f"ledger {ledger_dir} is whole: {result.parts} committed parts, {result.rows} rows read back{aside}")
+    if strict and result.interrupted:
+        sys.exit(1)
 
 
 @cli.command()

@@ -2,7 +2,9 @@
 
 Damage is a committed part that is missing, has changed size, cannot be read or holds
 other rows than committed; a commit or run record that cannot be read; and a part or
-temporary file nobody committed, unless the run that is writing it is alive.
+temporary file nobody committed. Not damage: the files of an epoch a live run is writing
+(in progress), and those of an epoch a run died in before committing it (interrupted:
+never read, and removed by `--resume` or `dissect drop`).
 """
 import json
 from collections import defaultdict
@@ -16,13 +18,14 @@ from dissect.ledger.commits import Damage
 from dissect.ledger.files import is_unfinished
 from dissect.ledger.runs import is_live
 from dissect.ledger.schema import TABLES
-from dissect.ledger.store import LedgerError, check_root
+from dissect.ledger.store import LedgerError, check_root, run_record_path
 
 
 @dataclass
 class CheckResult:
     damage: list[Damage]
     in_progress: list[str]   # uncommitted files of runs training now: not damage
+    interrupted: list[str]   # files of epochs that dead runs never committed: not damage
     parts: int               # committed parts read back whole
     rows: int
 
@@ -70,7 +73,7 @@ def check(root) -> CheckResult:
                 damage.append(Damage(rel, f"holds {found} rows, committed with {entry['rows']}", unit))
                 continue
             parts, rows = parts + 1, rows + found
-    in_progress = []
+    in_progress, interrupted = [], []
     for path in _table_files(root):
         rel = path.relative_to(root).as_posix()
         if rel in committed:
@@ -78,6 +81,10 @@ def check(root) -> CheckResult:
         unit, run = _owner(rel)
         if run is not None and is_live(root, run):
             in_progress.append(f"{rel}: being written by run {run}")
+        elif run is not None and not commits.record_path(root, unit).exists() and run_record_path(root, run).exists():
+            interrupted.append(f"{rel}: run {run} stopped in epoch {unit.rsplit('=', 1)[1]} before committing it; "
+                               f"`dissect train --resume` removes it and trains that epoch again, "
+                               f"`dissect drop {run}` removes the run")
         elif is_unfinished(path):
             damage.append(Damage(rel, "a write that did not finish; delete it", unit))
         elif run is not None:
@@ -91,7 +98,7 @@ def check(root) -> CheckResult:
             json.loads(record_file.read_text())["name"]
         except (ValueError, KeyError, TypeError):
             damage.append(Damage(record_file.relative_to(root).as_posix(), "run record cannot be read", None))
-    return CheckResult(damage, in_progress, parts, rows)
+    return CheckResult(damage, in_progress, interrupted, parts, rows)
 
 
 def _read_back(path: Path) -> int:

@@ -21,6 +21,10 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:   # pyarrow's and torch's errors do not say which file: a full disk names it
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -65,26 +65,34 @@ class LedgerWriter:
     def commit(self, unit: str | None = None, *, replace: bool = False) -> None:
         """Flush, then commit what this writer wrote since its last commit: all of it into UNIT
         (with every other rank's parts of an epoch unit), or without UNIT each part into its own
-        table's unit. REPLACE: instead of what the unit held."""
+        table's unit. REPLACE: instead of what the unit held. A part leaves the writer's list of
+        uncommitted parts only once its commit is written, so a failed commit deletes it too."""
         self.flush()
-        written, self._written = self._written, []
         if unit is not None:
-            self._commit(unit, list({p: None for p in [*(p for _, p in written), *commits.epoch_parts(self.root, unit)]}),
-                         replace)
+            ours = [p for _, p in self._written]
+            self._commit(unit, list({p: None for p in [*ours, *commits.epoch_parts(self.root, unit)]}), replace)
+            self._written = []
             return
         by_unit: dict[str, list[Path]] = defaultdict(list)
-        for part_unit, part in written:
+        for part_unit, part in self._written:
             by_unit[part_unit].append(part)
         # datasets and oracles first: an epoch's summaries read the splits they define
         for part_unit in sorted(by_unit, key=lambda u: u.startswith("run=")):
             self._commit(part_unit, by_unit[part_unit], replace)
+            self._written = [(u, p) for u, p in self._written if u != part_unit]
 
     def _commit(self, unit: str, parts: list[Path], replace: bool) -> None:
-        if unit.startswith("run="):   # an epoch: its summaries by class go in with it
-            before = None if replace else commits.read_record(self.root, unit)
-            known = [self.root / rel for rel in (before or {}).get("parts", {})]
-            parts = [*parts, *self._summariser.epoch(unit, [*known, *parts])]
-        commits.commit(self.root, unit, parts, replace=replace)
+        summaries_written = []
+        try:
+            if unit.startswith("run="):   # an epoch: its summaries by class go in with it
+                before = None if replace else commits.read_record(self.root, unit)
+                known = [self.root / rel for rel in (before or {}).get("parts", {})]
+                summaries_written = self._summariser.epoch(unit, [*known, *parts])
+            commits.commit(self.root, unit, [*parts, *summaries_written], replace=replace)
+        except BaseException:
+            for part in summaries_written:
+                part.unlink(missing_ok=True)
+            raise
 
     def close(self) -> None:
         """Write and commit what is still buffered, then stop the thread."""
@@ -115,6 +123,8 @@ class LedgerWriter:
     # --- the writer thread ---------------------------------------------------
 
     def _raise_if_failed(self):
+        if isinstance(self._error, OSError):   # a full disk, a read-only ledger: the machine's own words
+            raise self._error
         if self._error is not None:
             raise RuntimeError(f"ledger writer failed: {self._error}") from self._error
 

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from dissect import ledger
 from dissect.cli.main import cli
+from conftest import run_record
 
 ROWS_PER_EPOCH = 10
 
@@ -121,3 +122,47 @@ def test_a_failed_writer_leaves_no_part_and_a_live_run_is_in_progress(tmp_path):
             raise ValueError
     assert not list((tmp_path / "scores" / "run=r" / "epoch=1").glob("*"))
     assert check(tmp_path).exit_code == 0
+
+
+def no_space(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("failing", ["part", "commit record"])
+def test_a_writer_on_a_full_disk_leaves_nothing_uncommitted(tmp_path, monkeypatch, failing):
+    with ledger.LedgerWriter(tmp_path) as writer:
+        write_epoch(writer, "r", 0)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    with pytest.raises(OSError, match="No space left") as raised:
+        with ledger.LedgerWriter(tmp_path, max_rows=5) as writer:
+            if failing == "part":
+                monkeypatch.setattr("dissect.ledger.writer.pq.write_table", no_space)
+            else:
+                monkeypatch.setattr("dissect.ledger.commits.write_text_atomic", no_space)
+            write_epoch(writer, "r", 1)
+    if failing == "part":
+        assert "scores/run=r/epoch=1/part-0-00000.parquet" in raised.value.filename   # the message names the file
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert after == before
+    assert check(tmp_path).exit_code == 0
+
+
+def test_an_epoch_a_dead_run_never_committed_is_interrupted_not_damage(two_epochs):
+    ledger.write_run(two_epochs, run_record("r", "random"))
+    with ledger.LedgerWriter(two_epochs, commits=False) as writer:   # epoch 2 written, never committed
+        writer.add("scores", {"run": "r", "epoch": 2}, {
+            "step": np.zeros(10), "sample_id": np.arange(10), "clipscore": np.zeros(10, np.float32),
+            "hist": np.zeros(10, np.float32), "delta": np.zeros(10, np.float32), "loss": np.zeros(10, np.float32),
+            "selected": np.ones(10, bool), "correct": np.ones(10, bool)})
+    (two_epochs / "steps" / "run=r" / "epoch=2").mkdir(parents=True)
+    (two_epochs / "steps" / "run=r" / "epoch=2" / ".part-0-00000.parquet.77.tmp").write_bytes(b"half")
+    result = check(two_epochs)
+    assert result.exit_code == 0, result.output
+    assert "interrupted  scores/run=r/epoch=2/part-0-00000.parquet: run r stopped in epoch 2" in result.output
+    assert "interrupted  steps/run=r/epoch=2/.part-0-00000.parquet.77.tmp" in result.output
+    assert "`dissect train --resume` removes it" in result.output and "2 files of interrupted epochs" in result.output
+    strict = CliRunner().invoke(cli, ["check", "--ledger", str(two_epochs), "--strict"])
+    assert strict.exit_code == 1
+    assert ledger.query(two_epochs, "SELECT count(*) FROM scores")[1] == [(2 * ROWS_PER_EPOCH,)]
+    ledger.drop_epochs(two_epochs, "r", 2)   # what --resume does first
+    assert "interrupted" not in check(two_epochs).output
