@@ -1,7 +1,8 @@
 """The `dissect` command line: parse, call engine/ledger, print.
 
 Errors in the user's input (InputError from the engine, LedgerError from the
-ledger) print one line and exit with code 2, like click's own usage errors.
+ledger) print one line and exit with code 2, like click's own usage errors; a run
+stopped by a signal prints one line and exits 128 + the signal (130 for SIGINT).
 The engine, which imports torch, is imported only by the commands that train.
 """
 import json
@@ -24,12 +25,19 @@ DEFAULT_LEDGER = "ledger"
 class DissectGroup(click.Group):
     def invoke(self, ctx):
         from dissect.engine.errors import InputError
+        from dissect.engine.stopping import Stopped
 
         try:
             return super().invoke(ctx)
         except (InputError, ledger.LedgerError) as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except Stopped as e:
+            click.echo(str(e), err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:   # a second Ctrl-C, or one before training began
+            click.echo("stopped by SIGINT", err=True)
+            sys.exit(130)
         except OSError as e:   # a read-only ledger, a full disk: the machine's refusal, in one line
             where = f" {e.filename}" if e.filename else ""
             click.echo(f"error: cannot write or read{where}: {e.strerror or e}", err=True)
@@ -443,7 +451,7 @@ def query(sql, ledger_dir, sql_file, params, fmt, out, skip_damaged):
 @ledger_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def runs(ledger_dir, fmt):
-    """List the runs in the ledger: status (running, completed, failed, interrupted, or died
+    """List the runs in the ledger: status (running, completed, failed, stopped (by a signal or Ctrl-C), or died
     where the training process is gone without ending the run), epochs, the fraction of what
     it loaded that it trained on, its last R@Sum, wall time."""
     columns, rows = ledger.list_runs(ledger_dir)

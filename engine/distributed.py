@@ -106,12 +106,17 @@ def share_rows(world: World, tensor: torch.Tensor, counts: list[int], share: int
     return torch.cat([piece for _, piece in sorted(pieces, key=lambda p: p[0])])
 
 
-def any_rank(world: World, flag: bool, device) -> bool:
+def largest(world: World, values: list[int], device) -> list[int]:
+    """Each value's largest across the ranks, in one all-reduce."""
     if not world.enabled:
-        return flag
-    t = torch.tensor([int(flag)], device=device)
+        return list(values)
+    t = torch.tensor(values, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return t.tolist()
+
+
+def any_rank(world: World, flag: bool, device) -> bool:
+    return bool(largest(world, [int(flag)], device)[0])
 
 
 def shutdown(world: World) -> None:

@@ -8,6 +8,7 @@ writer, which writes them in the background.
 """
 import math
 import platform
+import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.ledger import curation
-from dissect.engine import data, distributed, evaluate, models, strategies
+from dissect.engine import data, distributed, evaluate, models, stopping, strategies
 from dissect.engine.data import cache, ingest
 from dissect.engine.scores import per_sample_scores, weighted_clip_loss
 from dissect.engine.config import DIVBS_FEATURES, PRECISIONS, TrainConfig, test_set_name
@@ -328,6 +329,7 @@ class Trainer:
         self.loss_fn = ClipLoss(local_loss=cfg.local_loss, gather_with_grad=cfg.gather_with_grad, cache_labels=True,
                                 rank=world.rank, world_size=world.world_size)
         self.score_loss = ClipLoss()
+        self.stop = stopping.StopRequest()   # set by a signal while train() runs the loop
         # the training and the scoring pass run under the same autocast, as open_clip_train's
         self.autocast = get_autocast(cfg.precision, device_type=self.device.type)
         self.score_autocast = get_autocast(cfg.score_precision, device_type=self.device.type)
@@ -539,9 +541,21 @@ class Trainer:
         return lr
 
     def next_batch(self, batches):
-        """This rank's next batch (empty where it has nothing left), or None when every rank is done."""
-        batch = next(batches, END)
-        if not distributed.any_rank(self.world, batch is not END, self.device):
+        """This rank's next batch (empty where it has nothing left), or None when every rank is done.
+        Once a signal reached any rank, every rank raises Stopped here, before the same step."""
+        try:
+            batch = next(batches, END)
+        except Exception:
+            if not self.stop.requested:
+                raise
+            batch = END   # the signal reached the loader's workers as well (sent to the process group)
+        more, signum = distributed.largest(self.world, [int(batch is not END), self.stop.signum or 0], self.device)
+        if signum:
+            raise stopping.Stopped(signum, f"run {self.cfg.run} stopped by {signal.Signals(signum).name} in "
+                                           f"epoch {self.epoch}: its epochs before {self.epoch} are whole in the "
+                                           f"ledger; the same command with --resume continues from epoch "
+                                           f"{self.epoch}, row for row")
+        if not more:
             return None
         if batch is END or batch is None:
             size = self.image_size
@@ -701,37 +715,38 @@ def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, 
         ledger.write_run(cfg.ledger, run_record(cfg, sources, world, choice, "running", start, None))
     distributed.barrier(world)
     status = "failed"
-    try:
-        with ledger.LedgerWriter(cfg.ledger, rank=world.rank, commits=world.is_main) as writer:
-            while trainer.epoch < cfg.epochs:
-                t0 = time.perf_counter()
-                trainer.run_epoch(writer)
-                t1 = time.perf_counter()
-                last = trainer.epoch + 1 == cfg.epochs
-                if world.is_main:
-                    if trainer.cache is None:   # the cache holds every sample it was built with
-                        trainer.record_missing_shards(writer)
-                    if (trainer.epoch + 1) % cfg.eval_every == 0 or last:
-                        trainer.evaluate(writer)
-                t2 = time.perf_counter()
-                writer.flush()
-                distributed.barrier(world)   # every rank's parts of the epoch are on disk
-                if world.is_main:
-                    writer.add("epochs", {"run": cfg.run, "epoch": trainer.epoch}, {
-                        "t_steps": [t1 - t0], "t_eval": [t2 - t1], "t_ledger": [time.perf_counter() - t2]})
-                    # Committed before the checkpoint: a checkpoint's epochs are always whole in the ledger.
-                    writer.commit(ledger.epoch_unit(cfg.run, trainer.epoch))
-                trainer.epoch += 1
-                trainer.save_checkpoint()
-                distributed.barrier(world)
-                if on_epoch_end:
-                    on_epoch_end(trainer)
-        status = "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        record = run_record(cfg, sources, world, choice, status, start, _now())
-        if world.is_main:
-            ledger.write_run(cfg.ledger, record)
+    with stopping.on_signals() as trainer.stop:   # kept until the record says how the run ended
+        try:
+            with ledger.LedgerWriter(cfg.ledger, rank=world.rank, commits=world.is_main) as writer:
+                while trainer.epoch < cfg.epochs:
+                    t0 = time.perf_counter()
+                    trainer.run_epoch(writer)
+                    t1 = time.perf_counter()
+                    last = trainer.epoch + 1 == cfg.epochs
+                    if world.is_main:
+                        if trainer.cache is None:   # the cache holds every sample it was built with
+                            trainer.record_missing_shards(writer)
+                        if (trainer.epoch + 1) % cfg.eval_every == 0 or last:
+                            trainer.evaluate(writer)
+                    t2 = time.perf_counter()
+                    writer.flush()
+                    distributed.barrier(world)   # every rank's parts of the epoch are on disk
+                    if world.is_main:
+                        writer.add("epochs", {"run": cfg.run, "epoch": trainer.epoch}, {
+                            "t_steps": [t1 - t0], "t_eval": [t2 - t1], "t_ledger": [time.perf_counter() - t2]})
+                        # Committed before the checkpoint: a checkpoint's epochs are always whole in the ledger.
+                        writer.commit(ledger.epoch_unit(cfg.run, trainer.epoch))
+                    trainer.epoch += 1
+                    trainer.save_checkpoint()
+                    distributed.barrier(world)
+                    if on_epoch_end:
+                        on_epoch_end(trainer)
+            status = "completed"
+        except (stopping.Stopped, KeyboardInterrupt):
+            status = "stopped"
+            raise
+        finally:
+            record = run_record(cfg, sources, world, choice, status, start, _now())
+            if world.is_main:
+                ledger.write_run(cfg.ledger, record)
     return record

@@ -166,7 +166,7 @@ class RunRecord:
     world_size: int = _column("INTEGER")
     start: str = _column("TIMESTAMP")            # ISO time with its offset
     end: str | None = _column("TIMESTAMP")
-    status: str = _column("VARCHAR")             # running, completed, failed, interrupted
+    status: str = _column("VARCHAR")             # running, completed, failed, stopped
     subset: dict | None = _column("JSON", default=None)   # the `dissect curate` subset it trained on
     cache_used: bool | None = _column("BOOLEAN", default=None)   # it read the decoded cache (else the shards)
     cache_reason: str | None = _column("VARCHAR", default=None)  # why: --cache, --no-cache, or auto's budget

@@ -115,7 +115,10 @@ def test_local_scope_picks_within_each_rank(tiny_dataset, tmp_path):
 def test_resume_under_torchrun_continues_exactly(global_run, tiny_dataset, tmp_path):
     ledger_dir = global_run / "ledger"
     proc = torchrun("interrupt", tiny_dataset, ledger_dir, "cut", tmp_path, "global", module=False)
-    assert proc.returncode != 0 and ledger.read_run(ledger_dir, "cut")["status"] == "interrupted"
+    assert proc.returncode != 0 and ledger.read_run(ledger_dir, "cut")["status"] == "stopped"
+    for rank in (0, 1):   # the signal reached rank 1 alone; both stopped before epoch 1's first step
+        assert f"rank {rank}: run cut stopped by SIGTERM in epoch 1" in proc.stderr, proc.stderr[-3000:]
+    assert ledger.query(ledger_dir, "SELECT max(epoch) FROM scores WHERE run = 'cut'")[1] == [(0,)]
     proc = torchrun("train", tiny_dataset, "--strategy", "dissect-momentum", "--ratio", "0.3", "--epochs", "3",
                     "--batch-size", "10", "--workers", "0", "--ledger", ledger_dir, "--run", "cut", "--resume",
                     "--quiet")

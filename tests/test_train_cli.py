@@ -159,7 +159,7 @@ def test_interrupted_then_resumed_run_writes_the_same_rows(tiny_dataset, tmp_pat
                                    warmup_epochs=1, workers=0, quiet=True)
     with pytest.raises(KeyboardInterrupt):
         engine_train.train(cfg, on_epoch_end=interrupt_after_first_epoch)
-    assert ledger.read_run(ledger_dir, "cut")["status"] == "interrupted"
+    assert ledger.read_run(ledger_dir, "cut")["status"] == "stopped"
     first_epoch = sorted((ledger_dir / "scores" / "run=cut" / "epoch=0").glob("*.parquet"))
     first_epoch_written = [p.stat().st_mtime_ns for p in first_epoch]
     assert len(first_epoch) == 1 and not (ledger_dir / "scores" / "run=cut" / "epoch=1").exists()

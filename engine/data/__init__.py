@@ -366,7 +366,7 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
                             world_size=world_size)
     reader = SampleReader(dataset, transform, seed=seed, epoch=epoch)
     return torch.utils.data.DataLoader(reader, batch_sampler=[b.tolist() for b in batches], num_workers=workers,
-                                       generator=torch.Generator().manual_seed(seed), worker_init_fn=die_with_parent,
+                                       generator=torch.Generator().manual_seed(seed), worker_init_fn=start_worker,
                                        collate_fn=functools.partial(collate, tokenizer=tokenizer,
                                                                     all_captions=all_captions))
 
@@ -374,10 +374,13 @@ def loader(dataset: Dataset, split: str, *, transform, tokenizer, batch_size: in
 PR_SET_PDEATHSIG = 1   # linux/prctl.h
 
 
-def die_with_parent(worker_id: int) -> None:
+def start_worker(worker_id: int) -> None:
     """A loader worker is killed the moment its parent dies, however it dies (SIGKILL too):
     torch's own watchdog notices only seconds later, and until then the orphan holds what it
-    inherited, the run's lock among them, so `dissect runs` would call a dead run running."""
+    inherited, the run's lock among them, so `dissect runs` would call a dead run running.
+    It ignores Ctrl-C, which a terminal sends to every process of the run: the run itself stops
+    at its next step and shuts its workers down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
