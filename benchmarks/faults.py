@@ -1,16 +1,21 @@
-"""Kill training at random moments, resume, and compare the ledger with an uninterrupted run's;
-then plant damage in a ledger and see whether `dissect check` finds every piece.
+"""Kill or stop training at random moments, resume, and compare the ledger with an uninterrupted
+run's; then plant damage in a ledger and see whether `dissect check` finds every piece.
 
-    .venv/bin/python benchmarks/faults.py [--trials 12] [--seed 0] [--n 200] [--epochs 3] [--out DIR]
+    .venv/bin/python benchmarks/faults.py [--trials 15] [--seed 0] [--n 200] [--epochs 3] [--out DIR]
 
-Each trial starts `dissect train` as its own process and sends it SIGKILL: at a random
-time (a third of the trials), as the first part of a random epoch appears on disk (while
-the writer puts that epoch's parts in place), or a few milliseconds after an epoch's
-commit record appears (while the checkpoint is written). It then runs the same command
-with --resume and compares the run's scores, steps and evals row for row with the
-reference run's. Prints, per trial, when it was killed and what the kill left behind;
-then trials run, trials identical to the reference, rows lost and rows duplicated
-(goal: N of N, 0, 0), and the planted damage `dissect check` found.
+Each trial starts `dissect train` as its own process (every other one with two loader
+workers) and sends it SIGKILL: at a random time, as the first part of a random epoch
+appears on disk (while the writer puts that epoch's parts in place), or a few
+milliseconds after an epoch's commit record appears (while the checkpoint is written);
+or it stops it at a random time with SIGTERM, or with SIGINT to its whole process group
+(a terminal's Ctrl-C), which must end it with status `stopped`, exit 143 / 130 and a
+line naming --resume. Two seconds after the process ends it counts the process's
+children still alive (loader workers must die with their run). It then runs the same
+command with --resume and compares the run's scores, steps and evals row for row with
+the reference run's. Prints, per trial, what it did and what that left behind; then
+trials run, trials identical to the reference, rows lost and rows duplicated, children
+surviving (goal: N of N, 0, 0, 0), and the planted damage `dissect check` found. Exits 1
+if a trial differs, a child survives or a stopped run did not end as it should.
 """
 import argparse
 import json
@@ -34,21 +39,47 @@ COMPARED = {
 }
 
 
-def train_command(data, ledger_dir, run, epochs, *extra):
+def train_command(data, ledger_dir, run, epochs, *extra, workers=0):
     return [sys.executable, "-m", "dissect.cli", "train", str(data), "--strategy", "dissect-momentum",
             "--ratio", "0.3", "--epochs", str(epochs), "--batch-size", "20", "--warmup-epochs", "1",
-            "--workers", "0", "--ledger", str(ledger_dir), "--run", run, "--quiet", *extra]
+            "--no-cache", "--workers", str(workers), "--ledger", str(ledger_dir), "--run", run, "--quiet", *extra]
 
 
 def appears(path_glob_root: Path, pattern: str) -> bool:
     return next(path_glob_root.glob(pattern), None) is not None
 
 
-def kill_when(proc, ledger_dir: Path, run: str, moment: str, epoch: int, delay: float, deadline: float) -> str:
-    """Wait for the moment, then SIGKILL; returns what the moment was."""
+def descendants(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        try:
+            kids = [int(c) for c in Path(f"/proc/{queue[-1]}/task/{queue[-1]}/children").read_text().split()]
+        except FileNotFoundError:
+            kids = []
+        queue.pop()
+        found += kids
+        queue += kids
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def end_when(proc, ledger_dir: Path, run: str, moment: str, epoch: int, delay: float,
+             deadline: float) -> tuple[str, int]:
+    """Wait for the moment, then send its signal; returns what happened and how many of the
+    process's children were alive 2 s after it ended."""
     start = time.perf_counter()
+    if moment.startswith("SIG"):   # a signal is timed from the run's start of training (its record written)
+        while proc.poll() is None and not (ledger_dir / "runs" / f"{run}.json").exists():
+            time.sleep(0.0005)
+        start = time.perf_counter()
     while proc.poll() is None and time.perf_counter() - start < deadline:
-        if moment == "random" and time.perf_counter() - start >= delay:
+        if moment in ("random", "SIGTERM", "SIGINT") and time.perf_counter() - start >= delay:
             break
         if moment == "part write" and appears(ledger_dir / "scores" / f"run={run}" / f"epoch={epoch}", "*"):
             break
@@ -57,12 +88,29 @@ def kill_when(proc, ledger_dir: Path, run: str, moment: str, epoch: int, delay: 
             break
         time.sleep(0.0005)
     if proc.poll() is not None:
-        return "not killed: it finished first"
-    proc.send_signal(signal.SIGKILL)
+        return "not stopped: it finished first", 0
+    children = descendants(proc.pid)
+    if moment == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM if moment == "SIGTERM" else signal.SIGKILL)
     proc.wait()
-    return f"killed at a {moment} moment, {time.perf_counter() - start:.2f} s in"
+    time.sleep(2)
+    what = f"{'sent' if moment.startswith('SIG') else 'killed at a'} {moment}" + \
+           ("" if moment.startswith("SIG") else " moment") + f" {time.perf_counter() - start - 2:.2f} s in"
+    return what, sum(alive(c) for c in children)
 
 
+def stopped_as_it_should(proc, moment: str, ledger_dir: Path, run: str) -> str | None:
+    """What is wrong with how a signalled run ended (None: nothing)."""
+    if not moment.startswith("SIG") or ledger.read_run(ledger_dir, run)["status"] == "completed":
+        return None   # a kill, or a signal that came as the process ended after its last epoch
+    signum = getattr(signal, moment)
+    last = (proc.stderr.read().strip().splitlines() or [""])[-1]
+    status = ledger.read_run(ledger_dir, run)["status"]
+    if proc.returncode != 128 + signum or status != "stopped" or "--resume continues" not in last:
+        return f"exit {proc.returncode}, status {status}, last line {last!r}"
+    return None
 def left_behind(ledger_dir: Path, run: str) -> str:
     """What the kill left: half-written files, uncommitted parts, the last checkpointed epoch."""
     tmp = [p for p in ledger_dir.rglob(".*.tmp") if f"run={run}" in p.parts or run in p.parts]
@@ -115,7 +163,7 @@ def plant_damage(ledger_dir: Path, rng: random.Random) -> list[str]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=200, help="train pairs of the synthetic dataset")
     parser.add_argument("--epochs", type=int, default=3)
@@ -132,17 +180,24 @@ def main():
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     reference_wall = time.perf_counter() - t0
     print(f"reference run: {reference_wall:.1f} s")
-    moments = ["random", "part write", "checkpoint write"]
-    results = []
+    moments = ["random", "part write", "checkpoint write", "SIGTERM", "SIGINT"]
+    results, survivors, wrong_ends = [], 0, []
     for trial in range(args.trials):
         run = f"trial-{trial}"
-        moment = moments[trial % 3]
+        moment = moments[trial % len(moments)]
         epoch = rng.randrange(args.epochs)
-        delay = rng.uniform(0.5, 0.9 * reference_wall) if moment == "random" else rng.uniform(0, 0.02)
-        proc = subprocess.Popen(train_command(data, ledger_dir, run, args.epochs), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        when = kill_when(proc, ledger_dir, run, moment, epoch, delay, deadline=4 * reference_wall)
+        delay = rng.uniform(0.5, 0.9 * reference_wall) if moment == "random" else \
+            rng.uniform(0, 0.4 * reference_wall) if moment.startswith("SIG") else rng.uniform(0, 0.02)
+        proc = subprocess.Popen(train_command(data, ledger_dir, run, args.epochs, workers=2 * (trial % 2)), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        when, surviving = end_when(proc, ledger_dir, run, moment, epoch, delay, deadline=4 * reference_wall)
+        survivors += surviving
+        wrong = None if when.startswith("not stopped") else stopped_as_it_should(proc, moment, ledger_dir, run)
+        if wrong:
+            wrong_ends.append(f"{run}: {wrong}")
         debris = left_behind(ledger_dir, run)
+        ended = (ledger.read_run(ledger_dir, run) or {}).get("status", "no record")
         resumed = subprocess.run(train_command(data, ledger_dir, run, args.epochs, "--resume"), env=env,
                                  capture_output=True, text=True)
         if resumed.returncode != 0:
@@ -152,11 +207,13 @@ def main():
         total, lost, extra = compare(ledger_dir, run, "reference")
         identical = lost == 0 and extra == 0
         results.append((identical, lost, extra))
-        print(f"{run}: {when} (epoch {epoch}); left {debris}; after --resume {total} rows compared, "
-              f"{lost} lost, {extra} duplicated or different")
+        print(f"{run}: {when} (epoch {epoch}, {2 * (trial % 2)} workers); status {ended}; left {debris}; "
+              f"{surviving} children alive 2 s later" + (f"; ended wrongly: {wrong}" if wrong else "") +
+              f"; after --resume {total} rows compared, {lost} lost, {extra} duplicated or different")
     check = ledger.check(ledger_dir)
     print(f"\ntrials run: {len(results)}; identical to the reference: {sum(r[0] for r in results)} of {len(results)}; "
-          f"rows lost: {sum(r[1] for r in results)}; rows duplicated or different: {sum(r[2] for r in results)}")
+          f"rows lost: {sum(r[1] for r in results)}; rows duplicated or different: {sum(r[2] for r in results)}; "
+          f"children surviving their run: {survivors}; stopped runs that ended wrongly: {len(wrong_ends)}")
     print(f"dissect check after all trials: {len(check.damage)} damaged, {check.parts} parts, {check.rows} rows")
 
     damaged = root / "damaged"
@@ -168,9 +225,12 @@ def main():
           + (f"; missed: {', '.join(missed)}" if missed else ""))
     print(json.dumps({"trials": len(results), "identical": sum(r[0] for r in results),
                       "rows_lost": sum(r[1] for r in results), "rows_extra": sum(r[2] for r in results),
+                      "survivors": survivors, "ended_wrongly": len(wrong_ends),
                       "planted": len(planted), "found": len(planted) - len(missed)}))
     if args.out is None:
         shutil.rmtree(root)
+    if survivors or wrong_ends or missed or not all(r[0] for r in results):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -390,7 +390,14 @@ def train(data, ledger_dir, run, **options):
                    + f"  (SELECT * FROM skipped WHERE dataset = '{record.dataset}')")
 
 
-@cli.command(help=f"""Run SQL against the ledger's views: {', '.join([*ledger.TABLES, 'runs'])}
+class SqlCommand(click.Command):
+    """A command whose argument is SQL: one that opens with a comment (`-- ...`) is SQL, not an option."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, [f"\n{a}" if a.startswith("--") and a[2:3].isspace() else a for a in args])
+
+
+@cli.command(cls=SqlCommand, help=f"""Run SQL against the ledger's views: {', '.join([*ledger.TABLES, 'runs'])}
 (columns: README, "The score ledger"), with the macros of dissect/ledger/sql/macros.sql.
 
 Read-only: SELECT (WITH, PIVOT, DESCRIBE, SUMMARIZE), EXPLAIN, SET VARIABLE and in-memory

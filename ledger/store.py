@@ -163,6 +163,9 @@ def _read_only(root, sql: str, skip_damaged: bool, variables: dict | None):
         for setting in QUERY_LOCKDOWN:
             con.execute(setting)
         statements = con.extract_statements(sql)
+        if not statements:
+            raise LedgerError("the SQL holds no statement (only comments or blanks): pass one, "
+                              "e.g. \"SELECT * FROM runs\"")
         for statement in statements:
             if statement.type not in READ_ONLY:
                 raise LedgerError(f"dissect query is read-only: {statement.type.name} statements are refused "

@@ -13,6 +13,7 @@ from dissect.cli.main import cli
     (["make-synthetic", "{tmp}/out", "--image-size", "0"], "'--image-size': 0 is not in the range x>=8"),
     (["query", "", "--ledger", "{tmp}/out"], "no SQL given"),
     (["query", "--file", "{tmp}/bad.sql", "--ledger", "{tmp}/out"], "is not UTF-8 text"),
+    (["query", "-- only a comment", "--ledger", "{tmp}"], "the SQL holds no statement"),
     (["eval", "--ckpt", "x.pt", "--data", "{data}", "--batch-size", "0"], "'--batch-size': 0 is not in the range"),
     (["train", "{data}", "--ledger", "{tmp}/out", "--device", "tpu9"], "--device tpu9: this machine has cpu"),
     (["train", "{data}", "--ledger", "{tmp}/out", "--device", "cuda"], "--device cuda: this machine has cpu"),
@@ -27,6 +28,12 @@ def test_bad_input_is_one_line_and_writes_nothing(args, says, tiny_dataset, tmp_
     lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith(("Usage:", "Try "))]
     assert result.exit_code == 2 and len(lines) == 1 and says in lines[0], result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_sql_that_opens_with_a_comment_is_sql_not_an_option(tmp_path):
+    result = CliRunner().invoke(cli, ["query", "-- the answer\nSELECT 42 AS answer", "--ledger", str(tmp_path),
+                                      "--format", "csv"])
+    assert result.exit_code == 0 and result.output == "answer\n42\n", result.output
 
 
 def test_an_over_long_caption_is_a_skipped_sample(tmp_path):
