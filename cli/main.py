@@ -15,9 +15,10 @@ import click
 from dissect import ledger
 from dissect.ledger import curation, report
 from dissect.cli.output import FORMATS, emit
-from dissect.engine.config import (AUTO, DIVBS_FEATURES, EMOJI_CAPTIONS, EMOJI_FORMATS, EMOJI_KEYWORDS_TEMPLATE,
-                                   EMOJI_MAX_KEYWORDS, EMOJI_STYLES, PRECISIONS, DemoSettings, EmojiConfig,
-                                   TrainConfig)
+from dissect.engine.config import (AUTO, CSV_CAPTION_KEY, CSV_IMG_KEY, CSV_SEPARATOR, DIVBS_FEATURES,
+                                   EMOJI_CAPTIONS, EMOJI_FORMATS, EMOJI_KEYWORDS_TEMPLATE, EMOJI_MAX_KEYWORDS,
+                                   EMOJI_STYLES, PRECISIONS, DemoSettings, EmojiConfig, TrainConfig,
+                                   default_run_name)
 
 DEFAULT_LEDGER = "ledger"
 
@@ -115,10 +116,11 @@ def _one_character(ctx, param, value):
 
 def csv_options(f):
     """open_clip's CSV flags, with its defaults."""
-    f = click.option("--csv-separator", default="\t", show_default="tab", callback=_one_character,
+    f = click.option("--csv-separator", default=CSV_SEPARATOR, show_default="tab", callback=_one_character,
                      help="CSV/TSV field separator.")(f)
-    f = click.option("--csv-caption-key", default="title", show_default=True, help="CSV column of the caption.")(f)
-    f = click.option("--csv-img-key", default="filepath", show_default=True, help="CSV column of the image path.")(f)
+    f = click.option("--csv-caption-key", default=CSV_CAPTION_KEY, show_default=True,
+                     help="CSV column of the caption.")(f)
+    f = click.option("--csv-img-key", default=CSV_IMG_KEY, show_default=True, help="CSV column of the image path.")(f)
     return f
 
 
@@ -399,7 +401,7 @@ def train(data, ledger_dir, run, **options):
     LEDGER/datasets on the fly, and reused while the source is unchanged)."""
     from dissect.engine import train as engine_train
 
-    run = run or f"{options['strategy']}-r{options['ratio']}-s{options['seed']}"
+    run = run or default_run_name(options["strategy"], options["ratio"], options["seed"])
     options["cache"] = cache_mode(options["cache"], options.pop("no_cache"))
     record = engine_train.train(TrainConfig(data=data, ledger=ledger_dir, run=run, **options), log=click.echo)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
@@ -746,7 +748,7 @@ def demo(out, epochs, n, test_n, score_precision, overwrite):
     from dissect.engine import demo as engine_demo
     from dissect.engine import models
 
-    settings = DemoSettings(out=out, epochs=epochs, warmup_epochs=max(1, epochs // 2), n=n, test_n=test_n,
+    settings = DemoSettings(out=out, epochs=epochs, n=n, test_n=test_n,
                             score_precision=score_precision, overwrite=overwrite)
     scoring = engine_demo.scoring_precision(settings, models.default_device()) or "as training"
     click.echo(f"dataset: {settings.n} train pairs, {settings.noise_ratio:.0%} with shuffled captions, "

@@ -17,6 +17,9 @@ PRECISIONS = ("fp32", "amp", "amp_bf16", "amp_bfloat16", "pure_bf16")
 CACHE_MODES = ("auto", "on", "off")
 
 
+# open_clip's CSV defaults (--csv-img-key, --csv-caption-key, --csv-separator)
+CSV_IMG_KEY, CSV_CAPTION_KEY, CSV_SEPARATOR = "filepath", "title", "\t"
+
 @dataclass(frozen=True)
 class TrainConfig:
     data: str
@@ -64,9 +67,9 @@ class TrainConfig:
     gather_with_grad: bool = False
     test_data: tuple[str, ...] = ()    # held-out sets, PATH or NAME=PATH [default: DATA's test split]
     subset: str | None = None          # train on the samples of this `dissect curate` subset only
-    csv_img_key: str = "filepath"      # open_clip's CSV columns, for DATA / test data given as CSV
-    csv_caption_key: str = "title"
-    csv_separator: str = "\t"
+    csv_img_key: str = CSV_IMG_KEY     # open_clip's CSV columns, for DATA / test data given as CSV
+    csv_caption_key: str = CSV_CAPTION_KEY
+    csv_separator: str = CSV_SEPARATOR
     device: str | None = None
     resume: bool = False
     quiet: bool = False
@@ -86,7 +89,7 @@ class TrainConfig:
             device=self.device or device,
             precision=precision,
             score_precision=self.score_precision or precision,
-            ratio=1.0 if self.strategy == "full" else self.ratio,  # full trains on every sample
+            ratio=trained_ratio(self.strategy, self.ratio),
             beta1=beta1 if self.beta1 is None else self.beta1,
             beta2=beta2 if self.beta2 is None else self.beta2,
             eps=eps if self.eps is None else self.eps,
@@ -95,6 +98,16 @@ class TrainConfig:
 
     def as_record(self) -> dict:
         return asdict(self)
+
+
+def trained_ratio(strategy: str, ratio: float) -> float:
+    """The ratio a run trains at: full trains on every sample, whatever --ratio says."""
+    return 1.0 if strategy == "full" else ratio
+
+
+def default_run_name(strategy: str, ratio: float, seed: int) -> str:
+    """A run's name when the user gives none, from what its record will say."""
+    return f"{strategy}-r{trained_ratio(strategy, ratio)}-s{seed}"
 
 
 def test_set_name(spec: str) -> tuple[str, str]:
@@ -117,7 +130,6 @@ class DemoSettings:
     noise_ratio: float = 0.4
     noise_type: str = "shuffle"
     epochs: int = 16
-    warmup_epochs: int = 8
     ratio: float = 0.3
     batch_size: int = 128
     workers: int = 0                      # the cache is read in-process; the eval's loader only
@@ -129,6 +141,11 @@ class DemoSettings:
     proxy_model: str = "dissect-micro"
     curate_rule: str = "final-clipscore"
     curate_keep: float = 0.5
+
+    @property
+    def warmup_epochs(self) -> int:
+        """DISSect-Warmup's T_w in the demo: half of its epochs."""
+        return max(1, self.epochs // 2)
 
 
 EMOJI_STYLES = ("twemoji", "noto")

@@ -566,7 +566,7 @@ class Trainer:
     def run_epoch(self, writer: ledger.LedgerWriter) -> None:
         cfg, world = self.cfg, self.world
         # Anything in the model that draws from the global RNG draws the same after a resume.
-        torch.manual_seed((cfg.seed * 1_000_003 + self.epoch) * 1_009 + world.rank)
+        torch.manual_seed(data.rank_seed(cfg.seed, self.epoch, world.rank))
         plan = self.strategy.epoch_plan(self.epoch, self.pool)
         n_pruned = len(self.pool) - len(plan)
         if n_pruned and world.is_main:

@@ -539,3 +539,10 @@ def test_two_runs_ingesting_one_source_at_once_share_one_ingest(tmp_path):
         t.join()
     assert len(found) == 3 and len(set(found)) == 1
     assert len([p for p in (tmp_path / "datasets").iterdir() if not p.name.startswith(".")]) == 1
+
+
+def test_the_default_run_name_says_the_ratio_the_record_keeps(tiny_dataset, tmp_path):
+    result = run_cli("train", tiny_dataset, "--strategy", "full", "--ratio", "0.3", "--epochs", 1, "--batch-size",
+                     BATCH, "--ledger", tmp_path, "--workers", 0, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert ledger.read_run(tmp_path, "full-r1.0-s0")["ratio"] == 1.0

@@ -253,6 +253,16 @@ def build_member_index(root: Path, manifest: pa.Table) -> pa.Table:
     return pa.table(columns, schema=MEMBERS_SCHEMA)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """One seed per (run seed, epoch): the epoch's data order and every draw made from it."""
+    return seed * 1_000_003 + epoch
+
+
+def rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """One seed per (run seed, epoch, rank): what each rank draws on its own in an epoch."""
+    return epoch_seed(seed, epoch) * 1_009 + rank
+
+
 class SampleReader(torch.utils.data.Dataset):
     """A split's samples read by sample id: one positioned read per member, no tar streaming.
 
@@ -263,7 +273,7 @@ class SampleReader(torch.utils.data.Dataset):
     def __init__(self, dataset: Dataset, transform, *, seed: int = 0, epoch: int = 0):
         self.root = dataset.root
         self.transform = transform
-        self.rng_base = (seed * 1_000_003 + epoch) * 1_000_000_007
+        self.rng_base = epoch_seed(seed, epoch) * 1_000_000_007
         members = dataset.members
         self.shard_names = sorted(set(dataset.manifest["shard"].to_pylist()))
         shard_of = {name: i for i, name in enumerate(self.shard_names)}
@@ -331,7 +341,7 @@ def epoch_batches(ids: np.ndarray, batch_size: int, *, shuffle: bool, seed: int 
     short, is shared out as evenly as the ranks allow: at most one partial batch per rank
     and epoch, and every rank has the same number of steps (a batch may be empty)."""
     if shuffle:
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         ids = ids[torch.randperm(len(ids), generator=generator).numpy()]
     per_step = batch_size * world_size
     batches = []

@@ -305,7 +305,7 @@ class Cache:
         ids = ids[self.readable[ids]]
         if only is not None:
             ids = ids[np.isin(ids, only, assume_unique=True)]
-        generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_009 + rank)
+        generator = torch.Generator().manual_seed(data.rank_seed(seed, epoch, rank))
         for batch_ids in data.epoch_batches(ids, batch_size, shuffle=True, seed=seed, epoch=epoch, rank=rank,
                                             world_size=world_size):
             yield self.batch(batch_ids, generator) if len(batch_ids) else None

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine import data
+from dissect.engine.config import CSV_CAPTION_KEY, CSV_IMG_KEY, CSV_SEPARATOR
 from dissect.engine.data import IMAGE_EXTS, DatasetError, Sample
 from dissect.ledger.schema import TABLES
 
@@ -38,9 +39,9 @@ FETCHED_DATASET = "dataset"   # where `dissect fetch --out DIR` and `dissect mak
 @dataclass
 class CsvFormat:
     """open_clip's --csv-img-key / --csv-caption-key / --csv-separator, with its defaults."""
-    img_key: str = "filepath"
-    caption_key: str = "title"
-    separator: str = "\t"
+    img_key: str = CSV_IMG_KEY
+    caption_key: str = CSV_CAPTION_KEY
+    separator: str = CSV_SEPARATOR
     uid_key: str = "uid"        # kept as the sample's uid where the file has this column
     noisy_key: str = "is_noisy"  # kept as the sample's ground truth where the file has this column
 
