@@ -17,7 +17,7 @@ from dissect.ledger import curation, report
 from dissect.cli.output import FORMATS, emit
 from dissect.engine.config import (AUTO, CSV_CAPTION_KEY, CSV_IMG_KEY, CSV_SEPARATOR, DIVBS_FEATURES,
                                    EMOJI_CAPTIONS, EMOJI_FORMATS, EMOJI_KEYWORDS_TEMPLATE, EMOJI_MAX_KEYWORDS,
-                                   EMOJI_STYLES, PRECISIONS, DemoSettings, EmojiConfig, TrainConfig,
+                                   EMOJI_STYLES, PRECISIONS, DemoSettings, EmojiConfig, ScoreSettings, TrainConfig,
                                    default_run_name)
 
 DEFAULT_LEDGER = "ledger"
@@ -537,11 +537,13 @@ def drop(run, ledger_dir):
 @click.option("--model", default="dissect-tiny", show_default=True, help="The checkpoint's open_clip model name.")
 @click.option("--name", required=True, help="Name of this oracle in the ledger's `oracle` table.")
 @ledger_option
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch-size", default=ScoreSettings.batch_size, show_default=True, type=click.IntRange(min=1),
               help="Batch of the loss and of negCLIPLoss's random batches.")
-@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=1), help="Random batchings negCLIPLoss is averaged over.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of negCLIPLoss's random batchings.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0))
+@click.option("--rounds", default=ScoreSettings.rounds, show_default=True, type=click.IntRange(min=1),
+              help="Random batchings negCLIPLoss is averaged over.")
+@click.option("--seed", default=ScoreSettings.seed, show_default=True, type=click.IntRange(min=0),
+              help="Seed of negCLIPLoss's random batchings.")
+@click.option("--workers", default=ScoreSettings.workers, show_default=True, type=click.IntRange(min=0))
 @click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
 @click.option("--replace", is_flag=True, help="Replace an oracle of the same name.")
 @cache_options(ONE_PASS_CACHE_HELP, budget=False)

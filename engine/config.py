@@ -148,6 +148,15 @@ class DemoSettings:
         return max(1, self.epochs // 2)
 
 
+@dataclass(frozen=True)
+class ScoreSettings:
+    """`dissect score`'s defaults, for the CLI and oracle.score alike."""
+    batch_size: int = 256                  # the loss's batch and negCLIPLoss's random batches
+    rounds: int = 5                        # random batchings negCLIPLoss is averaged over
+    seed: int = 0
+    workers: int = 2                       # loader workers reading the shards
+
+
 EMOJI_STYLES = ("twemoji", "noto")
 EMOJI_CAPTIONS = ("name", "keywords", "mixed")
 EMOJI_FORMATS = ("shards", "tsv")

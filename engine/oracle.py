@@ -6,13 +6,15 @@ from tqdm import tqdm
 
 from dissect import ledger
 from dissect.engine import data, models
+from dissect.engine.config import ScoreSettings
 from dissect.engine.data import cache as data_cache, ingest
 from dissect.engine.errors import InputError
 from dissect.engine.scores import neg_clip_loss, per_sample_scores
 
 
 def score(data_path: str, *, checkpoint: str, model_name: str, name: str, ledger_dir: str,
-          batch_size: int = 256, rounds: int = 5, seed: int = 0, replace: bool = False, workers: int = 0,
+          batch_size: int = ScoreSettings.batch_size, rounds: int = ScoreSettings.rounds,
+          seed: int = ScoreSettings.seed, replace: bool = False, workers: int = ScoreSettings.workers,
           device: str | None = None, quiet: bool = False, cache: str = "auto") -> int:
     """Write every sample's CLIPScore, loss (within its batch of batch_size in manifest order)
     and negCLIPLoss (over `rounds` random batchings of batch_size within its split) under a
