@@ -9,15 +9,14 @@
 --   summarised: true to read the per-epoch summaries (class_stats).
 WITH picks AS (
     SELECT run,
-           sum(n_selected * is_clean::INTEGER) / sum(n_selected) AS tp_accuracy,
-           sum(n_selected * is_clean::INTEGER) FILTER (WHERE epoch >= warmup_epochs(run))
-               / sum(n_selected) FILTER (WHERE epoch >= warmup_epochs(run)) AS tp_accuracy_after_warmup
+           tp_accuracy_of_counts(n_selected, is_clean, true) AS tp_accuracy,
+           tp_accuracy_of_counts(n_selected, is_clean, epoch >= warmup_epochs(run)) AS tp_accuracy_after_warmup
     FROM class_stats(getvariable('runs'), getvariable('oracle'))
     GROUP BY run
 ),
 last AS (
     SELECT run,
-           sum(n_selected * is_clean::INTEGER) / sum(n_selected) AS tp_accuracy_last_epoch,
+           tp_accuracy_of_counts(n_selected, is_clean, true) AS tp_accuracy_last_epoch,
            auroc_of_rank_sum(sum(rank_sum_delta) FILTER (WHERE is_clean), sum(n_delta) FILTER (WHERE is_clean),
                              sum(n_delta) FILTER (WHERE NOT is_clean)) AS auroc_delta,
            auroc_of_rank_sum(sum(rank_sum_clipscore) FILTER (WHERE is_clean), sum(n_scored) FILTER (WHERE is_clean),

@@ -88,6 +88,11 @@ CREATE OR REPLACE MACRO class_stats(run_names, oracle_name) AS TABLE
 CREATE OR REPLACE MACRO tp_accuracy(selected, is_clean) AS
     avg(is_clean::DOUBLE) FILTER (WHERE selected);
 
+-- TP accuracy from per-class counts (class_stats' n_selected, is_clean) of the rows where
+-- COUNTED holds. An aggregate.
+CREATE OR REPLACE MACRO tp_accuracy_of_counts(n_selected, is_clean, counted) AS
+    sum(n_selected * is_clean::INTEGER) FILTER (WHERE counted) / sum(n_selected) FILTER (WHERE counted);
+
 -- Mid-rank of a score within a group (ties share the mean of their ranks): the mean of a
 -- tie's first rank and its last (cume_dist times the group's size), from one sort.
 CREATE OR REPLACE MACRO mid_rank(score, grp) AS
