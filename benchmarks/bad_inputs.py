@@ -257,7 +257,7 @@ def run_in_process(case: Case, paths: dict[str, str], root: Path) -> Outcome:
     from dissect.cli.main import cli
 
     before = snapshot(root)
-    result = CliRunner().invoke(cli, [a.format(**paths) for a in case.args[:]])
+    result = CliRunner().invoke(cli, [a.format(**paths) for a in case.args])
     raised = result.exception is not None and not isinstance(result.exception, SystemExit)
     return judge(case, result.exit_code, result.stderr, raised, changes(before, snapshot(root)))
 

@@ -98,7 +98,8 @@ def list_columns(source: Path, input_format: str) -> list[str]:
     if input_format == "parquet":
         return pq.read_schema(source).names
     if input_format == "txt":   # one URL a line: a file whose first line is no URL is not such a list
-        first = next((line for line in source.read_text().splitlines() if line.strip()), "")
+        with source.open(errors="replace") as lines:   # the first line only: a URL list may be millions long
+            first = next((line for line in lines if line.strip()), "")
         return ["url"] if "://" in first else []
     with source.open(newline="") as f:
         return next(csv.reader(f, delimiter="\t" if input_format == "tsv" else ","), [])
