@@ -120,7 +120,7 @@ def run_setting(ledger_dir: Path, setting: str, seeds, keeps, jobs: int, step_bu
     for s in seeds:
         oracle = f"{setting}-oracle-s{s}"
         if not ledger.query(ledger_dir, "SELECT 1 FROM oracle WHERE name = ? LIMIT 1", [oracle])[1]:
-            oracle_scoring.score(str(data), checkpoint=str(Path(ledger_dir) / "checkpoints" / oracle / train.CHECKPOINT),
+            oracle_scoring.score(str(data), checkpoint=str(ledger.Run(ledger_dir, oracle).checkpoint_path),
                                  model_name="dissect-tiny", name=oracle, ledger_dir=str(ledger_dir), workers=0, quiet=True)
         for keep in keeps:
             for rule in curation.RULES:

@@ -103,11 +103,11 @@ def end_when(proc, ledger_dir: Path, run: str, moment: str, epoch: int, delay: f
 
 def stopped_as_it_should(proc, moment: str, ledger_dir: Path, run: str) -> str | None:
     """What is wrong with how a signalled run ended (None: nothing)."""
-    if not moment.startswith("SIG") or ledger.read_run(ledger_dir, run)["status"] == "completed":
+    if not moment.startswith("SIG") or ledger.Run(ledger_dir, run).record()["status"] == "completed":
         return None   # a kill, or a signal that came as the process ended after its last epoch
     signum = getattr(signal, moment)
     last = (proc.stderr.read().strip().splitlines() or [""])[-1]
-    status = ledger.read_run(ledger_dir, run)["status"]
+    status = ledger.Run(ledger_dir, run).record()["status"]
     if proc.returncode != 128 + signum or status != "stopped" or "--resume continues" not in last:
         return f"exit {proc.returncode}, status {status}, last line {last!r}"
     return None
@@ -197,7 +197,7 @@ def main():
         if wrong:
             wrong_ends.append(f"{run}: {wrong}")
         debris = left_behind(ledger_dir, run)
-        ended = (ledger.read_run(ledger_dir, run) or {}).get("status", "no record")
+        ended = (ledger.Run(ledger_dir, run).record() or {}).get("status", "no record")
         resumed = subprocess.run(train_command(data, ledger_dir, run, args.epochs, "--resume"), env=env,
                                  capture_output=True, text=True)
         if resumed.returncode != 0:

@@ -66,7 +66,7 @@ def write_one_epoch(root, rows: int, batch: int, max_rows: int, result) -> None:
     with ledger.LedgerWriter(root, max_rows=max_rows) as writer:
         for step in range(rows // batch):
             writer.add("scores", {"run": "cc12m", "epoch": 0}, {**columns, "step": np.full(batch, step)})
-        writer.commit(ledger.epoch_unit("cc12m", 0))
+        ledger.Run(root, "cc12m").commit_epoch(writer, 0)
     result.put((peak_rss_mb() - before, time.perf_counter() - start,
                 len(list(Path(root).glob("scores/run=cc12m/epoch=0/*.parquet")))))
 
@@ -112,7 +112,7 @@ def main():
         "split": pa.array(["train"] * n), "is_noisy": noisy, "shard": pa.nulls(n, pa.string()),
         "label": pa.nulls(n, pa.int64())}))
     for name, strategy, ratio in [("dissect", "dissect-warmup", 0.3), ("full", "full", 1.0), ("random", "random", 0.3)]:
-        ledger.write_run(root, record(name, strategy, ratio, epochs, batch))
+        ledger.Run(root, name).write_record(record(name, strategy, ratio, epochs, batch))
 
     steps_per_epoch = -(-n // batch)
     k = int(0.3 * batch)

@@ -111,7 +111,7 @@ def one_thread() -> None:
 def train_run(ledger_dir: Path, run: Run) -> str:
     """Train `run` unless the ledger has it completed; one cut off mid-way resumes from its
     checkpoint, or starts again where it never reached one."""
-    record = ledger.read_run(ledger_dir, run.name)
+    record = ledger.Run(ledger_dir, run.name).record()
     if record is not None and record["status"] == "completed":
         return f"{run.name}: in the ledger"
     cfg = train.TrainConfig(data=str(run.data), ledger=str(ledger_dir), run=run.name, strategy=run.strategy,
@@ -121,9 +121,9 @@ def train_run(ledger_dir: Path, run: Run) -> str:
                             cache="off",   # the shards, as every grid in docs/ was trained (the cache crops differently)
                             subset=None if run.subset is None else str(run.subset))
     cfg = replace(cfg, **dict(run.settings))
-    resume = record is not None and (Path(cfg.checkpoint_dir) / train.CHECKPOINT).exists()
+    resume = record is not None and ledger.Run(ledger_dir, run.name).has_checkpoint()
     if record is not None and not resume:
-        ledger.drop_run(ledger_dir, run.name)
+        ledger.Run(ledger_dir, run.name).drop()
     record = train.train(replace(cfg, resume=resume))
     return f"{run.name}: {record.status}, {record.start} to {record.end}"
 

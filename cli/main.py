@@ -521,10 +521,9 @@ def check(ledger_dir, strict):
 def drop(run, ledger_dir):
     """Remove RUN from the ledger: its record, its parts in every table and its checkpoint
     where it lies inside the ledger (refused while it trains). Says what it removed."""
-    from dissect.ledger import runs as ledger_runs
-
-    kept = ledger_runs.checkpoint_outside(ledger_dir, run)
-    for path in ledger_runs.drop(ledger_dir, run):
+    doomed = ledger.Run(ledger_dir, run)
+    kept = doomed.checkpoint_outside()
+    for path in doomed.drop():
         click.echo(f"removed {path}")
     if kept:
         click.echo(f"kept {kept}: it is outside the ledger (train --out); remove it yourself if you mean to")

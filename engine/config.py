@@ -39,7 +39,7 @@ class TrainConfig:
     logit_scale_lr_mult: float = 1.0
     seed: int = 0
     eval_every: int = 1
-    out: str | None = None
+    out: str | None = None            # the checkpoint's folder [default: the ledger's (ledger.Run)]
     warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
     momentum: float = 0.9              # dissect-momentum's beta
     infobatch_anneal: float = 0.125    # infobatch: the final fraction of the epochs that prunes nothing
@@ -74,17 +74,12 @@ class TrainConfig:
     resume: bool = False
     quiet: bool = False
 
-    @property
-    def checkpoint_dir(self) -> str:
-        return self.out or str(Path(self.ledger) / "checkpoints" / self.run)
-
     def resolved(self, *, device: str, is_resnet: bool) -> "TrainConfig":
         """Every default that depends on other settings or on the machine, filled in."""
         beta1, beta2, eps = RESNET_BETAS_EPS if is_resnet else VIT_BETAS_EPS
         precision = self.precision or ("amp" if (self.device or device).startswith("cuda") else "fp32")
         return replace(
             self,
-            out=self.checkpoint_dir,
             warmup_epochs=self.warmup_epochs if self.warmup_epochs is not None else max(1, self.epochs // 4),
             device=self.device or device,
             precision=precision,

@@ -138,10 +138,10 @@ def evaluate_checkpoint(data_path: str, *, checkpoint: str, model_name: str, spl
 
 def record_eval(ledger_dir: str, run: str, checkpoint: str, metrics: dict[str, float], prefix: str) -> None:
     """Add a checkpoint's metrics to a run's evals, at the epoch and step the checkpoint was saved."""
-    if ledger.read_run(ledger_dir, run) is None:
+    if ledger.Run(ledger_dir, run).record() is None:
         raise InputError(f"run {run!r} is not in {ledger_dir}: `dissect runs --ledger {ledger_dir}` lists them")
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     epoch, step = state.get("epoch", 0) - 1, state.get("step", -1)
-    with ledger.LedgerWriter(ledger_dir, rank=0) as writer:
+    with ledger.Run(ledger_dir, run).writer() as writer:
         writer.add("evals", {"run": run, "epoch": epoch}, {
             "step": [step] * len(metrics), "metric": [prefix + m for m in metrics], "value": list(metrics.values())})

@@ -32,7 +32,6 @@ from dissect.engine.config import DIVBS_FEATURES, PRECISIONS, TrainConfig, test_
 from dissect.engine.errors import InputError
 
 MAX_LOGIT_SCALE = math.log(100)
-CHECKPOINT = "checkpoint.pt"
 
 
 END = object()  # the loader has no batch left
@@ -187,7 +186,7 @@ def validate(cfg: TrainConfig) -> Sources:
     ledger.check_name("--run", cfg.run)
     ledger.check_root(cfg.ledger)
     csv_format = ingest.CsvFormat(cfg.csv_img_key, cfg.csv_caption_key, cfg.csv_separator)
-    workdir = Path(cfg.ledger) / "datasets"
+    workdir = ledger.datasets_dir(cfg.ledger)
     dataset, note = ingest.open_source(cfg.data, workdir, csv_format=csv_format, quiet=cfg.quiet)
     if not dataset.split("train").num_rows:
         raise InputError(f"{cfg.data} has no train samples")
@@ -213,12 +212,12 @@ DEFINING = ("strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_de
             "divbs_features", "precision", "score_precision", "score_image_size")
 
 
-def check_record(cfg: TrainConfig, sources: Sources, world: distributed.World) -> bool:
+def check_record(cfg: TrainConfig, run: ledger.Run, sources: Sources, world: distributed.World) -> bool:
     """Under the run's lock: whether to resume from a checkpoint. A new run must not be in the
     ledger; --resume must agree with the record on everything that defines the run (a larger
     --epochs trains on); a run that died before its first checkpoint, or before its record
     was written, starts again."""
-    record = ledger.read_run(cfg.ledger, cfg.run)
+    record = run.record()
     if record is not None and not cfg.resume:
         raise InputError(f"run {cfg.run!r} is already in {cfg.ledger}: pick another --run, pass --resume, "
                          f"or remove it with `dissect drop {cfg.run} --ledger {cfg.ledger}`")
@@ -246,7 +245,7 @@ def check_record(cfg: TrainConfig, sources: Sources, world: distributed.World) -
     if differences:
         raise InputError(f"--resume of run {cfg.run!r} with other settings than it ran with: "
                          + "; ".join(differences))
-    return (Path(cfg.out) / CHECKPOINT).exists()
+    return run.has_checkpoint()
 
 
 def record_read_cache(record: dict) -> bool:
@@ -289,9 +288,10 @@ def _now() -> str:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, sources: Sources, world: distributed.World,
+    def __init__(self, cfg: TrainConfig, run: ledger.Run, sources: Sources, world: distributed.World,
                  resumed_cache: bool | None = None):
         self.cfg = cfg
+        self.run = run
         self.sources = sources
         self.world = world
         dataset = self.dataset = sources.train
@@ -374,11 +374,10 @@ class Trainer:
         """Rank 0 writes; every rank holds the same weights and strategy state."""
         if not self.world.is_main:
             return
-        with ledger.atomic_path(Path(self.cfg.out) / CHECKPOINT) as tmp:
-            torch.save(self.checkpoint_state(), tmp)
+        self.run.save_checkpoint(lambda path: torch.save(self.checkpoint_state(), path))
 
     def load_checkpoint(self) -> None:
-        path = Path(self.cfg.out) / CHECKPOINT
+        path = self.run.checkpoint_path
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state["state_dict"])
@@ -652,15 +651,20 @@ class Trainer:
                 "value": list(metrics.values())})
 
 
-def run_record(cfg: TrainConfig, sources: Sources, world: distributed.World, cache_choice: cache.Choice,
-               status: str, start: str, end: str | None) -> ledger.RunRecord:
+def run_of(cfg: TrainConfig) -> ledger.Run:
+    """The run CFG trains, in its ledger."""
+    return ledger.Run(cfg.ledger, cfg.run, checkpoint_dir=cfg.out)
+
+
+def run_record(cfg: TrainConfig, run: ledger.Run, sources: Sources, world: distributed.World,
+               cache_choice: cache.Choice, status: str, start: str, end: str | None) -> ledger.RunRecord:
     dataset = sources.train
     return ledger.RunRecord(
         cache_used=cache_choice.used, cache_reason=cache_choice.reason,
         name=cfg.run, strategy=cfg.strategy, ratio=cfg.ratio, model=cfg.model, epochs=cfg.epochs,
         batch_size=cfg.batch_size, seed=cfg.seed, dataset=dataset.name, dataset_path=str(dataset.root),
         dataset_fingerprint=dataset.fingerprint, world_size=world.world_size, start=start, end=end, status=status,
-        subset=sources.subset_record, config={**cfg.as_record(), "out": ledger.recorded_path(cfg.ledger, cfg.out)},
+        subset=sources.subset_record, config={**cfg.as_record(), "out": run.recorded_checkpoint_dir()},
         versions=versions())
 
 
@@ -683,24 +687,26 @@ def _train(cfg: TrainConfig, world: distributed.World, on_epoch_end, log) -> led
         sources = validate(cfg)
         for note in sources.notes:
             log(note)
-        with ledger.RunLock(cfg.ledger, cfg.run):   # held until the process ends
-            return _train_locked(cfg, sources, world, on_epoch_end, log)
+        run = run_of(cfg)
+        with run.lock():   # held until the process ends
+            return _train_locked(cfg, run, sources, world, on_epoch_end, log)
     distributed.barrier(world)
-    return _train_locked(cfg, validate(cfg), world, on_epoch_end, log)
+    sources = validate(cfg)
+    return _train_locked(cfg, run_of(cfg), sources, world, on_epoch_end, log)
 
 
-def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, on_epoch_end,
+def _train_locked(cfg: TrainConfig, run: ledger.Run, sources: Sources, world: distributed.World, on_epoch_end,
                   log) -> ledger.RunRecord:
     if world.is_main:
-        resuming = check_record(cfg, sources, world)
+        resuming = check_record(cfg, run, sources, world)
         if cfg.resume and not resuming:
             log(f"run {cfg.run!r} has no checkpoint: it starts again from epoch 0")
         distributed.barrier(world)
     resuming = distributed.any_rank(world, world.is_main and resuming, torch.device(cfg.device)) \
         if world.enabled else resuming
     dataset = sources.train
-    previous = ledger.read_run(cfg.ledger, cfg.run) if resuming else None
-    trainer = Trainer(cfg, sources, world, resumed_cache=None if previous is None else record_read_cache(previous))
+    previous = run.record() if resuming else None
+    trainer = Trainer(cfg, run, sources, world, resumed_cache=None if previous is None else record_read_cache(previous))
     if resuming:
         trainer.load_checkpoint()
     start = previous["start"] if resuming else _now()
@@ -709,15 +715,14 @@ def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, 
         source = f"the decoded cache {trainer.cache.folder}" if choice.used else "the shards"
         log(f"data: {source}: {choice.reason}")
         if cfg.resume:
-            ledger.drop_epochs(cfg.ledger, cfg.run, trainer.epoch)
-            ledger.remove_unfinished(Path(cfg.out) / CHECKPOINT)   # a killed process's checkpoint write
+            run.resume_from(trainer.epoch)
         ledger.add_samples(cfg.ledger, dataset.name, dataset.fingerprint, dataset.manifest, dataset.skipped())
-        ledger.write_run(cfg.ledger, run_record(cfg, sources, world, choice, "running", start, None))
+        run.write_record(run_record(cfg, run, sources, world, choice, "running", start, None))
     distributed.barrier(world)
     status = "failed"
     with stopping.on_signals() as trainer.stop:   # kept until the record says how the run ended
         try:
-            with ledger.LedgerWriter(cfg.ledger, rank=world.rank, commits=world.is_main) as writer:
+            with run.writer(rank=world.rank, commits=world.is_main) as writer:
                 while trainer.epoch < cfg.epochs:
                     t0 = time.perf_counter()
                     trainer.run_epoch(writer)
@@ -734,8 +739,7 @@ def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, 
                     if world.is_main:
                         writer.add("epochs", {"run": cfg.run, "epoch": trainer.epoch}, {
                             "t_steps": [t1 - t0], "t_eval": [t2 - t1], "t_ledger": [time.perf_counter() - t2]})
-                        # Committed before the checkpoint: a checkpoint's epochs are always whole in the ledger.
-                        writer.commit(ledger.epoch_unit(cfg.run, trainer.epoch))
+                        run.commit_epoch(writer, trainer.epoch)   # before the checkpoint
                     trainer.epoch += 1
                     trainer.save_checkpoint()
                     distributed.barrier(world)
@@ -746,7 +750,7 @@ def _train_locked(cfg: TrainConfig, sources: Sources, world: distributed.World, 
             status = "stopped"
             raise
         finally:
-            record = run_record(cfg, sources, world, choice, status, start, _now())
+            record = run_record(cfg, run, sources, world, choice, status, start, _now())
             if world.is_main:
-                ledger.write_run(cfg.ledger, record)
+                run.write_record(record)
     return record

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 from dissect.ledger import commits
 from dissect.ledger.commits import Damage
 from dissect.ledger.files import is_unfinished
-from dissect.ledger.runs import is_live
-from dissect.ledger.schema import TABLES
-from dissect.ledger.store import LedgerError, check_root, run_record_path
+from dissect.ledger.runs import Run
+from dissect.ledger.schema import RUNS_DIR, TABLES, hive_values
+from dissect.ledger.store import NAME, LedgerError, check_root
 
 
 @dataclass
@@ -34,9 +34,9 @@ class CheckResult:
         epochs, others = defaultdict(set), set()
         for d in self.damage:
             unit = d.unit or ""
-            if unit.startswith("run="):
-                run, epoch = (p.split("=", 1)[1] for p in unit.split("/"))
-                epochs[run].add(int(epoch))
+            if commits.is_epoch_unit(unit):
+                values = hive_values(unit)
+                epochs[values["run"]].add(int(values["epoch"]))
             elif unit:
                 others.add(commits.describe(unit))
             else:
@@ -51,49 +51,43 @@ def check(root) -> CheckResult:
     root = check_root(root)
     if not root.is_dir():
         raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
-    _, damage, _ = commits.committed(root)
-    damaged = {d.path for d in damage}
+    found, damage = commits.entries(root)
     committed, parts, rows = set(), 0, 0
-    for record_file in sorted((root / commits.COMMITS).rglob("*.json")):
-        unit = record_file.relative_to(root / commits.COMMITS).with_suffix("").as_posix()
+    for entry in found:
+        committed.add(entry.rel)
+        if entry.damage is not None:
+            damage.append(entry.damage)
+            continue
         try:
-            entries = json.loads(record_file.read_text())["parts"]
-        except (ValueError, KeyError, TypeError):
-            continue   # already counted by commits.committed
-        for rel, entry in entries.items():
-            committed.add(rel)
-            if rel in damaged:
-                continue
-            try:
-                found = _read_back(root / rel)
-            except Exception as e:   # pyarrow raises several kinds for a damaged file
-                damage.append(Damage(rel, f"cannot be read as Parquet ({str(e).splitlines()[0]})", unit))
-                continue
-            if found != entry["rows"]:
-                damage.append(Damage(rel, f"holds {found} rows, committed with {entry['rows']}", unit))
-                continue
-            parts, rows = parts + 1, rows + found
+            rows_read = _read_back(root / entry.rel)
+        except Exception as e:   # pyarrow raises several kinds for a damaged file
+            damage.append(Damage(entry.rel, f"cannot be read as Parquet ({str(e).splitlines()[0]})", entry.unit))
+            continue
+        if rows_read != entry.rows:
+            damage.append(Damage(entry.rel, f"holds {rows_read} rows, committed with {entry.rows}", entry.unit))
+            continue
+        parts, rows = parts + 1, rows + rows_read
     in_progress, interrupted = [], []
     for path in _table_files(root):
         rel = path.relative_to(root).as_posix()
         if rel in committed:
             continue
-        unit, run = _owner(rel)
-        if run is not None and is_live(root, run):
-            in_progress.append(f"{rel}: being written by run {run}")
-        elif run is not None and not commits.record_path(root, unit).exists() and run_record_path(root, run).exists():
-            interrupted.append(f"{rel}: run {run} stopped in epoch {unit.rsplit('=', 1)[1]} before committing it; "
+        unit, run = _owner(root, rel)
+        if run is not None and run.is_live():
+            in_progress.append(f"{rel}: being written by run {run.name}")
+        elif run is not None and not commits.record_path(root, unit).exists() and run.record_path.exists():
+            interrupted.append(f"{rel}: run {run.name} stopped in epoch {unit.rsplit('=', 1)[1]} before committing it; "
                                f"`dissect train --resume` removes it and trains that epoch again, "
-                               f"`dissect drop {run}` removes the run")
+                               f"`dissect drop {run.name}` removes the run")
         elif is_unfinished(path):
             damage.append(Damage(rel, "a write that did not finish; delete it", unit))
         elif run is not None:
-            damage.append(Damage(rel, f"not committed: run {run} died in that epoch; `dissect train --resume` "
-                                      f"rewrites it, `dissect drop {run}` removes the run", unit))
+            damage.append(Damage(rel, f"not committed: run {run.name} died in that epoch; `dissect train --resume` "
+                                      f"rewrites it, `dissect drop {run.name}` removes the run", unit))
         else:
             damage.append(Damage(rel, "not committed: a stray file or a write that did not finish; delete it",
                                  unit))
-    for record_file in sorted((root / "runs").glob("*.json")):
+    for record_file in sorted((root / RUNS_DIR).glob("*.json")):
         try:
             json.loads(record_file.read_text())["name"]
         except (ValueError, KeyError, TypeError):
@@ -117,10 +111,10 @@ def _table_files(root: Path):
                                                                             or is_unfinished(p)))
 
 
-def _owner(rel: str) -> tuple[str | None, str | None]:
+def _owner(root: Path, rel: str) -> tuple[str | None, Run | None]:
     """The unit a file sits in by its path, and the run that writes it (None outside runs)."""
-    table, *folders, _ = rel.split("/")
-    partition = dict(f.split("=", 1) for f in folders if "=" in f)
-    if table in TABLES and len(partition) == len(TABLES[table].partitions):
-        return commits.unit_of(table, partition), partition.get("run")
-    return None, None
+    table, partition = rel.split("/", 1)[0], hive_values(rel)
+    if table not in TABLES or list(partition) != [col for col, _ in TABLES[table].partitions]:
+        return None, None
+    run = partition.get("run")
+    return commits.unit_of(table, partition), Run(root, run) if run is not None and NAME.match(run) else None

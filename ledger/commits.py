@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from dissect.ledger.files import FileLock, write_text_atomic
-from dissect.ledger.schema import TABLES
+from dissect.ledger.schema import TABLES, hive_values
 
 COMMITS = "commits"
 EPOCH_TABLES = [t for t in TABLES.values() if dict(t.partitions).keys() == {"run", "epoch"}]
@@ -27,6 +27,10 @@ EPOCH_TABLES = [t for t in TABLES.values() if dict(t.partitions).keys() == {"run
 
 def epoch_unit(run: str, epoch: int) -> str:
     return f"run={run}/epoch={epoch}"
+
+
+def is_epoch_unit(unit: str) -> bool:
+    return unit.startswith("run=")
 
 
 def unit_of(table: str, partition: dict) -> str:
@@ -38,7 +42,7 @@ def unit_of(table: str, partition: dict) -> str:
 
 def describe(unit: str) -> str:
     """A unit as a user names it: 'run a epoch 3', 'oracle ref', 'dataset d (samples)'."""
-    parts = dict(p.split("=", 1) for p in unit.split("/") if "=" in p)
+    parts = hive_values(unit)
     if "epoch" in parts:
         return f"run {parts['run']} epoch {parts['epoch']}"
     if unit.startswith("oracle/"):
@@ -56,7 +60,7 @@ def lock(root) -> FileLock:
 
 def epoch_parts(root, unit: str) -> list[Path]:
     """Every part in an epoch unit's folders, whichever rank wrote it ([] for other units)."""
-    if not unit.startswith("run="):
+    if not is_epoch_unit(unit):
         return []
     return sorted(p for t in EPOCH_TABLES for p in (Path(root) / t.name / unit).glob("*.parquet"))
 
@@ -98,11 +102,16 @@ def uncommit(root, unit: str) -> None:
             (root / rel).unlink(missing_ok=True)
 
 
+def run_records_dir(root, run: str) -> Path:
+    """The folder of RUN's epochs' commit records."""
+    return record_path(root, epoch_unit(run, 0)).parent
+
+
 def run_units(root, run: str) -> list[tuple[int, str]]:
     """(epoch, unit) of every committed epoch of RUN."""
     found = []
-    for path in (Path(root) / COMMITS / f"run={run}").glob("epoch=*.json"):
-        epoch = int(path.stem.split("=", 1)[1])
+    for path in run_records_dir(root, run).glob("epoch=*.json"):
+        epoch = int(hive_values(path.stem)["epoch"])
         found.append((epoch, epoch_unit(run, epoch)))
     return sorted(found)
 
@@ -118,6 +127,39 @@ class Damage:
         return f"{self.path}: {self.problem}{where}"
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One part as a commit record names it, and what a look at the file shows."""
+    unit: str
+    rel: str          # the part's path relative to the ledger
+    rows: int         # as committed
+    columns: list[str] | None   # as committed (None: a record older than the columns field)
+    damage: Damage | None       # missing, or of another size than committed
+
+
+def entries(root) -> tuple[list[Entry], list[Damage]]:
+    """The one walk over the commit records: every part they name, each checked against its
+    file's size, and the records that cannot be read."""
+    root = Path(root)
+    found, unreadable = [], []
+    for path in sorted((root / COMMITS).rglob("*.json")):
+        unit = path.relative_to(root / COMMITS).with_suffix("").as_posix()
+        try:
+            parts = json.loads(path.read_text())["parts"]
+        except (ValueError, KeyError, TypeError):
+            unreadable.append(Damage(path.relative_to(root).as_posix(), "commit record cannot be read", unit))
+            continue
+        for rel, entry in parts.items():
+            try:
+                size = (root / rel).stat().st_size
+                damage = None if size == entry["bytes"] else Damage(
+                    rel, f"{size} bytes, committed with {entry['bytes']}: changed or cut short", unit)
+            except FileNotFoundError:
+                damage = Damage(rel, f"missing (committed with {entry['rows']} rows)", unit)
+            found.append(Entry(unit, rel, entry["rows"], entry.get("columns"), damage))
+    return found, unreadable
+
+
 def committed(root) -> tuple[dict[str, list[Path]], list[Damage], dict[str, set[str] | None]]:
     """Every committed part by table, the damage a look at the files shows (records that
     cannot be read, parts missing or of another size than committed; damaged parts are
@@ -126,27 +168,13 @@ def committed(root) -> tuple[dict[str, list[Path]], list[Damage], dict[str, set[
     root = Path(root)
     by_table: dict[str, list[Path]] = {t: [] for t in TABLES}
     columns: dict[str, set[str] | None] = {t: set() for t in TABLES}
-    damage = []
-    for path in sorted((root / COMMITS).rglob("*.json")):
-        unit = path.relative_to(root / COMMITS).with_suffix("").as_posix()
-        try:
-            parts = json.loads(path.read_text())["parts"]
-        except (ValueError, KeyError, TypeError):
-            damage.append(Damage(path.relative_to(root).as_posix(), "commit record cannot be read", unit))
+    found, damage = entries(root)
+    for entry in found:
+        if entry.damage is not None:
+            damage.append(entry.damage)
             continue
-        for rel, entry in parts.items():
-            part = root / rel
-            try:
-                size = part.stat().st_size
-            except FileNotFoundError:
-                damage.append(Damage(rel, f"missing (committed with {entry['rows']} rows)", unit))
-                continue
-            if size != entry["bytes"]:
-                damage.append(Damage(rel, f"{size} bytes, committed with {entry['bytes']}: changed or cut short",
-                                     unit))
-                continue
-            table = rel.split("/", 1)[0]
-            by_table[table].append(part)
-            if columns[table] is not None:
-                columns[table] = None if "columns" not in entry else columns[table] | set(entry["columns"])
+        table = entry.rel.split("/", 1)[0]
+        by_table[table].append(root / entry.rel)
+        if columns[table] is not None:
+            columns[table] = None if entry.columns is None else columns[table] | set(entry.columns)
     return by_table, damage, columns

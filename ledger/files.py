@@ -1,8 +1,10 @@
-"""Writing files so that a reader, or a crash, never sees half of one; and a lock that
-lets one process at a time do what it guards."""
+"""Writing files so that a reader, or a crash, never sees half of one; and the one lock
+helper, which lets one process at a time do what it guards."""
 import contextlib
 import fcntl
 import os
+import socket
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -51,18 +53,52 @@ def write_parquet_atomic(table, path) -> None:
         pq.write_table(table, tmp, write_page_checksum=True)
 
 
-class FileLock:
-    """An flock on PATH, waited for: one process at a time does what it guards."""
+class LockHeld(Exception):
+    """A lock taken with wait=False that another process holds; `holder` is its note."""
 
-    def __init__(self, path):
-        self.path, self.fd = Path(path), None
+    def __init__(self, holder: str):
+        super().__init__(holder)
+        self.holder = holder
+
+
+class FileLock:
+    """An flock on PATH: one process at a time does what it guards. Waited for, or with
+    wait=False refused at once (LockHeld, with the note of the process that holds it). The
+    operating system lets it go when the process ends, however it ends."""
+
+    def __init__(self, path, *, wait: bool = True):
+        self.path, self.wait, self.fd = Path(path), wait, None
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LockHeld(holder) from None
+        os.ftruncate(fd, 0)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()} since {now}".encode(), 0)
+        self.fd = fd
         return self
 
     def __exit__(self, *exc):
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+def is_held(path) -> bool:
+    """Whether a process holds the FileLock on PATH now."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)   # closing releases a lock taken here
+    return False

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 
 import pyarrow as pa
 
+RUNS_DIR = "runs"   # LEDGER/runs/RUN.json: the run records (RunRecord)
+
 
 @dataclass(frozen=True)
 class Table:
@@ -22,7 +24,17 @@ class Table:
         return "/".join([self.name, *("*" for _ in self.partitions), "*.parquet"])
 
     def partition_dir(self, **values) -> str:
-        return "/".join([self.name, *(f"{col}={values[col]}" for col, _ in self.partitions)])
+        """TABLE/col=value/...: a whole partition's folder, or that of its first columns (scores/run=R)."""
+        columns = [col for col, _ in self.partitions][:len(values)]
+        if set(columns) != set(values):
+            raise ValueError(f"{self.name} is partitioned by {', '.join(columns)} in that order, not {', '.join(values)}")
+        return "/".join([self.name, *(f"{col}={values[col]}" for col in columns)])
+
+
+def hive_values(path: str) -> dict[str, str]:
+    """{column: value} of the hive folders in a path inside a ledger, or in a commit unit
+    ('scores/run=r/epoch=0/part-0-00000.parquet', 'run=r/epoch=0' -> {'run': 'r', 'epoch': '0'})."""
+    return dict(folder.split("=", 1) for folder in path.split("/") if "=" in folder)
 
 
 SCORES = Table(

@@ -4,11 +4,8 @@ A ledger is a folder of Parquet parts and JSON run records (see schema.py).
 Nothing here imports torch: analysing a ledger needs duckdb and pyarrow only.
 """
 import contextlib
-from dataclasses import asdict
-import json
 import os
 import re
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -17,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dissect.ledger import commits
-from dissect.ledger.files import write_parquet_atomic, write_text_atomic
-from dissect.ledger.schema import RUN_COLUMNS, TABLES, RunRecord, duckdb_columns
+from dissect.ledger.files import write_parquet_atomic
+from dissect.ledger.schema import RUN_COLUMNS, RUNS_DIR, TABLES, duckdb_columns
 
 
 class LedgerError(Exception):
@@ -106,8 +103,8 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True,
             con.close()
             raise LedgerError(f"damaged ledger: the {table.name} table cannot be read ({str(e).splitlines()[0]}); "
                               f"`dissect check --ledger {root}` lists what is damaged") from e
-    runs_glob = str(root / "runs" / "*.json")
-    if any((root / "runs").glob("*.json")):
+    runs_glob = str(root / RUNS_DIR / "*.json")
+    if any((root / RUNS_DIR).glob("*.json")):
         columns = ", ".join(f'CAST("{col}" AS {typ}) AS "{col}"' for col, typ in RUN_COLUMNS)
         # timestamps are read as text and cast: the records hold ISO times with an offset
         json_columns = ", ".join(f"'{col}': '{'VARCHAR' if typ == 'TIMESTAMP' else typ}'" for col, typ in RUN_COLUMNS)
@@ -207,41 +204,7 @@ def set_variables(con, variables: dict) -> None:
         con.execute(f'SET VARIABLE "{name}" = ?', [value])
 
 
-# --- run records -----------------------------------------------------------
-
-def run_record_path(root, run: str) -> Path:
-    return Path(root) / "runs" / f"{run}.json"
-
-
-def read_run(root, run: str) -> dict | None:
-    path = run_record_path(root, run)
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
-
-
-def write_run(root, record: RunRecord) -> None:
-    """Write runs/<name>.json atomically, so a reader never sees half a record."""
-    write_text_atomic(run_record_path(root, record.name), json.dumps(asdict(record), indent=2, default=str))
-
-
-def drop_epochs(root, run: str, from_epoch: int) -> None:
-    """Remove every epoch >= FROM_EPOCH of RUN, committed or not (a resumed run rewrites them)."""
-    for epoch, unit in commits.run_units(root, run):
-        if epoch >= from_epoch:
-            commits.uncommit(root, unit)
-    for table in commits.EPOCH_TABLES:
-        for epoch_dir in (Path(root) / table.name / f"run={run}").glob("epoch=*"):
-            if int(epoch_dir.name.split("=", 1)[1]) >= from_epoch:
-                shutil.rmtree(epoch_dir)
-
-
-def drop_run(root, run: str) -> None:
-    """Remove a run's record and every part it wrote (to train it again from scratch)."""
-    drop_epochs(root, run, 0)
-    shutil.rmtree(Path(root) / commits.COMMITS / f"run={run}", ignore_errors=True)
-    run_record_path(root, run).unlink(missing_ok=True)
-
+# --- what the ledger holds ----------------------------------------------------
 
 def damaged(root) -> list[commits.Damage]:
     """The damage a look at the files shows (commits.committed): what connect refuses or skips."""

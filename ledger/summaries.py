@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dissect.ledger import commits
 from dissect.ledger.files import write_parquet_atomic
-from dissect.ledger.schema import SUMMARIES
+from dissect.ledger.schema import SUMMARIES, hive_values
 from dissect.ledger.store import connect, set_variables, sql_text
 
 
@@ -47,7 +47,7 @@ class Summariser:
         """Summaries of the epoch UNIT from its scores PARTS (committed or not) under each split
         (ORACLES: these oracles only; None: the ground truth, where the dataset has it, and every
         oracle of the dataset); returns the summary parts written beside them."""
-        run, epoch = (p.split("=", 1)[1] for p in unit.split("/"))
+        run, epoch = hive_values(unit)["run"], hive_values(unit)["epoch"]
         scores = [str(p) for p in parts if Path(p).relative_to(self.root).parts[0] == "scores"]
         if not scores:
             return []

@@ -77,14 +77,14 @@ class LedgerWriter:
         for part_unit, part in self._written:
             by_unit[part_unit].append(part)
         # datasets and oracles first: an epoch's summaries read the splits they define
-        for part_unit in sorted(by_unit, key=lambda u: u.startswith("run=")):
+        for part_unit in sorted(by_unit, key=commits.is_epoch_unit):
             self._commit(part_unit, by_unit[part_unit], replace)
             self._written = [(u, p) for u, p in self._written if u != part_unit]
 
     def _commit(self, unit: str, parts: list[Path], replace: bool) -> None:
         summaries_written = []
         try:
-            if unit.startswith("run="):   # an epoch: its summaries by class go in with it
+            if commits.is_epoch_unit(unit):   # an epoch: its summaries by class go in with it
                 before = None if replace else commits.read_record(self.root, unit)
                 known = [self.root / rel for rel in (before or {}).get("parts", {})]
                 summaries_written = self._summariser.epoch(unit, [*known, *parts])

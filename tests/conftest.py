@@ -91,7 +91,7 @@ def hand_ledger(tmp_path_factory):
         for name, strategy, ratio, seed in [("dis", "dissect-warmup", 0.3, 0), ("perfect", "dissect-warmup", 0.3, 1),
                                             ("reversed", "dissect-warmup", 0.5, 0), ("flat", "random", 0.3, 0),
                                             ("full", "full", 1.0, 0)]:
-            ledger.write_run(root, run_record(name, strategy, ratio, seed))
+            ledger.Run(root, name).write_record(run_record(name, strategy, ratio, seed))
         # dis: picks 0, 1, 2 (clean) and 6 (noisy): TP accuracy 0.75 in both epochs.
         # epoch 0: clean score 10, noisy 20, mean 12.5; epoch 1: all 30.
         add_scores(writer, "dis", 0, np.where(clean, 10.0, 20.0), np.zeros(N), [0, 1, 2, 6])

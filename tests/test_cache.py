@@ -111,7 +111,7 @@ def test_a_cache_over_the_budget_reads_the_shards_and_no_cache_refuses_it(tiny_d
     assert rows == [("off", False), ("small", False)]
     result = CliRunner().invoke(cli, [*args, "--run", "both", "--cache", "--no-cache"])
     assert result.exit_code == 2 and "--cache and --no-cache contradict each other" in result.output
-    assert ledger.read_run(tmp_path, "both") is None
+    assert ledger.Run(tmp_path, "both").record() is None
 
 
 def test_auto_reads_the_shards_where_no_cache_can_be_written(tiny_dataset, tmp_path, monkeypatch):

@@ -71,7 +71,7 @@ def test_random_is_seeded(hand_ledger):
 
 def test_forgetting_counts_learned_to_forgotten(tmp_path):
     ledger.add_samples(tmp_path, "d", "f" * 64, manifest())
-    ledger.write_run(tmp_path, run_record("f", "full", 1.0, epochs=3))
+    ledger.Run(tmp_path, "f").write_record(run_record("f", "full", 1.0, epochs=3))
     # id 0: learned, forgotten, learned (1 event); id 1: always learned (0); id 2: never learned (3 =
     # epochs, the most forgettable); id 3: learned then forgotten twice over (1, as it never comes back)
     learned = {0: [0, 1, 3], 1: [1], 2: [0, 1]}

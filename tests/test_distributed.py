@@ -41,7 +41,7 @@ def test_every_sample_once_per_epoch_and_world_size_recorded(global_run):
                                                   "GROUP BY epoch ORDER BY epoch")
     assert rows == [(0, 100, 100), (1, 100, 100), (2, 100, 100)]
     assert {r[-1] for r in rows_by_rank(global_run / "ledger", "g")} == {0, 1}   # both ranks wrote parts
-    assert ledger.read_run(global_run / "ledger", "g")["world_size"] == 2
+    assert ledger.Run(global_run / "ledger", "g").record()["world_size"] == 2
     # rank 0 committed every rank's parts of each epoch, and they read back whole
     check = ledger.check(global_run / "ledger")
     assert check.damage == [] and check.in_progress == []
@@ -107,7 +107,7 @@ def test_local_scope_picks_within_each_rank(tiny_dataset, tmp_path):
         WHERE epoch > 0 GROUP BY ALL""").fetchall()
     both_full = [r for r in rows if r[3] == 10 and sum(o[:2] == r[:2] and o[3] == 10 for o in rows) == 2]
     assert both_full and all(k == 3 for *_, k in both_full)   # floor(0.3 * 10) from each rank's own batch
-    assert ledger.read_run(tmp_path / "ledger", "l")["config"]["local_loss"] is True
+    assert ledger.Run(tmp_path / "ledger", "l").record()["config"]["local_loss"] is True
     _, losses = ledger.query(tmp_path / "ledger", "SELECT count(*) FROM steps WHERE isnan(loss) OR loss <= 0")
     assert losses == [(0,)]
 
@@ -115,7 +115,7 @@ def test_local_scope_picks_within_each_rank(tiny_dataset, tmp_path):
 def test_resume_under_torchrun_continues_exactly(global_run, tiny_dataset, tmp_path):
     ledger_dir = global_run / "ledger"
     proc = torchrun("interrupt", tiny_dataset, ledger_dir, "cut", tmp_path, "global", module=False)
-    assert proc.returncode != 0 and ledger.read_run(ledger_dir, "cut")["status"] == "stopped"
+    assert proc.returncode != 0 and ledger.Run(ledger_dir, "cut").record()["status"] == "stopped"
     for rank in (0, 1):   # the signal reached rank 1 alone; both stopped before epoch 1's first step
         assert f"rank {rank}: run cut stopped by SIGTERM in epoch 1" in proc.stderr, proc.stderr[-3000:]
     assert ledger.query(ledger_dir, "SELECT max(epoch) FROM scores WHERE run = 'cut'")[1] == [(0,)]
@@ -127,7 +127,7 @@ def test_resume_under_torchrun_continues_exactly(global_run, tiny_dataset, tmp_p
     query = f"SELECT {columns} FROM scores WHERE run = ? ORDER BY epoch, step, sample_id"
     whole, cut = ledger.query(ledger_dir, query, ["g"])[1], ledger.query(ledger_dir, query, ["cut"])[1]
     assert len(cut) == 300 and cut == whole
-    assert ledger.read_run(ledger_dir, "cut")["world_size"] == 2
+    assert ledger.Run(ledger_dir, "cut").record()["world_size"] == 2
 
 
 @pytest.mark.parametrize("strategy", ["infobatch", "ncr"])

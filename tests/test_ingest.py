@@ -148,7 +148,7 @@ def test_a_sample_keeps_its_source_path_and_uid_into_the_ledger_and_a_reshard(tm
     assert result.exit_code == 0, result.output
     _, found = ledger.query(tmp_path / "ledger", "SELECT image_path, uid FROM samples ORDER BY sample_id")
     assert found == [(f"images/img{i}.png", f"{i:032x}") for i in range(6)]
-    dataset = data.open_dataset(ledger.read_run(tmp_path / "ledger", "r")["dataset_path"])
+    dataset = data.open_dataset(ledger.Run(tmp_path / "ledger", "r").record()["dataset_path"])
     again = data.reshard(dataset, np.array([1, 4]), tmp_path / "subset")
     assert again.manifest.select(["image_path", "uid"]).to_pylist() == [
         {"image_path": f"images/img{i}.png", "uid": f"{i:032x}"} for i in (1, 4)]

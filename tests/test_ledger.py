@@ -57,8 +57,8 @@ def test_missing_ledger_and_bad_sql_are_ledger_errors(tmp_path):
 def test_run_records_drop_epochs_and_samples(tmp_path):
     record = run_record("r1", "random", epochs=3, batch_size=8, dataset_path="/x", start="2026-01-01T00:00:00+00:00",
                         end=None, status="running", config={"lr": 0.1}, versions={"torch": "x"})
-    ledger.write_run(tmp_path, record)
-    assert ledger.read_run(tmp_path, "r1") == asdict(record)
+    ledger.Run(tmp_path, record.name).write_record(record)
+    assert ledger.Run(tmp_path, "r1").record() == asdict(record)
     _, rows = ledger.query(tmp_path, "SELECT name, ratio, status, \"end\", (config->>'lr')::DOUBLE FROM runs")
     assert rows == [("r1", 0.3, "running", None, 0.1)]
 
@@ -67,11 +67,11 @@ def test_run_records_drop_epochs_and_samples(tmp_path):
             writer.add("scores", {"run": "r1", "epoch": epoch}, score_rows([0, 1, 2], epoch, epoch))
             writer.add("evals", {"run": "r1", "epoch": epoch}, {"step": [epoch], "metric": ["rsum"], "value": [1.0]})
         writer.flush()
-    ledger.drop_epochs(tmp_path, "r1", 1)
+    ledger.Run(tmp_path, "r1").drop_epochs(1)
     _, rows = ledger.query(tmp_path, "SELECT DISTINCT epoch FROM scores UNION ALL SELECT DISTINCT epoch FROM evals")
     assert rows == [(0,), (0,)]
-    ledger.drop_run(tmp_path, "r1")
-    assert ledger.read_run(tmp_path, "r1") is None
+    ledger.Run(tmp_path, "r1").drop()
+    assert ledger.Run(tmp_path, "r1").record() is None
     _, rows = ledger.query(tmp_path, "SELECT count(*) FROM scores")
     assert rows == [(0,)]
 

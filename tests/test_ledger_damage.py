@@ -21,7 +21,7 @@ def write_epoch(writer, run, epoch):
     writer.add("steps", {"run": run, "epoch": epoch}, {
         "step": [epoch], "batch_size": [10], "n_selected": [3], "lr": [1e-3], "loss": [1.0], "logit_scale": [14.0],
         "t_data": [0.0], "t_score": [0.0], "t_train": [0.0], "n_pruned": [0]})
-    writer.commit(ledger.epoch_unit(run, epoch))
+    ledger.Run(writer.root, run).commit_epoch(writer, epoch)
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_a_failed_writer_leaves_no_part_and_a_live_run_is_in_progress(tmp_path):
                 "selected": np.ones(10, bool), "correct": np.ones(10, bool)})
             writer.flush()
             assert part(tmp_path, "scores", 1).exists()
-            with ledger.RunLock(tmp_path, "r"):
+            with ledger.Run(tmp_path, "r").lock():
                 result = check(tmp_path)
                 assert result.exit_code == 0 and "in progress  scores/run=r/epoch=1/" in result.output
             raise ValueError
@@ -148,7 +148,7 @@ def test_a_writer_on_a_full_disk_leaves_nothing_uncommitted(tmp_path, monkeypatc
 
 
 def test_an_epoch_a_dead_run_never_committed_is_interrupted_not_damage(two_epochs):
-    ledger.write_run(two_epochs, run_record("r", "random"))
+    ledger.Run(two_epochs, "r").write_record(run_record("r", "random"))
     with ledger.LedgerWriter(two_epochs, commits=False) as writer:   # epoch 2 written, never committed
         writer.add("scores", {"run": "r", "epoch": 2}, {
             "step": np.zeros(10), "sample_id": np.arange(10), "clipscore": np.zeros(10, np.float32),
@@ -164,5 +164,5 @@ def test_an_epoch_a_dead_run_never_committed_is_interrupted_not_damage(two_epoch
     strict = CliRunner().invoke(cli, ["check", "--ledger", str(two_epochs), "--strict"])
     assert strict.exit_code == 1
     assert ledger.query(two_epochs, "SELECT count(*) FROM scores")[1] == [(2 * ROWS_PER_EPOCH,)]
-    ledger.drop_epochs(two_epochs, "r", 2)   # what --resume does first
+    ledger.Run(two_epochs, "r").drop_epochs(2)   # what --resume does first
     assert "interrupted" not in check(two_epochs).output

@@ -75,7 +75,7 @@ def test_a_signal_stops_the_run_between_steps_and_resume_continues_it(tiny_datas
     assert stderr.strip().splitlines()[-1] == (f"run cut stopped by {signal.Signals(signum).name} in epoch 1: its "
                                                "epochs before 1 are whole in the ledger; the same command with "
                                                "--resume continues from epoch 1, row for row")
-    assert ledger.read_run(ledger_dir, "cut")["status"] == "stopped"
+    assert ledger.Run(ledger_dir, "cut").record()["status"] == "stopped"
     assert [w for w in workers if alive(w)] == []
     assert CliRunner().invoke(cli, ["check", "--ledger", str(ledger_dir), "--strict"]).exit_code == 0
     resumed = CliRunner().invoke(cli, train_command(tiny_dataset, ledger_dir, "cut", "--workers", "0", "--resume"))

@@ -166,7 +166,7 @@ def test_regime_map_pairs_seeds_and_draws(tmp_path):
         for suffix, rsum in finals.items():
             name = f"regime-n8-e2-{suffix}"
             record = run_record(name, "random" if "random" in suffix else "dissect-warmup", seed=int(suffix[-1]))
-            ledger.write_run(tmp_path, replace(record, config={"warmup_epochs": 1}))
+            ledger.Run(tmp_path, record.name).write_record(replace(record, config={"warmup_epochs": 1}))
             add_curve(writer, name, [(10, rsum)])
             add_scores(writer, name, 1, np.zeros(N), np.zeros(N), [0, 6])    # half the picks clean
     columns, rows = ledger.query(tmp_path, (BENCHMARKS / "regime_map.sql").read_text())
@@ -207,16 +207,16 @@ def test_the_summaries_written_with_each_epoch_agree_with_the_scores(hand_ledger
 
 def test_a_writer_summarises_under_an_oracle_committed_while_it_runs(tmp_path):
     ledger.add_samples(tmp_path, "d", "f" * 64, manifest())
-    ledger.write_run(tmp_path, run_record("r", "dissect-warmup"))
+    ledger.Run(tmp_path, "r").write_record(run_record("r", "dissect-warmup"))
     clean = np.array([i not in NOISY for i in range(N)])
     with ledger.LedgerWriter(tmp_path) as writer:
         add_scores(writer, "r", 0, np.where(clean, 10.0, 20.0), np.zeros(N), [0, 1])
-        writer.commit(ledger.epoch_unit("r", 0))
+        ledger.Run(tmp_path, "r").commit_epoch(writer, 0)
         with ledger.LedgerWriter(tmp_path) as scorer:   # `dissect score` in another process
             scorer.add("oracle", {"name": "o"}, {"dataset": ["d"] * N, "sample_id": np.arange(N),
                                                  "clipscore": np.arange(N, dtype=np.float32), "loss": np.ones(N),
                                                  "negcliploss": np.zeros(N, dtype=np.float32)})
         add_scores(writer, "r", 1, np.where(clean, 10.0, 20.0), np.zeros(N), [0, 1])
-        writer.commit(ledger.epoch_unit("r", 1))
+        ledger.Run(tmp_path, "r").commit_epoch(writer, 1)
     _, rows = ledger.query(tmp_path, "SELECT epoch, oracle, sum(n) FROM summaries GROUP BY ALL ORDER BY ALL")
     assert rows == [(0, None, N), (1, "o", N), (1, None, N)]

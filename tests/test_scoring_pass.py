@@ -44,7 +44,7 @@ def test_a_cheaper_scoring_pass_trains_and_is_recorded(tiny_dataset, tmp_path):
     result = CliRunner().invoke(cli, args(tiny_dataset, tmp_path, "cheap", "--score-image-size", "16",
                                           "--score-precision", "amp_bf16"))
     assert result.exit_code == 0, result.output
-    config = ledger.read_run(tmp_path, "cheap")["config"]
+    config = ledger.Run(tmp_path, "cheap").record()["config"]
     assert (config["score_image_size"], config["score_precision"], config["precision"]) == (16, "amp_bf16", "fp32")
     _, rows = ledger.query(tmp_path, "SELECT count(*), count(clipscore) FROM scores WHERE run = 'cheap'")
     assert rows == [(200, 200)]

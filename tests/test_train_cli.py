@@ -90,7 +90,7 @@ def test_a_trained_ledger_checks_whole(trained):
 
 def test_checkpoint_loads_in_open_clip(trained):
     model, _, _ = open_clip.create_model_and_transforms(
-        "dissect-tiny", pretrained=str(trained / "checkpoints" / "warm" / engine_train.CHECKPOINT))
+        "dissect-tiny", pretrained=str(ledger.Run(trained, "warm").checkpoint_path))
     assert model.visual.image_size in (32, (32, 32))
 
 
@@ -159,7 +159,7 @@ def test_interrupted_then_resumed_run_writes_the_same_rows(tiny_dataset, tmp_pat
                                    warmup_epochs=1, workers=0, quiet=True)
     with pytest.raises(KeyboardInterrupt):
         engine_train.train(cfg, on_epoch_end=interrupt_after_first_epoch)
-    assert ledger.read_run(ledger_dir, "cut")["status"] == "stopped"
+    assert ledger.Run(ledger_dir, "cut").record()["status"] == "stopped"
     first_epoch = sorted((ledger_dir / "scores" / "run=cut" / "epoch=0").glob("*.parquet"))
     first_epoch_written = [p.stat().st_mtime_ns for p in first_epoch]
     assert len(first_epoch) == 1 and not (ledger_dir / "scores" / "run=cut" / "epoch=1").exists()
@@ -172,7 +172,7 @@ def test_interrupted_then_resumed_run_writes_the_same_rows(tiny_dataset, tmp_pat
     assert len(whole) == 300 and cut == whole
     evals = "SELECT epoch, step, metric, value FROM evals WHERE run = ? ORDER BY ALL"
     assert ledger.query(ledger_dir, evals, ["cut"])[1] == ledger.query(ledger_dir, evals, ["whole"])[1]
-    assert ledger.read_run(ledger_dir, "cut")["status"] == "completed"
+    assert ledger.Run(ledger_dir, "cut").record()["status"] == "completed"
     assert [p.stat().st_mtime_ns for p in first_epoch] == first_epoch_written   # epoch 0 was not redone
 
 
@@ -238,7 +238,7 @@ def test_random_and_full_run_no_scoring_pass_unless_asked(tiny_dataset, tmp_path
     _, rows = ledger.query(ledger_dir, "SELECT count(*) FROM scores a JOIN scores b USING (epoch, sample_id) "
                                        "WHERE a.run = 'rand' AND b.run = 'rand-all' AND a.selected <> b.selected")
     assert rows == [(0,)]
-    assert ledger.read_run(ledger_dir, "rand-all")["config"]["score_all"] is True
+    assert ledger.Run(ledger_dir, "rand-all").record()["config"]["score_all"] is True
 
 
 def test_every_test_set_is_evaluated_under_its_own_name(tiny_dataset, tmp_path):
@@ -260,14 +260,14 @@ def test_every_test_set_is_evaluated_under_its_own_name(tiny_dataset, tmp_path):
 
 
 def test_adamw_defaults_follow_open_clip_train_per_model(trained, tiny_dataset, tmp_path):
-    config = ledger.read_run(trained, "warm")["config"]
+    config = ledger.Run(trained, "warm").record()["config"]
     assert (config["beta1"], config["beta2"], config["eps"]) == (0.9, 0.98, 1e-6)     # dissect-tiny is a ViT
     resnet = TrainConfig(data="d", ledger="l", run="r", model="RN50").resolved(device="cpu", is_resnet=True)
     assert (resnet.beta1, resnet.beta2, resnet.eps) == (0.9, 0.999, 1e-8)
     ledger_dir = tmp_path / "ledger"
     assert run_cli(*train_args(tiny_dataset, ledger_dir, "b", "random", 2, "--beta2", "0.95", "--eps", "1e-7")
                    ).exit_code == 0
-    config = ledger.read_run(ledger_dir, "b")["config"]
+    config = ledger.Run(ledger_dir, "b").record()["config"]
     assert (config["beta1"], config["beta2"], config["eps"]) == (0.9, 0.95, 1e-7)
 
 
@@ -314,7 +314,7 @@ def test_the_online_baselines_train_and_say_what_they_trained(tiny_dataset, tmp_
     assert f"trained {fraction:.3f} of its train samples per epoch" in result.output
     result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
     assert f",{round(fraction, 3)}," in result.output
-    config = ledger.read_run(ledger_dir, strategy)["config"]
+    config = ledger.Run(ledger_dir, strategy).record()["config"]
     assert {"infobatch_anneal", "scan_t_cos", "scan_prune_td", "mid_loss_spread", "divbs_features", "ncr_warmup_epoch",
             "ncr_p_threshold", "gsc_beta"} <= set(config)
 
@@ -371,23 +371,23 @@ def test_query_can_neither_write_nor_reach_out(trained, tmp_path, statement):
 
 def test_one_process_per_run_and_a_dead_run_looks_dead(tiny_dataset, tmp_path):
     ledger_dir = tmp_path / "ledger"
-    with ledger.RunLock(ledger_dir, "busy"):          # as a live training process holds it
+    with ledger.Run(ledger_dir, "busy").lock():          # as a live training process holds it
         result = run_cli(*train_args(tiny_dataset, ledger_dir, "busy", "random", 2))
         assert result.exit_code == 2 and "is being trained by process" in result.output
-        assert ledger.is_live(ledger_dir, "busy")
-    assert not ledger.is_live(ledger_dir, "busy")
+        assert ledger.Run(ledger_dir, "busy").is_live()
+    assert not ledger.Run(ledger_dir, "busy").is_live()
     # a run whose process died mid-way: its record still says running, nobody holds its lock
-    ledger.write_run(ledger_dir, run_record("ghost", "random", end=None, status="running", config={}))
+    ledger.Run(ledger_dir, "ghost").write_record(run_record("ghost", "random", end=None, status="running", config={}))
     result = run_cli("runs", "--ledger", ledger_dir, "--format", "csv")
     assert "ghost,random,0.3,m,0,died (last write " in result.output and ",0/2," in result.output
     result = run_cli("drop", "ghost", "--ledger", ledger_dir)
     assert result.exit_code == 0 and "removed" in result.output and "ghost.json" in result.output
-    assert ledger.read_run(ledger_dir, "ghost") is None
-    with ledger.RunLock(ledger_dir, "busy"):          # a live run: refused before a word of removing
-        ledger.write_run(ledger_dir, run_record("busy", "random", end=None, status="running", config={}))
+    assert ledger.Run(ledger_dir, "ghost").record() is None
+    with ledger.Run(ledger_dir, "busy").lock():          # a live run: refused before a word of removing
+        ledger.Run(ledger_dir, "busy").write_record(run_record("busy", "random", end=None, status="running", config={}))
         result = run_cli("drop", "busy", "--ledger", ledger_dir)
     assert result.exit_code == 2 and result.output.startswith("error: run 'busy' is being trained")
-    assert "removed" not in result.output and ledger.read_run(ledger_dir, "busy") is not None
+    assert "removed" not in result.output and ledger.Run(ledger_dir, "busy").record() is not None
 
 
 def test_drop_stays_inside_its_ledger(tiny_dataset, tmp_path):
@@ -401,8 +401,8 @@ def test_drop_stays_inside_its_ledger(tiny_dataset, tmp_path):
     outside = tmp_path / "elsewhere"
     assert run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 1)).exit_code == 0
     assert run_cli(*train_args(tiny_dataset, ledger_dir, "o", "random", 1, "--out", outside)).exit_code == 0
-    assert ledger.read_run(ledger_dir, "r")["config"]["out"] == "checkpoints/r"     # relative: the ledger's own
-    assert ledger.read_run(ledger_dir, "o")["config"]["out"] == str(outside.resolve())
+    assert ledger.Run(ledger_dir, "r").record()["config"]["out"] == "checkpoints/r"     # relative: the ledger's own
+    assert ledger.Run(ledger_dir, "o").record()["config"]["out"] == str(outside.resolve())
     copy = tmp_path / "b" / "ledger"
     shutil.copytree(ledger_dir, copy)
     result = run_cli("drop", "r", "--ledger", copy)            # the copy's checkpoint, not the original's
@@ -410,7 +410,7 @@ def test_drop_stays_inside_its_ledger(tiny_dataset, tmp_path):
     assert not (copy / "checkpoints" / "r").exists() and (ledger_dir / "checkpoints" / "r" / "checkpoint.pt").exists()
     result = run_cli("drop", "o", "--ledger", copy)            # a checkpoint outside the ledger is left
     assert result.exit_code == 0 and f"kept {outside / 'checkpoint.pt'}: it is outside the ledger" in result.output
-    assert (outside / "checkpoint.pt").exists() and ledger.read_run(copy, "o") is None
+    assert (outside / "checkpoint.pt").exists() and ledger.Run(copy, "o").record() is None
 
 
 def test_resume_checks_what_it_resumes(tiny_dataset, tmp_path):
@@ -421,7 +421,7 @@ def test_resume_checks_what_it_resumes(tiny_dataset, tmp_path):
     assert "--strategy 'random' -> 'small-loss'" in result.output and "--seed 0 -> 3" in result.output
     result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 1, "--resume"))
     assert result.exit_code == 2 and "it may only grow" in result.output
-    half_written = ledger_dir / "checkpoints" / "r" / f".{engine_train.CHECKPOINT}.999.tmp"   # a killed save
+    half_written = ledger_dir / "checkpoints" / "r" / ".checkpoint.pt.999.tmp"   # a killed save
     half_written.write_bytes(b"half")
     result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 3, "--resume"))
     assert result.exit_code == 0, result.output                 # trains on to 3 epochs
@@ -442,7 +442,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tiny_dataset, tmp
                                    epochs=2, batch_size=BATCH, workers=0, quiet=True)
     with pytest.raises(KeyboardInterrupt):
         engine_train.train(cfg, on_epoch_end=die_in_the_first_epoch)
-    (ledger_dir / "checkpoints" / "early" / engine_train.CHECKPOINT).unlink()
+    ledger.Run(ledger_dir, "early").checkpoint_path.unlink()
     result = run_cli(*train_args(tiny_dataset, ledger_dir, "early", "random", 2, "--resume"))
     assert result.exit_code == 0 and "starts again from epoch 0" in result.output
     _, rows = ledger.query(ledger_dir, "SELECT epoch, count(*) FROM scores GROUP BY 1 ORDER BY 1")
@@ -474,7 +474,7 @@ def test_bf16_precisions_train_on_the_cpu_and_are_recorded(tiny_dataset, tmp_pat
     ledger_dir = tmp_path / "ledger"
     result = run_cli(*train_args(tiny_dataset, ledger_dir, "p", "dissect-warmup", 2, "--precision", precision))
     assert result.exit_code == 0, result.output
-    assert ledger.read_run(ledger_dir, "p")["config"]["precision"] == precision
+    assert ledger.Run(ledger_dir, "p").record()["config"]["precision"] == precision
     _, rows = ledger.query(ledger_dir, "SELECT count(clipscore), min(loss) > 0 FROM scores")
     assert rows == [(200, True)]
     _, rows = ledger.query(ledger_dir, "SELECT count(*) FROM evals WHERE metric = 'rsum4'")
@@ -482,7 +482,7 @@ def test_bf16_precisions_train_on_the_cpu_and_are_recorded(tiny_dataset, tmp_pat
 
 
 def test_fp32_is_the_cpu_default_and_amp_needs_a_gpu(tiny_dataset, trained, tmp_path):
-    assert ledger.read_run(trained, "warm")["config"]["precision"] == "fp32"
+    assert ledger.Run(trained, "warm").record()["config"]["precision"] == "fp32"
     result = run_cli(*train_args(tiny_dataset, tmp_path / "ledger", "a", "random", 2, "--precision", "amp",
                                  "--device", "cpu"))
     assert result.exit_code == 2 and "needs a GPU" in result.output
@@ -504,7 +504,7 @@ def test_where_the_time_goes_per_epoch(trained):
 def test_a_damaged_checkpoint_and_an_unwritable_ledger_are_one_line_errors(tiny_dataset, tmp_path):
     ledger_dir = tmp_path / "ledger"
     assert run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 2)).exit_code == 0
-    (ledger_dir / "checkpoints" / "r" / engine_train.CHECKPOINT).write_bytes(b"not a checkpoint")
+    ledger.Run(ledger_dir, "r").checkpoint_path.write_bytes(b"not a checkpoint")
     result = run_cli(*train_args(tiny_dataset, ledger_dir, "r", "random", 3, "--resume"))
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "cannot be resumed from" in result.output and "delete it" in result.output
@@ -545,4 +545,4 @@ def test_the_default_run_name_says_the_ratio_the_record_keeps(tiny_dataset, tmp_
     result = run_cli("train", tiny_dataset, "--strategy", "full", "--ratio", "0.3", "--epochs", 1, "--batch-size",
                      BATCH, "--ledger", tmp_path, "--workers", 0, "--quiet")
     assert result.exit_code == 0, result.output
-    assert ledger.read_run(tmp_path, "full-r1.0-s0")["ratio"] == 1.0
+    assert ledger.Run(tmp_path, "full-r1.0-s0").record()["ratio"] == 1.0

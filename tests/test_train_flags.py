@@ -48,7 +48,7 @@ def test_score_mode_train_scores_with_the_model_in_train_mode(tiny_dataset, tmp_
         cfg = engine_train.TrainConfig(data=str(tiny_dataset), ledger=str(tmp_path), run=f"m-{mode}", epochs=2,
                                        batch_size=20, warmup_epochs=1, workers=0, score_mode=mode, quiet=True)
         cfg = cfg.resolved(device="cpu", is_resnet=False)
-        trainer = engine_train.Trainer(cfg, engine_train.validate(cfg), distributed.init("cpu"))
+        trainer = engine_train.Trainer(cfg, engine_train.run_of(cfg), engine_train.validate(cfg), distributed.init("cpu"))
         seen = []
         trainer.model.register_forward_pre_hook(
             lambda module, args: seen.append(module.training) if torch.is_inference_mode_enabled() else None)
@@ -67,7 +67,7 @@ def test_the_optimiser_and_schedule_flags_reach_adamw_and_the_lr_schedule(tiny_d
     lrs = [lr for (lr,) in lrs]
     assert lrs[:3] == [0.002 * (s + 1) / 3 for s in range(3)]   # linear warm-up over 3 steps to --lr
     assert lrs[3] == 0.002 and lrs[3:] == sorted(lrs[3:], reverse=True) and lrs[-1] < 0.0005   # then cosine down
-    state = torch.load(tmp_path / "checkpoints" / "opt" / engine_train.CHECKPOINT, weights_only=True)
+    state = torch.load(ledger.Run(tmp_path, "opt").checkpoint_path, weights_only=True)
     groups = state["optimizer"]["param_groups"]
     assert {g["weight_decay"] for g in groups} == {0.0, 0.2}   # no decay on gains, biases, logit scale
     assert {g["betas"][0] for g in groups} == {0.8}
@@ -78,7 +78,7 @@ def test_running_mean_flags_reach_the_strategy_and_bad_values_are_refused(tiny_d
           "--running-mean-random-share", "0.5", "--running-mean-pool", "0.6")
     _, rows = ledger.query(tmp_path, "SELECT epoch, sum(n_selected) FROM steps WHERE run = 'rm' GROUP BY 1 ORDER BY 1")
     assert [n for _, n in rows] == [5 * 6] * 3       # k = 6 of every batch of 20, five batches an epoch
-    state = torch.load(tmp_path / "checkpoints" / "rm" / engine_train.CHECKPOINT, weights_only=True)
+    state = torch.load(ledger.Run(tmp_path, "rm").checkpoint_path, weights_only=True)
     assert state["strategy"]["visits"].sum() == 3 * 100   # every train sample scored in each of the 3 epochs
     result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--strategy", "running-mean", "--ledger",
                                       str(tmp_path), "--run", "bad", "--running-mean-pool", "1.5"])
