@@ -41,7 +41,7 @@ from selection_quality import Run, make_benchmark, make_emoji, train_all
 from table import print_table
 
 from dissect import ledger
-from dissect.engine import oracle as oracle_scoring, train
+from dissect.engine import oracle as oracle_scoring
 from dissect.engine.config import EmojiConfig
 from dissect.engine.data import fashion_mnist, synthetic
 from dissect.ledger import curation

@@ -92,7 +92,7 @@ def main():
         scores = {}
         for name, scoring in variants(half).items():
             cfg = config(f"agreement-{name}", **scoring).resolved(device="cpu", is_resnet=models.is_resnet(args.model))
-            trainer = train.Trainer(cfg, train.run_of(cfg), train.validate(cfg), distributed.init("cpu"))
+            trainer = train.Trainer(cfg, train.run_of(cfg), train.open_sources(cfg.validated()), distributed.init("cpu"))
             batches = list(cache.Cache(trainer.dataset, args.model, trainer.preprocess_train).batches(
                 trainer.dataset, "train", batch_size=args.batch_size, seed=0, epoch=0))
             hist, final = (clipscores(trainer, states[e], batches) for e in (warmup, args.epochs))

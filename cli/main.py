@@ -15,10 +15,11 @@ import click
 from dissect import ledger
 from dissect.ledger import curation, report
 from dissect.cli.output import FORMATS, emit
-from dissect.engine.config import (AUTO, CSV_CAPTION_KEY, CSV_IMG_KEY, CSV_SEPARATOR, DIVBS_FEATURES,
+from dissect.engine.config import (AUTO, CSV_CAPTION_KEY, CSV_IMG_KEY, CSV_SEPARATOR,
                                    EMOJI_CAPTIONS, EMOJI_FORMATS, EMOJI_KEYWORDS_TEMPLATE, EMOJI_MAX_KEYWORDS,
                                    EMOJI_STYLES, PRECISIONS, DemoSettings, EmojiConfig, ScoreSettings, TrainConfig,
                                    default_run_name)
+from dissect.engine.strategy_settings import ALL_SETTINGS, STRATEGY_SETTINGS
 
 DEFAULT_LEDGER = "ledger"
 
@@ -300,9 +301,18 @@ def cache_mode(cache: str, no_cache: bool) -> str:
     return "off" if no_cache else cache
 
 
-STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, dissect-momentum, infobatch, "
-              "scan, mid-loss, running-mean, divbs, ncr, gsc, oracle-clean (a reference that needs ground-truth "
-              "noise flags)")
+STRATEGIES = ", ".join(STRATEGY_SETTINGS) + " (oracle-clean is a reference that needs ground-truth noise flags)"
+
+
+def strategy_options(command):
+    """Every strategy's own settings as options, from their one declaration (engine/strategy_settings.py);
+    TrainConfig.validated() checks their ranges."""
+    for setting in reversed(ALL_SETTINGS):
+        filled_in = f" [default: {setting.default_text}]" if setting.default_text else ""
+        command = click.option(setting.option, type=click.Choice(setting.choices) if setting.choices else setting.type,
+                               default=setting.default, show_default=setting.default is not None,
+                               help=setting.help + filled_in)(command)
+    return command
 
 
 @cli.command()
@@ -335,35 +345,7 @@ STRATEGIES = ("full, random, small-loss, big-loss, clipscore, dissect-warmup, di
 @click.option("--run", default=None, help="Run name [default: STRATEGY-rRATIO-sSEED].")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Checkpoint folder [default: LEDGER/checkpoints/RUN].")
-@click.option("--warmup-epochs", default=None, type=int,
-              help="dissect-warmup's T_w: random selection before, delta after [default: epochs // 4].")
-@click.option("--momentum", default=TrainConfig.momentum, show_default=True, help="dissect-momentum's beta.")
-@click.option("--infobatch-anneal", default=TrainConfig.infobatch_anneal, show_default=True,
-              help="infobatch: the final fraction of the epochs that prunes nothing (the authors' 1 - delta).")
-@click.option("--scan-t-cos", default=TrainConfig.scan_t_cos, show_default=True,
-              help="scan: T_cos, the pruning epochs that follow each collecting epoch.")
-@click.option("--scan-prune-td", default=TrainConfig.scan_prune_td, show_default=True,
-              help="scan: full-data pre-training ends when an epoch's mean loss falls by less than this share.")
-@click.option("--ncr-warmup-epoch", default=TrainConfig.ncr_warmup_epoch, show_default=True,
-              help="ncr: warm-up epochs (both networks train k at random) before the GMM co-divide.")
-@click.option("--ncr-p-threshold", default=TrainConfig.ncr_p_threshold, show_default=True,
-              help="ncr: the clean probability above which a pair's rectified label is prob + (1 - prob) x pred.")
-@click.option("--gsc-beta", default=TrainConfig.gsc_beta, show_default=True,
-              help="gsc: beta of the targets' moving average (topo_target, pred_target).")
-@click.option("--mid-loss-spread", default=TrainConfig.mid_loss_spread, show_default=True,
-              help="mid-loss: the kept fraction falls linearly from r (1 + s) to r (1 - s) over the epochs.")
-@click.option("--mid-loss-low-share", default=TrainConfig.mid_loss_low_share, show_default=True,
-              help="mid-loss: the share of the left-out samples taken from the lowest losses (the rest: highest).")
-@click.option("--running-mean-warmup", default=TrainConfig.running_mean_warmup, show_default=True,
-              help="running-mean: epochs of random selection before the running mean ranks.")
-@click.option("--running-mean-random-share", default=TrainConfig.running_mean_random_share, show_default=True,
-              help="running-mean: the share of each batch's k picks drawn at random.")
-@click.option("--running-mean-pool", default=TrainConfig.running_mean_pool, show_default=True,
-              help="running-mean: the picks not drawn at random from the batch are drawn at random among its "
-                   "top q by running mean.")
-@click.option("--divbs-features", type=click.Choice(DIVBS_FEATURES), default=TrainConfig.divbs_features,
-              show_default=True, help="divbs: per-sample features, the InfoNCE gradient w.r.t. the embeddings "
-                                      "or the embeddings.")
+@strategy_options
 @click.option("--precision", type=click.Choice(PRECISIONS), default=TrainConfig.precision,
               help="open_clip_train's: fp32; amp (fp16 autocast and a gradient scaler, GPU); amp_bf16 / "
                    "amp_bfloat16 (bf16 autocast); pure_bf16 (bf16 weights) [default: amp on a GPU, fp32 on the CPU].")
@@ -423,7 +405,7 @@ class SqlCommand(click.Command):
 
 
 @cli.command(cls=SqlCommand, help=f"""Run SQL against the ledger's views: {', '.join([*ledger.TABLES, 'runs'])}
-(columns: README, "The score ledger"), with the macros of dissect/ledger/sql/macros.sql.
+(columns: README, "The score ledger"), with the macros of ledger/sql/macros.sql.
 
 Read-only: SELECT (WITH, PIVOT, DESCRIBE, SUMMARIZE), EXPLAIN, SET VARIABLE and in-memory
 CREATE VIEW / MACRO run; COPY, EXPORT, ATTACH, INSERT, INSTALL and LOAD are refused, so

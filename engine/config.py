@@ -3,13 +3,15 @@
 
 Torch-free, so the command line can read the defaults without loading torch.
 """
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from pathlib import Path
+
+from dissect.engine.errors import InputError
+from dissect.engine.strategy_settings import ALL_SETTINGS, settings_of
 
 # open_clip_train's AdamW defaults (its params.get_default_params): ViTs, and ResNets.
 VIT_BETAS_EPS = (0.9, 0.98, 1e-6)
 RESNET_BETAS_EPS = (0.9, 0.999, 1e-8)
-DIVBS_FEATURES = ("grad", "embedding")
 # open_clip_train's names: fp32; amp (fp16 autocast with a gradient scaler, GPU only);
 # amp_bf16 / amp_bfloat16 (bf16 autocast); pure_bf16 (bf16 weights and activations).
 PRECISIONS = ("fp32", "amp", "amp_bf16", "amp_bfloat16", "pure_bf16")
@@ -20,8 +22,25 @@ CACHE_MODES = ("auto", "on", "off")
 # open_clip's CSV defaults (--csv-img-key, --csv-caption-key, --csv-separator)
 CSV_IMG_KEY, CSV_CAPTION_KEY, CSV_SEPARATOR = "filepath", "title", "\t"
 
+# Every strategy's own settings (strategy_settings.py), as keyword fields of TrainConfig.
+_StrategySettings = make_dataclass("StrategySettings", [(s.name, s.type | None, field(default=s.default, kw_only=True))
+                                                        for s in ALL_SETTINGS], frozen=True)
+
+# What a run is apart from its strategy's own settings: a resumed run must agree with its record
+# on every one of these (a larger --epochs trains on).
+DEFINING = ("strategy", "ratio", "seed", "model", "batch_size", "lr", "weight_decay", "beta1", "beta2", "eps",
+            "warmup_steps", "logit_scale_lr_mult", "score_mode", "score_all", "select_scope", "local_loss",
+            "gather_with_grad", "test_data", "subset", "precision", "score_precision", "score_image_size")
+# What is not a run's setting when runs are grouped by setting (sql/macros.sql: run_setting):
+# where things are, how the machine ran it, and what the run's name already says.
+NOT_SETTINGS = ("data", "ledger", "run", "out", "seed", "strategy", "ratio", "device", "workers", "resume", "quiet",
+                "eval_every", "subset")
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_StrategySettings):
+    """`dissect train`'s settings; every strategy's own (momentum, warmup_epochs, ...) come as
+    keyword fields from strategy_settings.py."""
     data: str
     ledger: str
     run: str
@@ -40,20 +59,6 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 1
     out: str | None = None            # the checkpoint's folder [default: the ledger's (ledger.Run)]
-    warmup_epochs: int | None = None   # dissect-warmup's T_w; default: a quarter of the epochs
-    momentum: float = 0.9              # dissect-momentum's beta
-    infobatch_anneal: float = 0.125    # infobatch: the final fraction of the epochs that prunes nothing
-    scan_t_cos: int = 3                # scan: T_cos, the pruning epochs of a cycle (after its collecting epoch)
-    scan_prune_td: float = 0.3         # scan: pre-training ends when an epoch's loss falls by less than this share
-    ncr_warmup_epoch: int = 1          # ncr: epochs of warm-up (k at random for both networks) before co-divide
-    ncr_p_threshold: float = 0.5       # ncr: clean probability above which the rectified label is prob-based
-    gsc_beta: float = 0.7              # gsc: the targets' moving-average weight
-    running_mean_warmup: int = 2        # running-mean: random selection for these epochs
-    running_mean_random_share: float = 0.2   # running-mean: the share of the k picks drawn at random
-    running_mean_pool: float = 0.8      # running-mean: the rest of the picks drawn at random among the batch's top q
-    mid_loss_spread: float = 0.5       # mid-loss: the kept fraction falls from r (1 + s) to r (1 - s)
-    mid_loss_low_share: float = 0.5    # mid-loss: the share of the left-out taken from the lowest losses
-    divbs_features: str = "grad"       # divbs: `grad` (InfoNCE gradient w.r.t. the embeddings) or `embedding`
     precision: str | None = None       # default: amp on a GPU, fp32 on the CPU, as open_clip_train
     score_mode: str = "eval"           # model mode of the scoring pass
     score_precision: str | None = None  # the scoring pass's autocast; default: --precision's
@@ -93,6 +98,49 @@ class TrainConfig:
 
     def as_record(self) -> dict:
         return asdict(self)
+
+    def defining(self) -> tuple[str, ...]:
+        """The settings a resumed run must agree with its record on: DEFINING and its strategy's own."""
+        return DEFINING + tuple(s.name for s in settings_of(self.strategy))
+
+    def recorded_settings(self) -> dict:
+        """The settings that set this run apart from another of its strategy, ratio and seed, as
+        its record keeps them (`runs.settings`): every field but NOT_SETTINGS and other strategies'."""
+        others = {s.name for s in ALL_SETTINGS} - {s.name for s in settings_of(self.strategy)}
+        return {key: value for key, value in self.as_record().items() if key not in NOT_SETTINGS and key not in others}
+
+    def validated(self) -> "TrainConfig":
+        """Every check of a resolved config's values alone (those of the data and the model are
+        train.open_sources'): an InputError that names the flag and what to give."""
+        if not 0 < self.ratio <= 1:
+            raise InputError(f"--ratio {self.ratio} is outside (0, 1]: give the fraction of each batch to train on")
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.strategy == "dissect-warmup" and self.epochs < 2:
+            raise InputError("dissect-warmup needs --epochs 2 or more (a warm-up epoch, then selection by delta): "
+                             "pass --epochs 2 or more, or another --strategy")
+        if self.strategy == "dissect-warmup" and not 1 <= self.warmup_epochs < self.epochs:
+            raise InputError(f"--warmup-epochs {self.warmup_epochs} must be at least 1 and below --epochs {self.epochs}")
+        for setting in ALL_SETTINGS:   # another strategy's too: a bad value is refused wherever it was given
+            setting.check(getattr(self, setting.name))
+        if self.precision not in PRECISIONS:
+            raise InputError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.precision == "amp" and not self.device.startswith("cuda"):
+            raise InputError("--precision amp (fp16 autocast with a gradient scaler) needs a GPU: on the CPU use "
+                             "amp_bf16, pure_bf16 or fp32")
+        if self.score_precision not in PRECISIONS:
+            raise InputError(f"--score-precision {self.score_precision!r}: use one of {', '.join(PRECISIONS)}")
+        if (self.score_precision == "pure_bf16") != (self.precision == "pure_bf16"):
+            raise InputError("--score-precision pure_bf16 goes with --precision pure_bf16 only (the weights are bf16 "
+                             "then): to score in bf16 while training in fp32, use --score-precision amp_bf16")
+        if self.score_precision == "amp" and not self.device.startswith("cuda"):
+            raise InputError("--score-precision amp (fp16 autocast) needs a GPU: on the CPU use amp_bf16 or fp32")
+        if self.select_scope not in ("global", "local"):
+            raise InputError(f"--select-scope {self.select_scope!r}: use global or local")
+        if self.score_mode not in ("eval", "train"):
+            raise InputError(f"--score-mode {self.score_mode!r}: use eval or train")
+        return self
 
 
 def trained_ratio(strategy: str, ratio: float) -> float:

@@ -106,6 +106,62 @@ def share_rows(world: World, tensor: torch.Tensor, counts: list[int], share: int
     return torch.cat([piece for _, piece in sorted(pieces, key=lambda p: p[0])])
 
 
+@dataclass(frozen=True)
+class GlobalBatch:
+    """A step's batch over the ranks, the bookkeeping every collective of the step needs: each
+    rank's number of samples and all their ids, in rank order, and this rank's rows of them."""
+    world: World
+    sizes: list[int]
+    ids: torch.Tensor    # every rank's sample ids, in rank order (CPU)
+
+    @classmethod
+    def of(cls, world: World, ids: torch.Tensor, device) -> "GlobalBatch":
+        sizes = all_sizes(world, len(ids), device)
+        return cls(world, sizes, gather_rows(world, ids.to(device), sizes).cpu() if world.enabled else ids)
+
+    def rank_rows(self, rank: int) -> slice:
+        return slice(sum(self.sizes[:rank]), sum(self.sizes[:rank + 1]))
+
+    @property
+    def rows(self) -> slice:
+        """This rank's rows of the global batch."""
+        return self.rank_rows(self.world.rank)
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows of TENSOR (this rank's), in rank order."""
+        return gather_rows(self.world, tensor, self.sizes)
+
+    def share_out(self, selected: torch.Tensor) -> "Share":
+        """The SELECTED rows (a mask over the global batch) shared out equally over the ranks, in
+        global order: open_clip's ClipLoss gathers equal-sized batches, so the picks are cut to a
+        multiple of the world size (the last in global order wait for another visit)."""
+        picks = selected.nonzero().squeeze(1)
+        trained = torch.zeros_like(selected)
+        trained[picks[:len(picks) - len(picks) % self.world.world_size]] = True
+        counts = [int(trained[self.rank_rows(r)].sum()) for r in range(self.world.world_size)]
+        return Share(self.world, trained, trained[self.rows].nonzero().squeeze(1), counts,
+                     int(trained.sum()) // self.world.world_size)
+
+
+@dataclass(frozen=True)
+class Share:
+    """The trained rows of a global batch and this rank's share of them."""
+    world: World
+    trained: torch.Tensor    # bool over the global batch
+    local: torch.Tensor      # this rank's trained rows, as indices into its own batch
+    counts: list[int]        # trained rows each rank holds
+    size: int                # rows each rank trains on
+
+    @property
+    def part(self) -> slice:
+        """This rank's rows of the trained rows in global order."""
+        return slice(self.world.rank * self.size, (self.world.rank + 1) * self.size)
+
+    def rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This rank's share of the trained rows of TENSOR (this rank's batch)."""
+        return share_rows(self.world, tensor[self.local.to(tensor.device)], self.counts, self.size)
+
+
 def largest(world: World, values: list[int], device) -> list[int]:
     """Each value's largest across the ranks, in one all-reduce."""
     if not world.enabled:

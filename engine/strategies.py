@@ -20,11 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from dissect.engine.errors import InputError
+from dissect.engine.strategy_settings import STRATEGY_SETTINGS, Setting
 
 REGISTRY: dict[str, type["Strategy"]] = {}
 
 
 def register(cls):
+    if cls.name not in STRATEGY_SETTINGS:
+        raise ValueError(f"strategy {cls.name!r} is not declared in strategy_settings.py")
     REGISTRY[cls.name] = cls
     return cls
 
@@ -33,20 +36,21 @@ class UnknownStrategy(InputError):
     pass
 
 
-def create(name: str, *, n_samples: int, ratio: float, seed: int, clean: torch.Tensor | None = None,
-           **settings) -> "Strategy":
-    """settings: the run's hyper-parameters (warmup_epochs, momentum, epochs, infobatch_anneal, ...);
-    each strategy takes those it names in `settings`. clean: ground truth (bool per sample id),
-    which only `oracle-clean` reads."""
+def create(name: str, *, n_samples: int, ratio: float, seed: int, epochs: int | None = None,
+           clean: torch.Tensor | None = None, **settings) -> "Strategy":
+    """settings: the run's strategy settings (warmup_epochs, momentum, infobatch_anneal, ...);
+    each strategy takes its own (`settings`), and the run's EPOCHS where it plans by them.
+    clean: ground truth (bool per sample id), which only `oracle-clean` reads."""
     if name not in REGISTRY:
         raise UnknownStrategy(f"unknown strategy {name!r}: choose one of {', '.join(REGISTRY)}")
     if not 0 < ratio <= 1:
         raise InputError(f"--ratio {ratio} is outside (0, 1]")
     cls = REGISTRY[name]
-    missing = [key for key in cls.settings if key not in settings]
+    missing = [s.name for s in cls.settings if s.name not in settings] + ["epochs"] * (cls.needs_epochs and epochs is None)
     if missing:
         raise TypeError(f"{name} needs the settings {', '.join(missing)}")
-    strategy = cls(n_samples=n_samples, ratio=ratio, seed=seed, **{key: settings[key] for key in cls.settings})
+    own = {s.name: settings[s.name] for s in cls.settings} | ({"epochs": epochs} if cls.needs_epochs else {})
+    strategy = cls(n_samples=n_samples, ratio=ratio, seed=seed, **own)
     if isinstance(strategy, OracleClean):
         if clean is None:
             raise InputError("oracle-clean needs ground-truth noise flags (samples.is_noisy): "
@@ -77,7 +81,8 @@ class Features:
 
 class Strategy:
     name: str
-    settings: tuple[str, ...] = ()   # the run hyper-parameters its constructor takes
+    settings: tuple[Setting, ...] = ()   # its own hyper-parameters, declared in strategy_settings.py
+    needs_epochs = False             # True: its constructor takes the run's number of epochs
     # False: the strategy picks without looking at scores (clipscore and loss are None),
     # so the step runs no scoring pass unless --score-all asks for one.
     scores_batch = True
@@ -240,7 +245,7 @@ class DissectWarmup(HistoryStrategy):
     visit overwriting hist with the current score; from T_w on, top-k delta
     against the score of the sample's last warm-up visit."""
     name = "dissect-warmup"
-    settings = ("warmup_epochs",)
+    settings = STRATEGY_SETTINGS["dissect-warmup"]
 
     def __init__(self, *, warmup_epochs: int, **kw):
         super().__init__(**kw)
@@ -260,7 +265,7 @@ class DissectMomentum(HistoryStrategy):
     of the sample's past scores, updated after every visit; a first visit
     starts the average at the current score."""
     name = "dissect-momentum"
-    settings = ("momentum",)
+    settings = STRATEGY_SETTINGS["dissect-momentum"]
 
     def __init__(self, *, momentum: float, **kw):
         super().__init__(**kw)
@@ -288,7 +293,8 @@ class InfoBatch(Strategy):
     the annealed epochs), and is placed at what it trained (steps.n_selected)."""
     name = "infobatch"
     scores_batch = False
-    settings = ("epochs", "infobatch_anneal")
+    settings = STRATEGY_SETTINGS["infobatch"]
+    needs_epochs = True
 
     def __init__(self, *, epochs: int, infobatch_anneal: float, **kw):
         super().__init__(**kw)
@@ -352,7 +358,8 @@ class Scan(Strategy):
     it the run trains the floor, and is placed there."""
     name = "scan"
     scores_batch = False
-    settings = ("epochs", "scan_t_cos", "scan_prune_td")
+    settings = STRATEGY_SETTINGS["scan"]
+    needs_epochs = True
     MAX_RHO = 0.5
 
     def __init__(self, *, epochs: int, scan_t_cos: int, scan_prune_td: float, **kw):
@@ -455,7 +462,8 @@ class MidLoss(Strategy):
     The kept fraction falls linearly over training from r (1 + s) to r (1 - s),
     s = --mid-loss-spread (capped so it starts at most at 1), averaging r."""
     name = "mid-loss"
-    settings = ("epochs", "mid_loss_spread", "mid_loss_low_share")
+    settings = STRATEGY_SETTINGS["mid-loss"]
+    needs_epochs = True
 
     def __init__(self, *, epochs: int, mid_loss_spread: float, mid_loss_low_share: float, **kw):
         super().__init__(**kw)
@@ -488,7 +496,7 @@ class RunningMean(Strategy):
     oracle-clean draws among the clean ones). Taking the top-k itself, and q = 0.6, lost
     to random selection (docs/selection.md) and were removed."""
     name = "running-mean"
-    settings = ("running_mean_warmup", "running_mean_random_share", "running_mean_pool")
+    settings = STRATEGY_SETTINGS["running-mean"]
 
     def __init__(self, *, running_mean_warmup: int, running_mean_random_share: float, running_mean_pool: float,
                  **kw):
@@ -534,7 +542,7 @@ class DivBS(Strategy):
     `embedding`, the two embeddings themselves."""
     name = "divbs"
     wants_features = True
-    settings = ("divbs_features",)
+    settings = STRATEGY_SETTINGS["divbs"]
 
     def __init__(self, *, divbs_features: str, **kw):
         super().__init__(**kw)
@@ -633,7 +641,7 @@ class NCR(Strategy):
     loss (NCR's soft margin belongs to a triplet loss)."""
     name = "ncr"
     peer = True
-    settings = ("ncr_warmup_epoch", "ncr_p_threshold")
+    settings = STRATEGY_SETTINGS["ncr"]
 
     def __init__(self, *, ncr_warmup_epoch: int, ncr_p_threshold: float, **kw):
         super().__init__(**kw)
@@ -693,7 +701,7 @@ class GSC(Strategy):
     forward_topology, in the training forward); its topology loss (gamma 0.01) is not added."""
     name = "gsc"
     wants_features = True
-    settings = ("gsc_beta",)
+    settings = STRATEGY_SETTINGS["gsc"]
 
     def __init__(self, *, gsc_beta: float, **kw):
         super().__init__(**kw)

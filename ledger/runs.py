@@ -106,6 +106,10 @@ class Run:
     def writer(self, *, rank: int = 0, commits: bool = True) -> LedgerWriter:
         return LedgerWriter(self.root, rank=rank, commits=commits)
 
+    def add(self, writer: LedgerWriter, table: str, epoch: int, columns: dict) -> None:
+        """Queue rows of TABLE in this run's EPOCH."""
+        writer.add(table, {"run": self.name, "epoch": epoch}, columns)
+
     def commit_epoch(self, writer: LedgerWriter, epoch: int) -> None:
         """Commit every rank's parts of EPOCH. Called before save_checkpoint: a checkpoint's
         epochs are always whole in the ledger."""

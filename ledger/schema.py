@@ -182,6 +182,8 @@ class RunRecord:
     subset: dict | None = _column("JSON", default=None)   # the `dissect curate` subset it trained on
     cache_used: bool | None = _column("BOOLEAN", default=None)   # it read the decoded cache (else the shards)
     cache_reason: str | None = _column("VARCHAR", default=None)  # why: --cache, --no-cache, or auto's budget
+    # what sets it apart from another run of its strategy, ratio and seed (sql/macros.sql: setting_labels)
+    settings: dict | None = _column("JSON", default=None)
     config: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
 

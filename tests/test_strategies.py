@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
 from dissect.engine import strategies
+from dissect.engine.strategy_settings import STRATEGY_SETTINGS
 
 
 def make(name, n=10, ratio=0.3, warmup_epochs=2, momentum=0.9, seed=0, **settings):
@@ -368,3 +369,7 @@ def test_weighted_loss_with_unit_weights_is_clip_loss():
     assert torch.allclose(weighted_clip_loss(loss_fn, image, text, scale, torch.ones(6)), plain)
     doubled = weighted_clip_loss(loss_fn, image, text, scale, torch.tensor([2.0, 1, 1, 1, 1, 1]))
     assert doubled > plain
+
+
+def test_every_declared_strategy_is_registered_and_nothing_else():
+    assert set(strategies.REGISTRY) == set(STRATEGY_SETTINGS)

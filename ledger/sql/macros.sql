@@ -121,7 +121,9 @@ CREATE OR REPLACE MACRO final_metric(metric_name) AS TABLE
 
 -- What a run's result depends on besides its strategy, ratio and seed: its config less the
 -- flags that only name, place or watch it, and less the hyper-parameters of strategies
--- it does not run. Runs whose settings are equal are seeds of one experiment.
+-- it does not run. Runs whose settings are equal are seeds of one experiment. A run record
+-- keeps these as `settings` (TrainConfig.recorded_settings); this reads them out of the config
+-- of the records written before it did.
 CREATE OR REPLACE MACRO run_setting(config) AS
     json_merge_patch(config, json_object(
         'data', NULL, 'ledger', NULL, 'run', NULL, 'out', NULL, 'seed', NULL, 'strategy', NULL, 'ratio', NULL,
@@ -148,7 +150,7 @@ CREATE OR REPLACE MACRO run_setting(config) AS
 -- different experiments from being averaged together.
 CREATE OR REPLACE MACRO setting_labels(run_names) AS TABLE
     WITH s AS (
-        SELECT name, run_setting(config) AS setting FROM runs WHERE list_contains(run_names, name)
+        SELECT name, coalesce(settings, run_setting(config)) AS setting FROM runs WHERE list_contains(run_names, name)
     ),
     varying AS (
         SELECT k FROM s, unnest(json_keys(s.setting)) AS t(k)
