@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install browser emoji-data benchmark-data clean
+.PHONY: demo test test-fast install browser emoji-data benchmark-data clean
 
 $(BIN)/dissect: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ install: $(BIN)/dissect
 demo: install
 	$(BIN)/dissect demo --overwrite
 
+# The suite on every core (pytest-xdist). --dist loadgroup hands out a test at a time to the worker
+# that is nearly done (`load` sends runs of 30 at once): with the end-to-end trainings first
+# (tests/conftest.py) the longest start first and the short ones fill the gaps.
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadgroup --no-loadscope-reorder
+
 test: install browser emoji-data
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
+
+# The edit loop: everything but the end-to-end trainings (tests marked e2e).
+test-fast: install
+	$(PYTEST) -m "not e2e"
 
 # Debian's chromium, for the headless-browser check of the report (tests/test_report_browser.py);
 # installed where this user may, else that one test is skipped and says why.

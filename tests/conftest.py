@@ -1,5 +1,11 @@
 import io
+import os
 from dataclasses import replace
+
+# Under pytest-xdist (make test) each worker is one of as many processes as cores: one thread
+# each, for it and the trainings it starts, beats their threads contending for the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pyarrow as pa
@@ -9,6 +15,12 @@ from PIL import Image
 from dissect import ledger
 
 from dissect.engine.data import synthetic
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end trainings first, so that pytest-xdist hands out the longest tests while the
+    short ones can still fill the gaps."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 @pytest.fixture(scope="session")

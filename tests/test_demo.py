@@ -1,9 +1,12 @@
+import pytest
 from click.testing import CliRunner
 
 from dissect import ledger
 from dissect.cli.main import cli
 from dissect.engine import demo, models
 from dissect.engine.config import DemoSettings
+
+pytestmark = pytest.mark.e2e
 
 
 def test_demo_trains_five_strategies_and_the_curation_recipe_and_writes_its_report(tmp_path):

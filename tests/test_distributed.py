@@ -10,6 +10,8 @@ import torch
 from dissect import ledger
 from dissect.engine import distributed
 
+pytestmark = pytest.mark.e2e
+
 HELPER = Path(__file__).with_name("ddp_helper.py")
 
 

@@ -14,6 +14,8 @@ from dissect import ledger
 from dissect.cli.main import cli
 from conftest import image_bytes
 
+pytestmark = pytest.mark.e2e
+
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
@@ -128,7 +130,6 @@ def test_karpathy_ingest_refuses_what_it_cannot_use(tmp_path):
     assert result.exit_code == 2 and "--karpathy needs --images DIR" in result.output
 
 
-@pytest.mark.slow
 def test_the_cc3m_recipe_runs_end_to_end_in_smoke_mode(tmp_path):
     printed = run_script("cc3m/run.sh", tmp_path, SMOKE="1")
     assert "Table 1" in printed and "coco" in printed and "flickr" in printed

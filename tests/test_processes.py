@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from dissect import ledger
 from dissect.cli.main import cli
 
+pytestmark = pytest.mark.e2e
+
 
 def faults_module():
     spec = importlib.util.spec_from_file_location("faults", Path(__file__).parents[1] / "benchmarks" / "faults.py")

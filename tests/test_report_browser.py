@@ -8,6 +8,8 @@ from click.testing import CliRunner
 
 from dissect.cli.main import cli
 
+pytestmark = pytest.mark.e2e
+
 CHROMIUM = shutil.which("chromium")
 
 # Loads the report in a frame and lists each image and link with whether it loaded.

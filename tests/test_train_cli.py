@@ -232,8 +232,9 @@ def test_random_and_full_run_no_scoring_pass_unless_asked(tiny_dataset, tmp_path
     # random scores exactly what it trains (from the training forward); --score-all scores everything
     assert rows == [("all", 200, 200, 200, 200, 200), ("rand", 200, 60, 60, 60, 60),
                     ("rand-all", 200, 200, 200, 60, 60)]
-    _, rows = ledger.query(ledger_dir, "SELECT run, max(t_score) FROM steps GROUP BY run ORDER BY run")
-    assert dict(rows)["rand"] < 1e-3 and dict(rows)["all"] < 1e-3 and dict(rows)["rand-all"] > 1e-3
+    # t_score of random and full is the pick alone; the median, as a busy machine may pause any one step
+    _, rows = ledger.query(ledger_dir, "SELECT run, median(t_score) FROM steps GROUP BY run ORDER BY run")
+    assert dict(rows)["rand"] < 2e-3 and dict(rows)["all"] < 2e-3 and dict(rows)["rand-all"] > 2e-3
     # the scoring pass does not change which samples random picks
     _, rows = ledger.query(ledger_dir, "SELECT count(*) FROM scores a JOIN scores b USING (epoch, sample_id) "
                                        "WHERE a.run = 'rand' AND b.run = 'rand-all' AND a.selected <> b.selected")
