@@ -131,10 +131,11 @@ def test_karpathy_ingest_refuses_what_it_cannot_use(tmp_path):
 
 
 def test_the_cc3m_recipe_runs_end_to_end_in_smoke_mode(tmp_path):
-    printed = run_script("cc3m/run.sh", tmp_path, SMOKE="1")
+    # two of the recipe's three strategies: each is a torchrun of three processes, and the loop is the same
+    printed = run_script("cc3m/run.sh", tmp_path, SMOKE="1", STRATEGIES="dissect-warmup full")
     assert "Table 1" in printed and "coco" in printed and "flickr" in printed
     _, runs = ledger.query(tmp_path / "ledger", "SELECT name, world_size, status FROM runs ORDER BY name")
-    assert runs == [("dissect-warmup", 2, "completed"), ("full", 2, "completed"), ("random", 2, "completed")]
+    assert runs == [("dissect-warmup", 2, "completed"), ("full", 2, "completed")]
     _, oracle = ledger.query(tmp_path / "ledger", "SELECT count(*) FROM oracle WHERE name = 'oracle'")
     assert oracle == [(48,)]
     assert (tmp_path / "report" / "index.html").exists()
