@@ -127,10 +127,6 @@ class GlobalBatch:
         """This rank's rows of the global batch."""
         return self.rank_rows(self.world.rank)
 
-    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Every rank's rows of TENSOR (this rank's), in rank order."""
-        return gather_rows(self.world, tensor, self.sizes)
-
     def share_out(self, selected: torch.Tensor) -> "Share":
         """The SELECTED rows (a mask over the global batch) shared out equally over the ranks, in
         global order: open_clip's ClipLoss gathers equal-sized batches, so the picks are cut to a

@@ -16,9 +16,7 @@ def resumes(cfg: TrainConfig, run: ledger.Run, sources: Sources, world: distribu
     if record is not None and not cfg.resume:
         raise InputError(f"run {cfg.run!r} is already in {cfg.ledger}: pick another --run, pass --resume, "
                          f"or remove it with `dissect drop {cfg.run} --ledger {cfg.ledger}`")
-    if not cfg.resume:
-        return False
-    if record is None:
+    if not cfg.resume or record is None:
         return False
     if record["dataset_fingerprint"] != sources.train.fingerprint:
         raise InputError(f"run {cfg.run!r} was trained on another dataset (fingerprint "
