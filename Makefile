@@ -16,10 +16,11 @@ install: $(BIN)/dissect
 demo: install
 	$(BIN)/dissect demo --overwrite
 
-# The suite on every core (pytest-xdist). --dist loadgroup hands out a test at a time to the worker
-# that is nearly done (`load` sends runs of 30 at once): with the end-to-end trainings first
-# (tests/conftest.py) the longest start first and the short ones fill the gaps.
-PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadgroup --no-loadscope-reorder
+# The suite on every core (pytest-xdist). --dist loadscope with tests/conftest.py's scopes: the tests
+# that share a module-scoped fixture (a training, a torchrun) go to one worker, so it is built once;
+# any other test is handed out alone to the worker that is nearly done. With the end-to-end trainings
+# first (tests/conftest.py) the longest start first and the short ones fill the gaps.
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadscope --no-loadscope-reorder
 
 test: install browser emoji-data
 	$(PYTEST)

@@ -1,6 +1,9 @@
+import ast
+import functools
 import io
 import os
 from dataclasses import replace
+from pathlib import Path
 
 # Under pytest-xdist (make test) each worker is one of as many processes as cores: one thread
 # each, for it and the trainings it starts, beats their threads contending for the cores.
@@ -21,6 +24,49 @@ def pytest_collection_modifyitems(items):
     """The end-to-end trainings first, so that pytest-xdist hands out the longest tests while the
     short ones can still fill the gaps."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
+@functools.cache
+def module_fixture_of_tests(path: Path) -> dict[str, str]:
+    """{test function: the module-scoped fixture of PATH it needs, directly or through other fixtures}."""
+    def is_fixture(d):
+        return "fixture" in ast.unparse(d.func if isinstance(d, ast.Call) else d)
+
+    def is_module_scoped(d):
+        return isinstance(d, ast.Call) and any(k.arg == "scope" and ast.literal_eval(k.value) == "module"
+                                               for k in d.keywords)
+
+    functions = [node for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)]
+    needs = {f.name: [a.arg for a in f.args.args] for f in functions}
+    fixtures = {f.name: f for f in functions if any(map(is_fixture, f.decorator_list))}
+    module_scoped = {name for name, f in fixtures.items() if any(map(is_module_scoped, f.decorator_list))}
+
+    def module_fixture(name, seen=()):
+        for arg in needs.get(name, []):
+            if arg in module_scoped:
+                return arg
+            if arg in fixtures and arg not in seen and (found := module_fixture(arg, (*seen, arg))):
+                return found
+        return None
+
+    return {name: found for name in needs if name.startswith("test") and (found := module_fixture(name))}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """make test's --dist loadscope with a scope of its own: the tests that share a module-scoped
+    fixture (a training, a torchrun) run on one worker, so it is built once rather than once per
+    worker; every other test is a scope of its own, handed to whichever worker is free."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            path, _, test = nodeid.partition("::")
+            fixture = module_fixture_of_tests(config.rootpath / path).get(test.split("[")[0])
+            return f"{path}::{fixture}" if fixture else nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
