@@ -1,5 +1,5 @@
-"""Write a CC3M-sized ledger through the real writer, then time every figure query;
-or measure the writer's peak memory over one epoch of CC12M's size.
+"""Write a CC3M-sized ledger through the real writer, then time every figure query
+and every curation rule; or measure the writer's peak memory over one epoch of CC12M's size.
 
     .venv/bin/python benchmarks/ledger_scale.py [--samples 3000000] [--epochs 40] [--out DIR] [--keep]
     .venv/bin/python benchmarks/ledger_scale.py --writer-memory [--epoch-rows 12400000]
@@ -8,7 +8,8 @@ One dissect-warmup run of SAMPLES x EPOCHS score rows (written in steps of
 --batch-size rows, as training writes them), its steps and evals, the samples
 table with ground-truth noise flags, an oracle, and small full and random runs
 (steps and evals only) that figures 2, 5a and tables 1 and 6 compare against.
-Prints rows/s written and the seconds of each analysis of `dissect report`.
+Prints rows/s written, the seconds of each analysis of `dissect report` and of each rule of
+`dissect curate` (keep 0.3 of the dataset's train samples, read from the dissect run or the oracle).
 """
 import argparse
 import multiprocessing
@@ -24,7 +25,7 @@ import pyarrow as pa
 from table import print_table
 
 from dissect import ledger
-from dissect.ledger import report
+from dissect.ledger import curation, report
 
 
 def record(name, strategy, ratio, epochs, batch_size) -> ledger.RunRecord:
@@ -118,7 +119,7 @@ def main():
     k = int(0.3 * batch)
     hist = np.full(n, np.nan, dtype=np.float32)
     base = np.where(noisy, 20.0, 30.0).astype(np.float32)
-    rows = 0
+    rows, commit_s = 0, 0.0
     start = time.perf_counter()
     with ledger.LedgerWriter(root) as writer:
         for epoch in range(epochs):
@@ -137,7 +138,9 @@ def main():
                     "correct": rng.random(len(ids)) < 0.5})
             if epoch < epochs // 4:
                 hist = clipscore.copy()
-            writer.flush()
+            t0 = time.perf_counter()
+            ledger.Run(root, "dissect").commit_epoch(writer, epoch)   # as rank 0 does: the epoch's summaries too
+            commit_s += time.perf_counter() - t0
             rows += n
         write_curve(writer, "dissect", epochs, steps_per_epoch, batch, 0.3, rng, 1.05)
         write_curve(writer, "full", epochs, steps_per_epoch, batch, 1.0, rng, 1.0)
@@ -157,7 +160,17 @@ def main():
         timings.append((key, round(time.perf_counter() - t0, 2), len(result.rows)))
     print_table([key for key, _, _ in timings], [[seconds for _, seconds, _ in timings]],
                 title=f"{n:,} samples x {epochs} epochs = {rows:,} score rows, {size_gb:.1f} GB: "
-                      f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s); seconds per analysis")
+                      f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s), committing an epoch "
+                      f"(its summaries included) {commit_s / epochs:.2f} s; seconds per analysis")
+
+    rule_timings = []
+    for rule, spec in curation.RULES.items():
+        t0 = time.perf_counter()
+        subset = curation.curate(root, rule, keep=0.3, run="dissect" if spec.needs == "run" else None,
+                                 oracle="oracle" if spec.needs == "oracle" else None, dataset="scale")
+        rule_timings.append((rule, round(time.perf_counter() - t0, 2), subset.meta.n))
+    print_table([rule for rule, _, _ in rule_timings], [[seconds for _, seconds, _ in rule_timings]],
+                title=f"seconds per curation rule, keep 0.3 ({rule_timings[0][2]:,} samples kept)")
     if not args.keep:
         shutil.rmtree(root)
     else:
