@@ -46,6 +46,7 @@ BASE = {
     "query": (["SELECT 1"], {"--ledger": "{ledger}"}),
     "runs": ([], {"--ledger": "{ledger}"}),
     "check": ([], {"--ledger": "{ledger}"}),
+    "compact": ([], {"--ledger": "{ledger}"}),
     "drop": (["no-such-run"], {"--ledger": "{ledger}"}),
     "score": (["{data}"], {"--ckpt": "{ckpt}", "--name": "o", "--ledger": "{ledger}", "--workers": "0"}),
     "eval": ([], {"--ckpt": "{ckpt}", "--data": "{data}"}),

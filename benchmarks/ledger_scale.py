@@ -1,17 +1,20 @@
 """Write a CC3M-sized ledger through the real writer, then time every figure query
 and every curation rule; or measure the writer's peak memory over one epoch of CC12M's size.
 
-    .venv/bin/python benchmarks/ledger_scale.py [--samples 3000000] [--epochs 40] [--out DIR] [--keep]
+    .venv/bin/python benchmarks/ledger_scale.py [--samples 3000000] [--epochs 40] [--ranks 1] [--compact] [--out DIR] [--keep]
     .venv/bin/python benchmarks/ledger_scale.py --writer-memory [--epoch-rows 12400000]
 
 One dissect-warmup run of SAMPLES x EPOCHS score rows (written in steps of
 --batch-size rows, as training writes them), its steps and evals, the samples
 table with ground-truth noise flags, an oracle, and small full and random runs
 (steps and evals only) that figures 2, 5a and tables 1 and 6 compare against.
+With --ranks W the scores are written by W writers, as W ranks write them (W parts per epoch);
+with --compact the ledger is then compacted (`dissect compact`) and every query timed again.
 Prints rows/s written, the seconds of each analysis of `dissect report` and of each rule of
 `dissect curate` (keep 0.3 of the dataset's train samples, read from the dissect run or the oracle).
 """
 import argparse
+import json
 import multiprocessing
 import resource
 import shutil
@@ -90,6 +93,30 @@ def writer_memory(epoch_rows: int, batch: int) -> None:
                       f"in steps of {batch:,}")
 
 
+def parts(root) -> int:
+    return sum(len(json.loads(p.read_text())["parts"]) for p in (Path(root) / "commits").rglob("*.json"))
+
+
+def time_queries(root, label: str) -> None:
+    """Seconds of every analysis of `dissect report` and of every curation rule (keep 0.3)."""
+    timings = []
+    for key in report.ANALYSES:
+        req = report.Request(ledger=str(root), run="dissect", oracle="oracle" if key == "4c" else None)
+        t0 = time.perf_counter()
+        report.run_analysis(key, req)
+        timings.append((key, round(time.perf_counter() - t0, 2)))
+    print_table([key for key, _ in timings], [[seconds for _, seconds in timings]],
+                title=f"{label}: seconds per analysis")
+    rule_timings = []
+    for rule, spec in curation.RULES.items():
+        t0 = time.perf_counter()
+        curation.curate(root, rule, keep=0.3, run="dissect" if spec.needs == "run" else None,
+                        oracle="oracle" if spec.needs == "oracle" else None, dataset="scale")
+        rule_timings.append((rule, round(time.perf_counter() - t0, 2)))
+    print_table([rule for rule, _ in rule_timings], [[seconds for _, seconds in rule_timings]],
+                title=f"{label}: seconds per curation rule, keep 0.3")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=3_000_000)
@@ -100,6 +127,9 @@ def main():
     parser.add_argument("--writer-memory", action="store_true",
                         help="instead: the writer's peak memory over one epoch of --epoch-rows rows")
     parser.add_argument("--epoch-rows", type=int, default=12_400_000)
+    parser.add_argument("--ranks", type=int, default=1, help="write the scores as this many ranks do, a writer each")
+    parser.add_argument("--compact", action="store_true",
+                        help="then `dissect compact` the ledger and time every query again")
     args = parser.parse_args()
     if args.writer_memory:
         writer_memory(args.epoch_rows, args.batch_size)
@@ -121,56 +151,53 @@ def main():
     base = np.where(noisy, 20.0, 30.0).astype(np.float32)
     rows, commit_s = 0, 0.0
     start = time.perf_counter()
-    with ledger.LedgerWriter(root) as writer:
-        for epoch in range(epochs):
-            order = rng.permutation(n)
-            clipscore = base + epoch * np.where(noisy, 0.8, 0.3).astype(np.float32) \
-                + rng.normal(0, 4, n).astype(np.float32)
-            for s in range(steps_per_epoch):
-                ids = order[s * batch:(s + 1) * batch]
-                selected = np.zeros(len(ids), dtype=bool)
-                selected[rng.choice(len(ids), size=min(k, len(ids)), replace=False)] = True
-                h = hist[ids]
-                writer.add("scores", {"run": "dissect", "epoch": epoch}, {
-                    "step": np.full(len(ids), epoch * steps_per_epoch + s), "sample_id": ids,
-                    "clipscore": clipscore[ids], "hist": h,
-                    "loss": rng.random(len(ids), dtype=np.float32), "selected": selected,
-                    "correct": rng.random(len(ids)) < 0.5})
-            if epoch < epochs // 4:
-                hist = clipscore.copy()
-            t0 = time.perf_counter()
-            ledger.Run(root, "dissect").commit_epoch(writer, epoch)   # as rank 0 does: the epoch's summaries too
-            commit_s += time.perf_counter() - t0
-            rows += n
-        write_curve(writer, "dissect", epochs, steps_per_epoch, batch, 0.3, rng, 1.05)
-        write_curve(writer, "full", epochs, steps_per_epoch, batch, 1.0, rng, 1.0)
-        write_curve(writer, "random", epochs, steps_per_epoch, batch, 0.3, rng, 0.95)
-        writer.add("oracle", {"name": "oracle"}, {
-            "dataset": pa.array(["scale"] * n), "sample_id": np.arange(n),
-            "clipscore": (base + rng.normal(0, 3, n)).astype(np.float32), "loss": rng.random(n, dtype=np.float32),
-            "negcliploss": rng.random(n, dtype=np.float32)})
+    # one writer per rank, as torchrun's ranks write: rank r the r-th slice of each global batch, rank 0 commits
+    writers = [ledger.LedgerWriter(root, rank=r, commits=r == 0) for r in range(args.ranks)]
+    writer = writers[0]
+    for epoch in range(epochs):
+        order = rng.permutation(n)
+        clipscore = base + epoch * np.where(noisy, 0.8, 0.3).astype(np.float32) \
+            + rng.normal(0, 4, n).astype(np.float32)
+        for s in range(steps_per_epoch):
+            ids = order[s * batch:(s + 1) * batch]
+            selected = np.zeros(len(ids), dtype=bool)
+            selected[rng.choice(len(ids), size=min(k, len(ids)), replace=False)] = True
+            h, loss, correct = hist[ids], rng.random(len(ids), dtype=np.float32), rng.random(len(ids)) < 0.5
+            for rank, rows_of_rank in enumerate(np.array_split(np.arange(len(ids)), args.ranks)):
+                writers[rank].add("scores", {"run": "dissect", "epoch": epoch}, {
+                    "step": np.full(len(rows_of_rank), epoch * steps_per_epoch + s), "sample_id": ids[rows_of_rank],
+                    "clipscore": clipscore[ids[rows_of_rank]], "hist": h[rows_of_rank], "loss": loss[rows_of_rank],
+                    "selected": selected[rows_of_rank], "correct": correct[rows_of_rank]})
+        if epoch < epochs // 4:
+            hist = clipscore.copy()
+        for other in writers[1:]:
+            other.flush()
+        t0 = time.perf_counter()
+        ledger.Run(root, "dissect").commit_epoch(writer, epoch)   # as rank 0 does: the epoch's summaries too
+        commit_s += time.perf_counter() - t0
+        rows += n
+    write_curve(writer, "dissect", epochs, steps_per_epoch, batch, 0.3, rng, 1.05)
+    write_curve(writer, "full", epochs, steps_per_epoch, batch, 1.0, rng, 1.0)
+    write_curve(writer, "random", epochs, steps_per_epoch, batch, 0.3, rng, 0.95)
+    writer.add("oracle", {"name": "oracle"}, {
+        "dataset": pa.array(["scale"] * n), "sample_id": np.arange(n),
+        "clipscore": (base + rng.normal(0, 3, n)).astype(np.float32), "loss": rng.random(n, dtype=np.float32),
+        "negcliploss": rng.random(n, dtype=np.float32)})
+    for w in writers:
+        w.close()
     write_s = time.perf_counter() - start
     size_gb = sum(p.stat().st_size for p in root.rglob("*.parquet")) / 1e9
+    print(f"{n:,} samples x {epochs} epochs = {rows:,} score rows on {args.ranks} rank(s), {size_gb:.1f} GB: "
+          f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s), committing an epoch (its summaries "
+          f"included) {commit_s / epochs:.2f} s")
 
-    timings = []
-    for key in report.ANALYSES:
-        req = report.Request(ledger=str(root), run="dissect", oracle="oracle" if key == "4c" else None)
+    time_queries(root, f"{parts(root)} committed parts")
+    if args.compact:
         t0 = time.perf_counter()
-        result = report.run_analysis(key, req)
-        timings.append((key, round(time.perf_counter() - t0, 2), len(result.rows)))
-    print_table([key for key, _, _ in timings], [[seconds for _, seconds, _ in timings]],
-                title=f"{n:,} samples x {epochs} epochs = {rows:,} score rows, {size_gb:.1f} GB: "
-                      f"written in {write_s:.0f} s ({rows / write_s:,.0f} rows/s), committing an epoch "
-                      f"(its summaries included) {commit_s / epochs:.2f} s; seconds per analysis")
-
-    rule_timings = []
-    for rule, spec in curation.RULES.items():
-        t0 = time.perf_counter()
-        subset = curation.curate(root, rule, keep=0.3, run="dissect" if spec.needs == "run" else None,
-                                 oracle="oracle" if spec.needs == "oracle" else None, dataset="scale")
-        rule_timings.append((rule, round(time.perf_counter() - t0, 2), subset.meta.n))
-    print_table([rule for rule, _, _ in rule_timings], [[seconds for _, seconds, _ in rule_timings]],
-                title=f"seconds per curation rule, keep 0.3 ({rule_timings[0][2]:,} samples kept)")
+        result = ledger.compact(root)
+        print(f"\ndissect compact: {result.parts_before} parts -> {result.parts_after} in "
+              f"{time.perf_counter() - t0:.0f} s")
+        time_queries(root, f"after compaction, {parts(root)} committed parts")
     if not args.keep:
         shutil.rmtree(root)
     else:

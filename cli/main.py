@@ -480,7 +480,8 @@ def check(ledger_dir, strict):
     missing, changed, unreadable, half-written or not committed, and the runs' epochs (oracles,
     datasets) it touches. Exits 1 if anything is damaged. Parts a live run is writing are not
     damage; nor are those of an epoch a run stopped in before committing it (interrupted: never
-    read, removed by `dissect train --resume`), unless --strict."""
+    read, removed by `dissect train --resume`), or that an interrupted `dissect compact` left
+    (removed by the next), unless --strict."""
     result = ledger.check(ledger_dir)
     for line in result.in_progress:
         click.echo(f"in progress  {line}")
@@ -491,10 +492,26 @@ def check(ledger_dir, strict):
     if result.damage:
         click.echo(f"{len(result.damage)} damaged; affected: {'; '.join(result.affected())}")
         sys.exit(1)
-    aside = f"; {len(result.interrupted)} files of interrupted epochs, never read" if result.interrupted else ""
+    aside = f"; {len(result.interrupted)} files of interrupted epochs or compactions, never read" \
+        if result.interrupted else ""
     click.echo(f"ledger {ledger_dir} is whole: {result.parts} committed parts, {result.rows} rows read back{aside}")
     if strict and result.interrupted:
         sys.exit(1)
+
+
+@cli.command()
+@ledger_option
+@click.option("--run", default=None, help="Only this run's epochs [default: every run's].")
+def compact(ledger_dir, run):
+    """Rewrite the committed epochs' many small parts (a part per rank and flush) as a few
+    large ones, row groups of 1 M rows, the same rows: fewer files for DuckDB and Spark to
+    open. Atomic per epoch through its commit record: a crash loses nothing, `dissect check`
+    passes after it, and the next `dissect compact` finishes what it left."""
+    result = ledger.compact(ledger_dir, run=run)
+    if result.finished:
+        click.echo(result.finished)
+    click.echo(f"compacted {result.epochs} epochs in {ledger_dir}: {result.parts_before} parts -> "
+               f"{result.parts_after}, {result.rows} rows")
 
 
 @cli.command()

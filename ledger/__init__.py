@@ -19,6 +19,7 @@ from dissect.ledger.store import (
     unbound_variables,
 )
 from dissect.ledger.check import check
+from dissect.ledger.compaction import compact
 from dissect.ledger.files import FileLock, atomic_path, write_text_atomic
 from dissect.ledger.runs import Run, datasets_dir, list_runs
 from dissect.ledger.summaries import add_oracle as summarise_oracle
@@ -38,6 +39,7 @@ __all__ = [
     "check_name",
     "check",
     "check_root",
+    "compact",
     "connect",
     "damaged",
     "dataset_path",

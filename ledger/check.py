@@ -3,8 +3,9 @@
 Damage is a committed part that is missing, has changed size, cannot be read or holds
 other rows than committed; a commit or run record that cannot be read; and a part or
 temporary file nobody committed. Not damage: the files of an epoch a live run is writing
-(in progress), and those of an epoch a run died in before committing it (interrupted:
-never read, and removed by `--resume` or `dissect drop`).
+(in progress), those of an epoch a run died in before committing it (interrupted:
+never read, and removed by `--resume` or `dissect drop`), and those an interrupted
+`dissect compact` left (never read, removed by the next `dissect compact`).
 """
 import json
 from collections import defaultdict
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from dissect.ledger import commits
+from dissect.ledger import commits, compaction
 from dissect.ledger.commits import Damage
 from dissect.ledger.files import is_unfinished
 from dissect.ledger.runs import Run
@@ -68,12 +69,15 @@ def check(root) -> CheckResult:
             continue
         parts, rows = parts + 1, rows + rows_read
     in_progress, interrupted = [], []
+    left_by_compaction = compaction.interrupted_files(root)
     for path in _table_files(root):
         rel = path.relative_to(root).as_posix()
         if rel in committed:
             continue
         unit, run = _owner(root, rel)
-        if run is not None and run.is_live():
+        if rel in left_by_compaction:
+            interrupted.append(f"{rel}: {left_by_compaction[rel]}")
+        elif run is not None and run.is_live():
             in_progress.append(f"{rel}: being written by run {run.name}")
         elif run is not None and not commits.record_path(root, unit).exists() and run.record_path.exists():
             interrupted.append(f"{rel}: run {run.name} stopped in epoch {unit.rsplit('=', 1)[1]} before committing it; "

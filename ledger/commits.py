@@ -58,11 +58,17 @@ def lock(root) -> FileLock:
     return FileLock(Path(root) / COMMITS / ".lock")
 
 
+COMPACTED = "compact-"   # the name's start of the parts `dissect compact` writes (compaction.py)
+
+
 def epoch_parts(root, unit: str) -> list[Path]:
-    """Every part in an epoch unit's folders, whichever rank wrote it ([] for other units)."""
+    """Every part in an epoch unit's folders, whichever rank wrote it ([] for other units), but
+    the compacted ones: those are committed by the compaction's swap alone, so that what an
+    interrupted compaction left is never committed by a later writer of the epoch."""
     if not is_epoch_unit(unit):
         return []
-    return sorted(p for t in EPOCH_TABLES for p in (Path(root) / t.name / unit).glob("*.parquet"))
+    return sorted(p for t in EPOCH_TABLES for p in (Path(root) / t.name / unit).glob("*.parquet")
+                  if not p.name.startswith(COMPACTED))
 
 
 def read_record(root, unit: str) -> dict | None:
@@ -77,10 +83,7 @@ def commit(root, unit: str, files, *, replace: bool = False, meta: dict | None =
     with lock(root):
         before = read_record(root, unit)
         parts = {} if replace or before is None else dict(before["parts"])
-        for path in map(Path, files):
-            footer = pq.ParquetFile(path)
-            parts[path.relative_to(root).as_posix()] = {"rows": footer.metadata.num_rows, "bytes": path.stat().st_size,
-                                                        "columns": footer.schema_arrow.names}
+        parts.update(_entries(root, files))
         record = {"unit": unit, "committed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "parts": parts}
         meta = meta if meta is not None else (before or {}).get("meta")
@@ -90,6 +93,32 @@ def commit(root, unit: str, files, *, replace: bool = False, meta: dict | None =
         if replace and before is not None:
             for rel in before["parts"].keys() - parts.keys():
                 (root / rel).unlink(missing_ok=True)
+
+
+def swap(root, unit: str, old, new) -> bool:
+    """Name the parts NEW in UNIT's record instead of OLD, in one write of the record, keeping
+    whatever else it names (parts another process added meanwhile). False, with nothing
+    changed, where the record no longer names every part of OLD."""
+    root = Path(root)
+    with lock(root):
+        before = read_record(root, unit)
+        old_rels = {Path(p).relative_to(root).as_posix() for p in old}
+        if before is None or not old_rels <= before["parts"].keys():
+            return False
+        parts = {rel: entry for rel, entry in before["parts"].items() if rel not in old_rels}
+        parts.update(_entries(root, new))
+        write_text_atomic(record_path(root, unit), json.dumps({**before, "parts": parts}, indent=1, sort_keys=True))
+        return True
+
+
+def _entries(root: Path, files) -> dict[str, dict]:
+    """What a commit record says of each part: its rows, bytes and columns."""
+    entries = {}
+    for path in map(Path, files):
+        footer = pq.ParquetFile(path)
+        entries[path.relative_to(root).as_posix()] = {"rows": footer.metadata.num_rows, "bytes": path.stat().st_size,
+                                                      "columns": footer.schema_arrow.names}
+    return entries
 
 
 def uncommit(root, unit: str) -> None:

@@ -48,9 +48,9 @@ def write_text_atomic(path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_parquet_atomic(table, path) -> None:
+def write_parquet_atomic(table, path, **options) -> None:
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, write_page_checksum=True)
+        pq.write_table(table, tmp, write_page_checksum=True, **options)
 
 
 class LockHeld(Exception):

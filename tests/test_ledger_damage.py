@@ -160,7 +160,7 @@ def test_an_epoch_a_dead_run_never_committed_is_interrupted_not_damage(two_epoch
     assert result.exit_code == 0, result.output
     assert "interrupted  scores/run=r/epoch=2/part-0-00000.parquet: run r stopped in epoch 2" in result.output
     assert "interrupted  steps/run=r/epoch=2/.part-0-00000.parquet.77.tmp" in result.output
-    assert "`dissect train --resume` removes it" in result.output and "2 files of interrupted epochs" in result.output
+    assert "`dissect train --resume` removes it" in result.output and "2 files of interrupted epochs or compactions" in result.output
     strict = CliRunner().invoke(cli, ["check", "--ledger", str(two_epochs), "--strict"])
     assert strict.exit_code == 1
     assert ledger.query(two_epochs, "SELECT count(*) FROM scores")[1] == [(2 * ROWS_PER_EPOCH,)]
