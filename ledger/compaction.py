@@ -3,9 +3,9 @@
 Every rank writes its own parts of an epoch, one per table at each flush and every
 LedgerWriter.PART_ROWS rows, so a run on many ranks leaves many small files; DuckDB and
 Spark read fewer, larger ones faster (a file opened per part, a task per file). For each
-committed epoch and table with more than one part, the parts are read, their rows sorted by
-sample_id where the table has one (as the writer sorts each part), and written as parts of
-up to COMPACT_ROWS rows in row groups of PART_ROWS. The summaries keep their parts, one per
+committed epoch and table, consecutive parts are packed up to COMPACT_ROWS rows, and each pack
+of several is rewritten as one part, its rows sorted by sample_id where the table has one (as
+the writer sorts each part), in row groups of PART_ROWS: one pack in memory at a time. The summaries keep their parts, one per
 split, named by what they summarise (`dissect score` replaces an oracle's by its name).
 
 The swap is atomic through the commit records. The plan (old parts, new parts) is written
@@ -62,9 +62,9 @@ def compact(root, *, run: str | None = None) -> CompactResult:
             finished = finish_interrupted(root)
             result = CompactResult(0, 0, 0, 0, finished)
             for unit in _epoch_units(root, run):
-                groups = _groups(root, unit)
-                if groups:
-                    before, after, rows = _compact_unit(root, unit, groups)
+                plan = _plan(root, unit)
+                if plan:
+                    before, after, rows = _compact_unit(root, unit, plan)
                     result.epochs += 1
                     result.parts_before += before
                     result.parts_after += after
@@ -85,36 +85,45 @@ def _epoch_units(root: Path, run: str | None) -> list[str]:
     return [path.relative_to(root / commits.COMMITS).with_suffix("").as_posix() for path in records]
 
 
-def _groups(root: Path, unit: str) -> dict[str, list[str]]:
-    """The unit's committed parts by partition folder, for the epoch tables with several parts there."""
+def _plan(root: Path, unit: str) -> dict[str, list[str]]:
+    """New part (relative path) -> the unit's committed parts it replaces: per partition folder of
+    the epoch tables, consecutive parts packed up to COMPACT_ROWS rows; a pack of one is left."""
     record = commits.read_record(root, unit) or {"parts": {}}
     epoch_tables = {t.name for t in commits.EPOCH_TABLES} - {"summaries"}
-    groups: dict[str, list[str]] = {}
+    folders: dict[str, list[str]] = {}
     for rel in sorted(record["parts"]):
         if rel.split("/", 1)[0] in epoch_tables:
-            groups.setdefault(rel.rsplit("/", 1)[0], []).append(rel)
-    return {folder: rels for folder, rels in groups.items() if len(rels) > 1}
-
-
-def _compact_unit(root: Path, unit: str, groups: dict[str, list[str]]) -> tuple[int, int, int]:
-    old = [rel for rels in groups.values() for rel in rels]
-    tables = {folder: _merged(root, folder, rels) for folder, rels in groups.items()}
-    pieces = {}
-    for folder, table in tables.items():
+            folders.setdefault(rel.rsplit("/", 1)[0], []).append(rel)
+    plan = {}
+    for folder, rels in folders.items():
+        packs, rows = [[]], 0
+        for rel in rels:
+            if packs[-1] and rows + record["parts"][rel]["rows"] > COMPACT_ROWS:
+                packs.append([])
+                rows = 0
+            packs[-1].append(rel)
+            rows += record["parts"][rel]["rows"]
         names = _free_names(root / folder)
-        for start in range(0, max(table.num_rows, 1), COMPACT_ROWS):
-            pieces[f"{folder}/{next(names)}"] = table.slice(start, COMPACT_ROWS)
-    new = list(pieces)
+        plan.update({f"{folder}/{next(names)}": pack for pack in packs if len(pack) > 1})
+    return plan
+
+
+def _compact_unit(root: Path, unit: str, plan: dict[str, list[str]]) -> tuple[int, int, int]:
+    """Write the plan's new parts one at a time (a pack's rows in memory at most), then swap them in."""
+    old, new = [rel for pack in plan.values() for rel in pack], list(plan)
     write_text_atomic(plan_path(root), json.dumps({"unit": unit, "old": old, "new": new}, indent=1))
-    for rel, piece in pieces.items():
-        write_parquet_atomic(piece, root / rel, row_group_size=LedgerWriter.PART_ROWS)
+    rows = 0
+    for rel, pack in plan.items():
+        table = _merged(root, rel.split("/", 1)[0], pack)
+        write_parquet_atomic(table, root / rel, row_group_size=LedgerWriter.PART_ROWS)
+        rows += table.num_rows
     swapped = commits.swap(root, unit, [root / rel for rel in old], [root / rel for rel in new])
     _remove(root, old if swapped else new)
     plan_path(root).unlink()
     if not swapped:
         raise LedgerError(f"{commits.describe(unit)} changed while it was being compacted (a run resumed or was "
                           "dropped): nothing of it was rewritten; run `dissect compact` again")
-    return len(old), len(new), sum(t.num_rows for t in tables.values())
+    return len(old), len(new), rows
 
 
 def _free_names(folder: Path):
@@ -127,12 +136,12 @@ def _free_names(folder: Path):
         n += 1
 
 
-def _merged(root: Path, folder: str, rels: list[str]) -> pa.Table:
-    """The rows of a partition's parts as one table, sorted by sample_id where the table has it."""
-    schema = TABLES[folder.split("/", 1)[0]].columns
-    table = pa.concat_tables([pq.read_table(root / rel, partitioning=None).select(schema.names).cast(schema)
-                              for rel in rels])
-    return table.sort_by("sample_id") if "sample_id" in schema.names else table
+def _merged(root: Path, table: str, rels: list[str]) -> pa.Table:
+    """The rows of parts of TABLE as one table, sorted by sample_id where the table has it."""
+    schema = TABLES[table].columns
+    merged = pa.concat_tables([pq.read_table(root / rel, partitioning=None).select(schema.names).cast(schema)
+                               for rel in rels])
+    return merged.sort_by("sample_id") if "sample_id" in schema.names else merged
 
 
 def finish_interrupted(root) -> str | None:

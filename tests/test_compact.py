@@ -152,3 +152,12 @@ def test_compact_of_an_unknown_run_says_so_in_one_line(many_parts):
     assert result.exit_code == 2
     assert result.output.strip() == (f"error: run 'nope' has no committed epoch in {many_parts}: "
                                      f"`dissect runs --ledger {many_parts}` lists the runs")
+
+
+def test_parts_are_packed_up_to_the_compacted_size_one_pack_in_memory_at_a_time(many_parts, monkeypatch):
+    before = contents(many_parts)
+    monkeypatch.setattr(compaction, "COMPACT_ROWS", 2 * ROWS + 1)   # two of the 4-row parts fit, three do not
+    result = ledger.compact(many_parts)
+    assert (result.parts_before, result.parts_after) == (12, 6)
+    assert [pq.read_metadata(many_parts / rel).num_rows for rel in parts(many_parts)] == [2 * ROWS] * 6
+    assert contents(many_parts) == before
