@@ -3,13 +3,14 @@
 Every rank writes its own parts of an epoch, one per table at each flush and every
 LedgerWriter.PART_ROWS rows, so a run on many ranks leaves many small files; DuckDB and
 Spark read fewer, larger ones faster (a file opened per part, a task per file). For each
-committed epoch and table, consecutive parts are packed up to COMPACT_ROWS rows, and each pack
-of several is rewritten as one part, its rows sorted by sample_id where the table has one (as
-the writer sorts each part), in row groups of PART_ROWS: one pack in memory at a time. The summaries keep their parts, one per
-split, named by what they summarise (`dissect score` replaces an oracle's by its name).
+committed epoch and table, consecutive parts are packed up to COMPACT_ROWS rows, and each
+pack of several is rewritten as one part, its rows sorted by sample_id where the table has
+one (as the writer sorts each part), in row groups of PART_ROWS: one pack in memory at a
+time. The summaries keep their parts, one per split, named by what they summarise
+(`dissect score` replaces an oracle's by its name).
 
 The swap is atomic through the commit records. The plan (old parts, new parts) is written
-first, to PLAN beside the commit records; then the new parts; then one replacement of the
+first, to PLAN in the ledger's root; then the new parts; then one replacement of the
 epoch's record names the new parts instead of the old (commits.swap); then the old parts
 are deleted and the plan removed. A crash leaves the plan behind: before the swap the old
 parts are still the committed ones and the new files are never read, after it the other
