@@ -75,7 +75,9 @@ def check(root) -> CheckResult:
         if rel in committed:
             continue
         unit, run = _owner(root, rel)
-        if rel in left_by_compaction:
+        if rel in left_by_compaction and compaction.is_running(root):
+            in_progress.append(f"{rel}: being rewritten by `dissect compact`")
+        elif rel in left_by_compaction:
             interrupted.append(f"{rel}: {left_by_compaction[rel]}")
         elif run is not None and run.is_live():
             in_progress.append(f"{rel}: being written by run {run.name}")

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dissect.ledger import commits
-from dissect.ledger.files import FileLock, LockHeld, write_parquet_atomic, write_text_atomic
+from dissect.ledger.files import FileLock, LockHeld, is_held, write_parquet_atomic, write_text_atomic
 from dissect.ledger.schema import TABLES
 from dissect.ledger.store import LedgerError, check_name, check_root
 from dissect.ledger.writer import LedgerWriter
@@ -47,8 +47,17 @@ def plan_path(root) -> Path:
     return Path(root) / PLAN
 
 
+def _lock_path(root) -> Path:
+    return Path(root) / commits.COMMITS / ".compact.lock"
+
+
 def _lock(root) -> FileLock:
-    return FileLock(Path(root) / commits.COMMITS / ".compact.lock", wait=False)
+    return FileLock(_lock_path(root), wait=False)
+
+
+def is_running(root) -> bool:
+    """Whether a `dissect compact` is rewriting the ledger at ROOT now."""
+    return is_held(_lock_path(root))
 
 
 def compact(root, *, run: str | None = None) -> CompactResult:

@@ -161,3 +161,17 @@ def test_parts_are_packed_up_to_the_compacted_size_one_pack_in_memory_at_a_time(
     assert (result.parts_before, result.parts_after) == (12, 6)
     assert [pq.read_metadata(many_parts / rel).num_rows for rel in parts(many_parts)] == [2 * ROWS] * 6
     assert contents(many_parts) == before
+
+
+def test_check_during_a_compaction_lists_its_files_as_in_progress(many_parts, monkeypatch):
+    seen = {}
+
+    def check_then_swap(*args):
+        seen.setdefault("check", check(many_parts))   # during epoch 0's
+        return swap(*args)
+    swap = compaction.commits.swap
+    monkeypatch.setattr(compaction.commits, "swap", check_then_swap)
+    ledger.compact(many_parts)
+    assert seen["check"].exit_code == 0
+    assert "in progress  scores/run=r/epoch=0/compact-00000.parquet: being rewritten by `dissect compact`" \
+        in seen["check"].output
