@@ -14,7 +14,6 @@ Prints rows/s written, the seconds of each analysis of `dissect report` and of e
 `dissect curate` (keep 0.3 of the dataset's train samples, read from the dissect run or the oracle).
 """
 import argparse
-import json
 import multiprocessing
 import resource
 import shutil
@@ -28,7 +27,7 @@ import pyarrow as pa
 from table import print_table
 
 from dissect import ledger
-from dissect.ledger import curation, report
+from dissect.ledger import commits, curation, report
 
 
 def record(name, strategy, ratio, epochs, batch_size) -> ledger.RunRecord:
@@ -94,7 +93,7 @@ def writer_memory(epoch_rows: int, batch: int) -> None:
 
 
 def parts(root) -> int:
-    return sum(len(json.loads(p.read_text())["parts"]) for p in (Path(root) / "commits").rglob("*.json"))
+    return len(commits.entries(root)[0])
 
 
 def time_queries(root, label: str) -> None:

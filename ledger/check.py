@@ -70,12 +70,13 @@ def check(root) -> CheckResult:
         parts, rows = parts + 1, rows + rows_read
     in_progress, interrupted = [], []
     left_by_compaction = compaction.interrupted_files(root)
+    compacting_now = bool(left_by_compaction) and compaction.is_running(root)
     for path in _table_files(root):
         rel = path.relative_to(root).as_posix()
         if rel in committed:
             continue
         unit, run = _owner(root, rel)
-        if rel in left_by_compaction and compaction.is_running(root):
+        if rel in left_by_compaction and compacting_now:
             in_progress.append(f"{rel}: being rewritten by `dissect compact`")
         elif rel in left_by_compaction:
             interrupted.append(f"{rel}: {left_by_compaction[rel]}")

@@ -136,13 +136,13 @@ def run_records_dir(root, run: str) -> Path:
     return record_path(root, epoch_unit(run, 0)).parent
 
 
-def run_units(root, run: str) -> list[tuple[int, str]]:
-    """(epoch, unit) of every committed epoch of RUN."""
+def run_units(root, run: str | None) -> list[tuple[int, str]]:
+    """(epoch, unit) of every committed epoch of RUN (of every run where RUN is None), by run and epoch."""
     found = []
-    for path in run_records_dir(root, run).glob("epoch=*.json"):
-        epoch = int(hive_values(path.stem)["epoch"])
-        found.append((epoch, epoch_unit(run, epoch)))
-    return sorted(found)
+    for path in Path(root, COMMITS).glob(f"{'run=*' if run is None else f'run={run}'}/epoch=*.json"):
+        name, epoch = hive_values(path.parent.name)["run"], int(hive_values(path.stem)["epoch"])
+        found.append((name, epoch, epoch_unit(name, epoch)))
+    return [(epoch, unit) for _, epoch, unit in sorted(found)]
 
 
 @dataclass(frozen=True)

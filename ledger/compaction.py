@@ -85,14 +85,11 @@ def compact(root, *, run: str | None = None) -> CompactResult:
 
 
 def _epoch_units(root: Path, run: str | None) -> list[str]:
-    if run is not None:
-        units = [unit for _, unit in commits.run_units(root, run)]
-        if not units:
-            raise LedgerError(f"run {run!r} has no committed epoch in {root}: `dissect runs --ledger {root}` "
-                              "lists the runs")
-        return units
-    records = sorted((root / commits.COMMITS).glob("run=*/epoch=*.json"))
-    return [path.relative_to(root / commits.COMMITS).with_suffix("").as_posix() for path in records]
+    units = [unit for _, unit in commits.run_units(root, run)]
+    if run is not None and not units:
+        raise LedgerError(f"run {run!r} has no committed epoch in {root}: `dissect runs --ledger {root}` "
+                          "lists the runs")
+    return units
 
 
 def _plan(root: Path, unit: str) -> dict[str, list[str]]:
