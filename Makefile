@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast install browser emoji-data benchmark-data clean
+.PHONY: demo test test-fast install browser emoji-data spark benchmark-data clean
 
 $(BIN)/dissect: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ demo: install
 # first (tests/conftest.py) the longest start first and the short ones fill the gaps.
 PYTEST := $(BIN)/python -m pytest -q -n auto --dist loadscope --no-loadscope-reorder
 
-test: install browser emoji-data
+test: install browser emoji-data spark
 	$(PYTEST)
 
 # The edit loop: everything but the end-to-end trainings (tests marked e2e).
@@ -47,6 +47,17 @@ emoji-data:
 	  { apt-get install -y -q fonts-noto-color-emoji unicode-cldr-core >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fonts-noto-color-emoji unicode-cldr-core >/dev/null 2>&1; }; }; } || \
 	  echo "fonts-noto-color-emoji / unicode-cldr-core are not installed: the emoji tests will be skipped"
+
+# Debian's Java runtime, pyspark and sqlglot, for `--engine spark` (tests/test_spark.py runs every figure
+# query and curation rule on both engines); installed where this user may, else those tests are skipped.
+spark: install
+	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q default-jre-headless >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q default-jre-headless >/dev/null 2>&1; }; }; } || \
+	  echo "no Java runtime could be installed: the Spark tests will be skipped"
+	@$(BIN)/python -c "import pyspark, sqlglot" 2>/dev/null || $(BIN)/pip install --quiet -e '.[spark]' || \
+	  echo "pyspark / sqlglot could not be installed: the Spark tests will be skipped"
 
 # Debian's Fashion-MNIST, for the third benchmark of benchmarks/selection_quality.py (left out,
 # with a note, where it cannot be installed).

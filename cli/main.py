@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from dissect import ledger
-from dissect.ledger import curation, report
+from dissect.ledger import curation, report, spark
 from dissect.cli.output import FORMATS, emit
 from dissect.engine.config import (AUTO, CSV_CAPTION_KEY, CSV_IMG_KEY, CSV_SEPARATOR,
                                    EMOJI_CAPTIONS, EMOJI_FORMATS, EMOJI_KEYWORDS_TEMPLATE, EMOJI_MAX_KEYWORDS,
@@ -75,6 +75,11 @@ ledger_option = click.option("--ledger", "ledger_dir", default=DEFAULT_LEDGER, s
 skip_damaged_option = click.option("--skip-damaged", is_flag=True,
                                    help="Leave out damaged parts of the ledger (each named on stderr) "
                                         "rather than refuse; `dissect check` lists them.")
+engine_option = click.option(
+    "--engine", type=click.Choice(ledger.ENGINES), default=ledger.ENGINES[0], show_default=True,
+    help="Run the SQL on DuckDB, or on Spark SQL over the same files (the active SparkSession, or one as "
+         "Spark's configuration says; local mode where none): the views, macros and rules translated, "
+         "what Spark has no equal of refused by name. Needs pip install 'dissect[spark]' and Java 17+.")
 
 
 def say_skipped(ledger_dir: str, skip_damaged: bool) -> None:
@@ -421,8 +426,9 @@ nothing in the ledger changes. Results leave through --format and --out.""")
 @click.option("--format", "fmt", type=click.Choice([*FORMATS, "parquet"]), default="table", show_default=True)
 @click.option("--out", default=None, type=click.Path(dir_okay=False), callback=_in_existing_folder,
               help="Write the result to this file (written whole, then moved into place); parquet needs it.")
+@engine_option
 @skip_damaged_option
-def query(sql, ledger_dir, sql_file, params, fmt, out, skip_damaged):
+def query(sql, ledger_dir, sql_file, params, fmt, out, engine, skip_damaged):
     if (sql is None) == (sql_file is None):
         raise click.UsageError("give the SQL as an argument or with --file, not both")
     try:
@@ -445,14 +451,16 @@ def query(sql, ledger_dir, sql_file, params, fmt, out, skip_damaged):
     if fmt == "parquet":
         if not out:
             raise click.UsageError("--format parquet writes a file: pass --out FILE")
-        table = ledger.query_table(ledger_dir, sql, bound, variables=bound, skip_damaged=skip_damaged)
+        table = (ledger.query_table(ledger_dir, sql, bound, variables=bound, skip_damaged=skip_damaged)
+                 if engine == "duckdb" else spark.query_table(ledger_dir, sql, variables=bound, skip_damaged=skip_damaged))
         import pyarrow.parquet as pq
 
         with ledger.atomic_path(out) as tmp:
             pq.write_table(table, tmp)
         click.echo(f"wrote {table.num_rows} rows to {out}")
         return
-    columns, rows = ledger.query(ledger_dir, sql, bound, variables=bound, skip_damaged=skip_damaged)
+    columns, rows = (ledger.query(ledger_dir, sql, bound, variables=bound, skip_damaged=skip_damaged)
+                     if engine == "duckdb" else spark.query(ledger_dir, sql, variables=bound, skip_damaged=skip_damaged))
     if out:
         with ledger.atomic_path(out) as tmp, open(tmp, "w") as f:
             emit(columns, rows, fmt, file=f)
@@ -636,8 +644,9 @@ def eval_(ckpt, model, data_path, split, ledger_dir, run, batch_size, workers, d
               help="The dataset folder, for --reshard and --preview [default: where the ledger's runs found it].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar (--reshard).")
+@engine_option
 def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist_epoch, until_epoch, fmt, reshard,
-           preview, data_dir, overwrite, quiet):
+           preview, data_dir, overwrite, quiet, engine):
     """Write a subset of a dataset's train samples chosen by RULE from what the ledger knows:
     an oracle's scores or a run's per-sample history. Train on it with `dissect train DATA --subset OUT`.
 
@@ -651,7 +660,7 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
     recipe fell short of full data (59.4 against 63.4 top-1 %); there a full tiny run's
     --keep 0.5 subset trained for the proxy's steps (twice the epochs) passed it (66.4)."""
     subset = curation.curate(ledger_dir, rule, keep=keep, keep_n=keep_n, run=run, oracle=oracle, dataset=dataset,
-                             seed=seed, hist_epoch=hist_epoch, until_epoch=until_epoch)
+                             seed=seed, hist_epoch=hist_epoch, until_epoch=until_epoch, engine=engine)
     source = None
     if reshard or preview:
         from dissect.engine import data

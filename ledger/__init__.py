@@ -4,6 +4,7 @@ Usable without torch: `from dissect.ledger import query` needs duckdb and pyarro
 """
 from dissect.ledger.schema import TABLES, RunRecord
 from dissect.ledger.store import (
+    ENGINES,
     LedgerError,
     add_samples,
     check_name,
@@ -26,6 +27,7 @@ from dissect.ledger.summaries import add_oracle as summarise_oracle
 from dissect.ledger.writer import LedgerWriter
 
 __all__ = [
+    "ENGINES",
     "TABLES",
     "RunRecord",
     "LedgerError",

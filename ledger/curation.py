@@ -18,8 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dissect.ledger import spark
 from dissect.ledger.files import atomic_path
-from dissect.ledger.store import LedgerError, connect, dataset_fingerprint_in_ledger, set_variables, sql_text
+from dissect.ledger.store import (ENGINES, LedgerError, connect, dataset_fingerprint_in_ledger, set_variables,
+                                  sql_text)
 
 SUBSET_SCHEMA = pa.schema([("sample_id", pa.int64()), ("key", pa.string()), ("uid", pa.string()),
                            ("caption", pa.string()), ("score", pa.float64()), ("rank", pa.int64())])
@@ -71,8 +73,11 @@ class Subset:
 
 def curate(root, rule: str, *, keep: float | None = None, keep_n: int | None = None, run: str | None = None,
            oracle: str | None = None, dataset: str | None = None, seed: int = 0,
-           hist_epoch: int | None = None, until_epoch: int | None = None) -> Subset:
-    """The top of a dataset's train samples by RULE; a LedgerError says what is missing."""
+           hist_epoch: int | None = None, until_epoch: int | None = None, engine: str = "duckdb") -> Subset:
+    """The top of a dataset's train samples by RULE, ranked on ENGINE (duckdb or spark); a
+    LedgerError says what is missing."""
+    if engine not in ENGINES:
+        raise LedgerError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if rule not in RULES:
         raise LedgerError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)}")
     if (keep is None) == (keep_n is None):
@@ -84,7 +89,7 @@ def curate(root, rule: str, *, keep: float | None = None, keep_n: int | None = N
     spec = RULES[rule]
     table, dataset, n_train, n = ranked(root, spec, "curate_keep.sql", run=run, oracle=oracle, dataset=dataset,
                                         seed=seed, hist_epoch=hist_epoch, until_epoch=until_epoch, keep=keep,
-                                        keep_n=keep_n)
+                                        keep_n=keep_n, engine=engine)
     n_scored = table["n_scored"][0].as_py() if table.num_rows else 0
     if n_scored < n:
         what = f"run {run!r}" if spec.needs == "run" else f"oracle {oracle!r}" if spec.needs == "oracle" else dataset
@@ -109,8 +114,9 @@ def ends(root, rule: str, n: int = 20, *, run: str | None = None, oracle: str | 
 
 
 def ranked(root, spec: Rule, query: str, *, run, oracle, dataset, seed, hist_epoch, until_epoch, keep=None,
-           keep_n=None):
-    """(QUERY's table over SPEC's ranking, the dataset, its train samples, the n to keep)."""
+           keep_n=None, engine="duckdb"):
+    """(QUERY's table over SPEC's ranking, the dataset, its train samples, the n to keep). The
+    checks before it read the run records and partitions through DuckDB on either ENGINE."""
     con = connect(root)
     try:
         dataset = resolve_dataset(con, root, spec, run, oracle, dataset)
@@ -120,10 +126,19 @@ def ranked(root, spec: Rule, query: str, *, run, oracle, dataset, seed, hist_epo
         n = keep_n if keep_n is not None else max(1, math.floor(keep * n_train + 1e-9))
         if n > n_train:
             raise LedgerError(f"--keep-n {n} is more than the {n_train} train samples of {dataset}")
-        set_variables(con, {"dataset": dataset, "run": run, "oracle": oracle, "seed": seed,
-                            "hist_epoch": hist_epoch, "until_epoch": until_epoch, "keep_n": n})
+        variables = {"dataset": dataset, "run": run, "oracle": oracle, "seed": seed, "hist_epoch": hist_epoch,
+                     "until_epoch": until_epoch, "keep_n": n}
         ranking = sql_text("curate_ranked.sql").format(rule=spec.sql().rstrip().rstrip(";"))
-        table = con.sql(sql_text(query).format(ranked=ranking)).to_arrow_table()
+        sql = sql_text(query).format(ranked=ranking)
+        if engine == "spark":
+            try:
+                table = spark.query_table(root, sql, variables=variables)
+            except spark.Untranslatable as e:
+                raise spark.Untranslatable(f"rule {spec.name} cannot run on Spark: {e}; curate it with "
+                                           "--engine duckdb") from e
+        else:
+            set_variables(con, variables)
+            table = con.sql(sql).to_arrow_table()
     finally:
         con.close()
     return table, dataset, n_train, n

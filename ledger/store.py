@@ -22,6 +22,8 @@ class LedgerError(Exception):
     """A ledger that cannot serve the request; the message says what to do."""
 
 
+# The engines the ledger's SQL runs on: DuckDB here, Spark SQL (spark.py) over the same files.
+ENGINES = ("duckdb", "spark")
 NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 # Characters DuckDB's globs would read as patterns or escapes in a ledger's path.
 GLOB_CHARACTERS = set("[]*?{}\\")
