@@ -707,9 +707,10 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
 @click.option("--out", default=None, type=click.Path(), help="PNG to draw (figure/table) or folder (--all).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @skip_damaged_option
+@engine_option
 @click.option("--quiet", is_flag=True, help="No progress bar (--all).")
 def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, metric, x_axis, out, fmt, skip_damaged,
-            quiet):
+            engine, quiet):
     """Reproduce a figure or table of the paper from the ledger: its SQL file
     (dissect/ledger/queries), a rich table and a matplotlib PNG."""
     from dissect.ledger import figures
@@ -723,7 +724,7 @@ def report_(figure, table, all_, ledger_dir, run, vs, oracle, truth, epochs, met
     except ValueError:
         raise click.BadParameter(f"{epochs!r} is not a comma-separated list of epochs", param_hint="--epochs")
     req = report.Request(ledger=ledger_dir, run=run, vs=vs, oracle=oracle, truth=truth, epochs=epoch_list,
-                         metric=metric, x=x_axis, skip_damaged=skip_damaged)
+                         metric=metric, x=x_axis, skip_damaged=skip_damaged, engine=engine)
     say_skipped(ledger_dir, skip_damaged)
     if all_:
         folder = Path(out or "report")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dissect.ledger.store import LedgerError, connect, set_variables, sql_text
+from dissect.ledger import spark
+from dissect.ledger.store import ENGINES, LedgerError, connect, set_variables, sql_text
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Request:
     x: str = "trained"              # 5a's axis
     full_for_memorisation: bool = False   # 3a-c show the run's dataset's full-data run where there is one
     skip_damaged: bool = False      # leave damaged parts out rather than refuse (store.connect)
+    engine: str = "duckdb"          # or spark: the query on Spark SQL (spark.py)
 
 
 @dataclass
@@ -275,16 +277,21 @@ def _pick_run(con, subject: str, runs: list[str], strategy: str, what: str) -> s
 def run_analysis(key: str, req: Request) -> Result:
     if key not in ANALYSES:
         raise LedgerError(f"unknown analysis {key!r}: figures {', '.join(FIGURES)}; tables {', '.join(TABLES)}")
+    if req.engine not in ENGINES:
+        raise LedgerError(f"unknown engine {req.engine!r}: choose one of {', '.join(ENGINES)}")
     analysis = ANALYSES[key]
     con = connect(req.ledger, skip_damaged=req.skip_damaged)
     try:
-        params = resolve(con, analysis, req)
-        set_variables(con, params)
-        cur = con.execute(analysis.sql())
-        columns = [d[0] for d in cur.description]
-        rows = cur.fetchall()
+        params = resolve(con, analysis, req)   # on DuckDB with either engine: the records and partitions
+        if req.engine == "duckdb":
+            set_variables(con, params)
+            cur = con.execute(analysis.sql())
+            columns = [d[0] for d in cur.description]
+            rows = cur.fetchall()
     finally:
         con.close()
+    if req.engine == "spark":
+        columns, rows = spark.query(req.ledger, analysis.sql(), variables=params, skip_damaged=req.skip_damaged)
     if not rows:
         raise LedgerError(f"{analysis.title} has no data for run {params['run']!r} in ledger {req.ledger}")
     return Result(analysis, params["run"], columns, rows, params)

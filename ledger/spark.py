@@ -23,8 +23,11 @@ from dissect.ledger.schema import TABLES, duckdb_columns
 from dissect.ledger.store import LedgerError, check_root, connect, sql_text
 
 # Session settings that make Spark compute what DuckDB does: x / 0 and bad casts are NULL, not
-# an error; timestamps in UTC, as the run records' offsets are read.
-SESSION_SETTINGS = {"spark.sql.ansi.enabled": "false", "spark.sql.session.timeZone": "UTC"}
+# an error; timestamps in UTC, as the run records' offsets are read. The parts are named one by
+# one (the commit records list them), so their sizes are looked up by the driver rather than by
+# a Spark job per table and query.
+SESSION_SETTINGS = {"spark.sql.ansi.enabled": "false", "spark.sql.session.timeZone": "UTC",
+                    "spark.sql.sources.parallelPartitionDiscovery.threshold": str(2 ** 30)}
 
 
 class Untranslatable(LedgerError):
@@ -50,7 +53,8 @@ def session():
     spark = SparkSession.getActiveSession()
     if spark is None:
         try:
-            spark = SparkSession.builder.appName("dissect").getOrCreate()
+            # no progress bars: dissect's commands print results on stdout and one line per failure
+            spark = SparkSession.builder.appName("dissect").config("spark.ui.showConsoleProgress", "false").getOrCreate()
         except Exception as e:   # pyspark raises its own kinds (no Java, no gateway)
             raise LedgerError(f"Spark did not start ({str(e).splitlines()[0]}): --engine spark needs a Java 17+ "
                               "runtime (JAVA_HOME or java on PATH)") from e
@@ -196,9 +200,9 @@ SPARK_TYPES = {"BIGINT": "BIGINT", "INTEGER": "INT", "FLOAT": "FLOAT", "DOUBLE":
                "BOOLEAN": "BOOLEAN", "VARCHAR": "STRING", "TIMESTAMP": "TIMESTAMP", "JSON": "STRING"}
 
 
-def register(spark, root, *, skip_damaged: bool = False) -> None:
-    """Temp views scores, steps, ... and runs on SPARK over ROOT's committed parts (the same
-    refusal of a damaged ledger as store.connect)."""
+def register(spark, root, tables=TABLES, *, skip_damaged: bool = False) -> None:
+    """Temp views of TABLES (scores, steps, ...) and runs on SPARK over ROOT's committed parts
+    (the same refusal of a damaged ledger as store.connect)."""
     root = check_root(root)
     con = connect(root, skip_damaged=skip_damaged)   # refuses a missing or damaged ledger, names it
     try:
@@ -206,7 +210,7 @@ def register(spark, root, *, skip_damaged: bool = False) -> None:
     finally:
         con.close()
     parts, _, _ = commits.committed(root)
-    for table in TABLES.values():
+    for table in (TABLES[name] for name in tables):
         derived = {name: expression for name, _, expression, _ in table.derived}
         stored = [(col, typ) for col, typ in duckdb_columns(table) if col not in derived]
         schema = ", ".join(f"`{col}` {SPARK_TYPES[typ]}" for col, typ in stored)
@@ -254,7 +258,10 @@ def query_table(root, sql: str, *, variables: dict | None = None, skip_damaged: 
 def _frame(root, sql, variables, skip_damaged, spark):
     text = translate(sql, variables)
     spark = spark or session()
-    register(spark, root, skip_damaged=skip_damaged)
+    from sqlglot import exp
+
+    read = {t.name for t in _sqlglot().parse_one(text, read="spark").find_all(exp.Table)}
+    register(spark, root, [name for name in TABLES if name in read], skip_damaged=skip_damaged)
     try:
         return spark.sql(text)
     except Exception as e:   # Spark's analysis errors: what it could not resolve or type

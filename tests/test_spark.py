@@ -96,11 +96,16 @@ def test_every_curation_rule_keeps_what_duckdb_keeps(hand_ledger, spark, rule):
     same_rows([tuple(r.values()) for r in on_spark.table.to_pylist()], [tuple(r.values()) for r in duck.table.to_pylist()])
 
 
-def test_query_and_curate_take_engine_spark(hand_ledger, spark, tmp_path):
+def test_query_report_and_curate_take_engine_spark(hand_ledger, spark, tmp_path):
     sql = ("SELECT run, epoch, count(*) AS n, max(c) AS c FROM (SELECT run, epoch, centred(clipscore, run, epoch) AS c "
            "FROM scores) GROUP BY ALL ORDER BY ALL")
     duck = CliRunner().invoke(cli, ["query", "--ledger", str(hand_ledger), "--format", "csv", sql])
     on_spark = CliRunner().invoke(cli, ["query", "--ledger", str(hand_ledger), "--format", "csv", "--engine", "spark", sql])
+    assert duck.exit_code == 0 and on_spark.exit_code == 0, on_spark.output
+    assert on_spark.output == duck.output
+    figure = ["report", "--figure", "4d", "--ledger", str(hand_ledger), "--run", "dis", "--format", "csv"]
+    duck = CliRunner().invoke(cli, figure)
+    on_spark = CliRunner().invoke(cli, [*figure, "--engine", "spark"])
     assert duck.exit_code == 0 and on_spark.exit_code == 0, on_spark.output
     assert on_spark.output == duck.output
     out = tmp_path / "kept.parquet"
