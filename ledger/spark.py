@@ -138,9 +138,6 @@ def _spark_forms(tree):
     from sqlglot import exp
 
     def rewrite(node):
-        if isinstance(node, exp.Pivot) and not node.args.get("fields") and not node.args.get("field"):
-            raise Untranslatable("PIVOT ... ON col without the values listed: Spark's PIVOT needs them "
-                                 "(FOR col IN (...))")
         name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower() \
             if isinstance(node, exp.Func) else None
         if name in DUCKDB_ONLY:
@@ -163,6 +160,35 @@ def _spark_forms(tree):
     return tree.transform(rewrite)
 
 
+def _pivots(tree, distinct_values):
+    """DuckDB's PIVOT src ON col USING agg GROUP BY g as Spark's, which lists the values (FOR col
+    IN (...)): DISTINCT_VALUES(sql) finds them first, sorted, as DuckDB orders the new columns."""
+    sqlglot = _sqlglot()
+    from sqlglot import exp
+
+    ctes = tree.args.get("with_")
+
+    def rewrite(node):
+        if not isinstance(node, exp.Pivot) or node.args.get("fields") or node.args.get("using") is None:
+            return node
+        if distinct_values is None or len(node.expressions) != 1:
+            raise Untranslatable("PIVOT ... ON several columns (or with no session to find the values in): "
+                                 "Spark's PIVOT lists the values of one (FOR col IN (...))")
+        on = node.expressions[0].sql(dialect="spark")
+        source = node.this.sql(dialect="spark")
+        prefix = f"{ctes.sql(dialect='spark')} " if ctes else ""
+        values = distinct_values(f"{prefix}SELECT DISTINCT {on} FROM {source} WHERE {on} IS NOT NULL ORDER BY 1")
+        aggregates = node.args["using"]
+        group = node.args["group"].expressions if node.args.get("group") else []
+        read = list(dict.fromkeys(c.sql(dialect="spark") for a in aggregates for c in a.find_all(exp.Column)))
+        kept = ", ".join(dict.fromkeys([*(g.sql(dialect="spark") for g in group), on, *read]))
+        return sqlglot.parse_one(
+            f"SELECT * FROM (SELECT {kept} FROM {source}) PIVOT ({', '.join(a.sql(dialect='spark') for a in aggregates)} "
+            f"FOR {on} IN ({', '.join(exp.convert(v).sql(dialect='spark') for v in values)}))", read="spark")
+
+    return tree.transform(rewrite)
+
+
 # DuckDB functions whose Spark namesake or nearest translation computes something else.
 DUCKDB_ONLY = {
     "hash": "DuckDB's hash() is not Spark's (Murmur3): the same seed would rank other samples",
@@ -171,9 +197,10 @@ DUCKDB_ONLY = {
 }
 
 
-def translate(sql: str, variables: dict | None = None) -> str:
+def translate(sql: str, variables: dict | None = None, distinct_values=None) -> str:
     """The last statement of SQL (DuckDB's dialect, over the ledger's views and macros) in
-    Spark's dialect, VARIABLES in place of getvariable('name'). Untranslatable says what not."""
+    Spark's dialect, VARIABLES in place of getvariable('name'); a PIVOT's values come from
+    DISTINCT_VALUES(spark_sql) (the Spark session's answer). Untranslatable says what not."""
     sqlglot = _sqlglot()
     from sqlglot import exp
 
@@ -187,7 +214,7 @@ def translate(sql: str, variables: dict | None = None) -> str:
         if not isinstance(statement, exp.Query):
             raise Untranslatable(f"{statement.key.upper()} statements: on Spark only queries run "
                                  "(SELECT, WITH); set variables with --param")
-    tree = _spark_forms(_expand(statements[-1], variables or {}))
+    tree = _pivots(_spark_forms(_expand(statements[-1], variables or {})), distinct_values)
     try:
         return tree.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as e:
@@ -256,16 +283,18 @@ def query_table(root, sql: str, *, variables: dict | None = None, skip_damaged: 
 
 
 def _frame(root, sql, variables, skip_damaged, spark):
-    text = translate(sql, variables)
     spark = spark or session()
     from sqlglot import exp
 
-    read = {t.name for t in _sqlglot().parse_one(text, read="spark").find_all(exp.Table)}
-    register(spark, root, [name for name in TABLES if name in read], skip_damaged=skip_damaged)
-    try:
-        return spark.sql(text)
-    except Exception as e:   # Spark's analysis errors: what it could not resolve or type
-        raise Untranslatable(f"Spark refused the translated SQL: {_first_line(e)}") from e
+    def run(text):
+        read = {t.name for t in _sqlglot().parse_one(text, read="spark").find_all(exp.Table)}
+        register(spark, root, [name for name in TABLES if name in read], skip_damaged=skip_damaged)
+        try:
+            return spark.sql(text)
+        except Exception as e:   # Spark's analysis errors: what it could not resolve or type
+            raise Untranslatable(f"Spark refused the translated SQL: {_first_line(e)}") from e
+
+    return run(translate(sql, variables, lambda text: [row[0] for row in _collect(run(text))]))
 
 
 def _collect(frame):
