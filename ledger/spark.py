@@ -10,10 +10,11 @@ equal in Spark is refused by name (Untranslatable), never run with another meani
 
 pyspark and a Java runtime are needed (`pip install 'dissect[spark]'`); the session is the
 active SparkSession, else a new one as spark-defaults or the environment configure it
-(local mode where nothing does).
+(local mode on every core with half the machine's memory where nothing does).
 """
 import functools
 import json
+import os
 import re
 
 import pyarrow as pa
@@ -52,9 +53,13 @@ def session():
                           "e.g. Debian's default-jre-headless)") from e
     spark = SparkSession.getActiveSession()
     if spark is None:
+        # no progress bars: dissect's commands print results on stdout and one line per failure
+        builder = SparkSession.builder.appName("dissect").config("spark.ui.showConsoleProgress", "false")
+        if not _configured():
+            # local mode's default heap (1 GB) runs out on a 20 M-row ledger's per-epoch figures
+            builder = builder.master("local[*]").config("spark.driver.memory", f"{_half_the_memory_gb()}g")
         try:
-            # no progress bars: dissect's commands print results on stdout and one line per failure
-            spark = SparkSession.builder.appName("dissect").config("spark.ui.showConsoleProgress", "false").getOrCreate()
+            spark = builder.getOrCreate()
         except Exception as e:   # pyspark raises its own kinds (no Java, no gateway)
             raise LedgerError(f"Spark did not start ({str(e).splitlines()[0]}): --engine spark needs a Java 17+ "
                               "runtime (JAVA_HOME or java on PATH)") from e
@@ -62,6 +67,18 @@ def session():
     for key, value in SESSION_SETTINGS.items():
         spark.conf.set(key, value)
     return spark
+
+
+def _configured() -> bool:
+    """Whether the environment or spark-defaults.conf says how to run Spark (else dissect does)."""
+    if any(os.environ.get(name) for name in ("PYSPARK_SUBMIT_ARGS", "SPARK_REMOTE", "MASTER")):
+        return True
+    conf_dir = os.environ.get("SPARK_CONF_DIR") or os.path.join(os.environ.get("SPARK_HOME", ""), "conf")
+    return os.path.isfile(os.path.join(conf_dir, "spark-defaults.conf"))
+
+
+def _half_the_memory_gb() -> int:
+    return max(1, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2 ** 31)
 
 
 # --- translation --------------------------------------------------------------

@@ -18,6 +18,8 @@ if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
 
 from dissect.ledger import spark as ledger_spark  # noqa: E402
 
+pytestmark = pytest.mark.e2e   # a Java process and a query plan per test: long, so handed out first
+
 # What each analysis is asked on hand_ledger: run "dis" (dissect-warmup) and the others of dataset d.
 REQUESTS = {
     "2": {}, "3a": {}, "3b": {}, "3c": {}, "4a": {"oracle": "o"}, "4b": {}, "4c": {"oracle": "o"},
