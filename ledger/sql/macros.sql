@@ -68,6 +68,15 @@ CREATE OR REPLACE MACRO class_ranks(run_names, oracle_name, at_epoch) AS TABLE
             AND list_contains(run_names, s.run) AND s.epoch = at_epoch)
     GROUP BY ALL;
 
+-- class_stats from the scores themselves (when `summarised` is not true), the split looked up
+-- in clean_bits.
+CREATE OR REPLACE MACRO scored_class_stats(run_names, oracle_name) AS TABLE
+    SELECT s.run, s.epoch, is_clean(b.bits, s.sample_id) AS is_clean, count(*) AS n, count(s.clipscore) AS n_scored,
+           sum(s.clipscore)::DOUBLE AS sum_clipscore, count(*) FILTER (WHERE s.selected) AS n_selected
+    FROM scores s, (SELECT clean_bits(run_names[1], oracle_name) AS bits) b
+    WHERE NOT coalesce(getvariable('summarised'), false) AND list_contains(run_names, s.run)
+    GROUP BY ALL;
+
 -- Per run, epoch and class (clean / noisy under the split of clean_split): rows, scored
 -- rows, the sum of their CLIPScores and picks. From the summaries written with each epoch
 -- when the variable `summarised` says every epoch of the runs has them under this split
@@ -78,11 +87,7 @@ CREATE OR REPLACE MACRO class_stats(run_names, oracle_name) AS TABLE
     WHERE coalesce(getvariable('summarised'), false)
       AND list_contains(run_names, run) AND oracle IS NOT DISTINCT FROM oracle_name
     UNION ALL
-    SELECT s.run, s.epoch, is_clean(b.bits, s.sample_id) AS is_clean, count(*) AS n, count(s.clipscore) AS n_scored,
-           sum(s.clipscore)::DOUBLE AS sum_clipscore, count(*) FILTER (WHERE s.selected) AS n_selected
-    FROM scores s, (SELECT clean_bits(run_names[1], oracle_name) AS bits) b
-    WHERE NOT coalesce(getvariable('summarised'), false) AND list_contains(run_names, s.run)
-    GROUP BY ALL;
+    SELECT * FROM scored_class_stats(run_names, oracle_name);
 
 -- TP accuracy: the fraction of the selected samples that are clean.
 CREATE OR REPLACE MACRO tp_accuracy(selected, is_clean) AS
@@ -145,12 +150,16 @@ CREATE OR REPLACE MACRO run_setting(config) AS
         'scan_low_share', CASE WHEN config->>'strategy' = 'scan' THEN config->'scan_low_share' END,
         'divbs_features', CASE WHEN config->>'strategy' = 'divbs' THEN config->'divbs_features' END));
 
+-- Each named run's settings: its record's, or read out of its config (run_setting).
+CREATE OR REPLACE MACRO run_settings(run_names) AS TABLE
+    SELECT name, coalesce(settings, run_setting(config)) AS setting FROM runs WHERE list_contains(run_names, name);
+
 -- For each of the named runs, the settings in which it differs from some other run that
 -- has them, as 'key=value ...' ('' where all share one setting): the label that keeps runs of
 -- different experiments from being averaged together.
 CREATE OR REPLACE MACRO setting_labels(run_names) AS TABLE
     WITH s AS (
-        SELECT name, coalesce(settings, run_setting(config)) AS setting FROM runs WHERE list_contains(run_names, name)
+        SELECT * FROM run_settings(run_names)
     ),
     varying AS (
         SELECT k FROM s, unnest(json_keys(s.setting)) AS t(k)
