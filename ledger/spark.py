@@ -14,8 +14,10 @@ active SparkSession, else a new one as spark-defaults or the environment configu
 """
 import functools
 import json
+import logging
 import os
 import re
+import tempfile
 
 import pyarrow as pa
 
@@ -29,6 +31,10 @@ from dissect.ledger.store import LedgerError, check_root, connect, sql_text
 # a Spark job per table and query.
 SESSION_SETTINGS = {"spark.sql.ansi.enabled": "false", "spark.sql.session.timeZone": "UTC",
                     "spark.sql.sources.parallelPartitionDiscovery.threshold": str(2 ** 30)}
+
+
+WAREHOUSE = os.path.join(tempfile.gettempdir(), "dissect-spark-warehouse")
+LOG_CONFIG = os.path.join(os.path.dirname(__file__), "spark_conf", "log4j2.properties")
 
 
 class Untranslatable(LedgerError):
@@ -58,15 +64,27 @@ def session():
         if not _configured():
             # local mode's default heap (1 GB) runs out on a 20 M-row ledger's per-epoch figures
             builder = builder.master("local[*]").config("spark.driver.memory", f"{_half_the_memory_gb()}g")
+            # dissect reads temp views only; Spark's default warehouse is a spark-warehouse/ in the cwd
+            builder = builder.config("spark.sql.warehouse.dir", WAREHOUSE).config(
+                "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG}")
         try:
             spark = builder.getOrCreate()
         except Exception as e:   # pyspark raises its own kinds (no Java, no gateway)
             raise LedgerError(f"Spark did not start ({str(e).splitlines()[0]}): --engine spark needs a Java 17+ "
                               "runtime (JAVA_HOME or java on PATH)") from e
         spark.sparkContext.setLogLevel("FATAL")   # what fails is said once, in the LedgerError
+        _quiet_query_context_loggers()
     for key, value in SESSION_SETTINGS.items():
         spark.conf.set(key, value)
     return spark
+
+
+def _quiet_query_context_loggers():
+    """pyspark logs a failed query's whole Java stack as JSON on stderr before raising it."""
+    from pyspark.logger import PySparkLogger   # its loggers take keyword context a plain Logger refuses
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _configured() -> bool:

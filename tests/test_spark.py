@@ -125,3 +125,32 @@ def test_what_spark_cannot_run_is_refused_by_name(hand_ledger, spark, tmp_path):
                                       "--dataset", "d", "--out", str(tmp_path / "no.parquet"), "--engine", "spark"])
     assert result.exit_code != 0 and "hash()" in result.output
     assert not (tmp_path / "no.parquet").exists()
+
+
+def test_a_session_dissect_starts_runs_local_quietly_with_half_the_memory_and_no_warehouse_in_the_cwd(
+        hand_ledger, tmp_path):
+    """In a process of its own: the module's session would be the active one here. An unknown table
+    makes Spark look in its catalog (creating a warehouse) and log the failure before raising it."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_SUBMIT_ARGS", "SPARK_REMOTE", "MASTER",
+                                                             "SPARK_CONF_DIR", "SPARK_HOME")}
+    script = ("from dissect.ledger import spark\n"
+              "s = spark.session()\n"
+              f"print(spark.query({str(hand_ledger)!r}, 'SELECT count(*) FROM runs')[1][0][0])\n"
+              "print(s.conf.get('spark.master'), s.conf.get('spark.driver.memory'))\n"
+              "try:\n"
+              f"    spark.query({str(hand_ledger)!r}, 'SELECT * FROM nosuch')\n"
+              "except spark.Untranslatable as e:\n"
+              "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs, settings, refused = out.stdout.split("\n")[:3]
+    assert int(runs) == store.query(hand_ledger, "SELECT count(*) FROM runs")[1][0][0]
+    assert settings == f"local[*] {ledger_spark._half_the_memory_gb()}g"
+    assert "TABLE_OR_VIEW_NOT_FOUND" in refused
+    assert not (tmp_path / "spark-warehouse").exists()
+    # the JVM's own notice of the vector module Spark adds is the one line that stays
+    assert [line for line in out.stderr.splitlines() if not line.startswith("WARNING: Using incubator")] == []
