@@ -656,9 +656,9 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
     half its training steps, 0.94 of one training's compute in all; `dissect demo` runs it.
     Where it lost: captions only partly wrong (one attribute changed), where full data (180.0)
     beat every coreset, oracle ones too (at most 133.8 at keep 0.5): curate mismatched pairs,
-    not merely imprecise ones. On Fashion-MNIST (another class's caption, one seed) the micro
-    recipe fell short of full data (59.4 against 63.4 top-1 %); there a full tiny run's
-    --keep 0.5 subset trained for the proxy's steps (twice the epochs) passed it (66.4)."""
+    not merely imprecise ones. On Fashion-MNIST (another class's caption, three seeds) the micro
+    recipe fell short of full data (58.1 against 61.7 top-1 %); there a full tiny run's
+    --keep 0.5 subset trained for the proxy's steps (twice the epochs) passed it (65.3)."""
     subset = curation.curate(ledger_dir, rule, keep=keep, keep_n=keep_n, run=run, oracle=oracle, dataset=dataset,
                              seed=seed, hist_epoch=hist_epoch, until_epoch=until_epoch, engine=engine)
     source = None
