@@ -654,8 +654,8 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
     model as the proxy, --by final-clipscore --keep 0.5 on its ledger, and the main model
     trained with --subset for the usual epochs beat full data (115.5 against 100.1 R@Sum) with
     half its training steps, 0.94 of one training's compute in all; `dissect demo` runs it.
-    Where it lost: captions only partly wrong (one attribute changed), where full data (180.0)
-    beat every coreset, oracle ones too (at most 133.8 at keep 0.5): curate mismatched pairs,
+    Where it lost: captions only partly wrong (one attribute changed), where full data (165.0,
+    three seeds) beat every coreset of the history's (at most 147.0 at keep 0.5): curate mismatched pairs,
     not merely imprecise ones. On Fashion-MNIST (another class's caption, three seeds) the micro
     recipe fell short of full data (58.1 against 61.7 top-1 %); there a full tiny run's
     --keep 0.5 subset trained for the proxy's steps (twice the epochs) passed it (65.3)."""
