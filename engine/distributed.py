@@ -18,6 +18,7 @@ class World:
     world_size: int = 1
     local_rank: int = 0
     gpu: int = 0          # this process's CUDA device: more processes than GPUs share them in turn
+    owns_group: bool = False   # init set the process group up, so shutdown tears it down
 
     @property
     def enabled(self) -> bool:
@@ -29,17 +30,19 @@ class World:
 
 
 def init(device: str) -> World:
-    """Join the process group torchrun set up (gloo on CPU, nccl on GPU), if there is one."""
+    """Join the process group torchrun set up (gloo on CPU, nccl on GPU), if there is one; a group
+    the caller set up already is used as it is and left to the caller to tear down."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return World()
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     gpu = local_rank % torch.cuda.device_count() if device.startswith("cuda") else 0
     if device.startswith("cuda"):
         torch.cuda.set_device(gpu)
-    return World(dist.get_rank(), dist.get_world_size(), local_rank, gpu)
+    return World(dist.get_rank(), dist.get_world_size(), local_rank, gpu, owns_group)
 
 
 def barrier(world: World) -> None:
@@ -172,5 +175,5 @@ def any_rank(world: World, flag: bool, device) -> bool:
 
 
 def shutdown(world: World) -> None:
-    if world.enabled and dist.is_initialized():
+    if world.owns_group and dist.is_initialized():
         dist.destroy_process_group()

@@ -59,6 +59,18 @@ def test_logit_scale_lr_mult_zero_freezes_the_temperature(tiny_dataset, tmp_path
     assert rows[0][0] == "free" and rows[0][1] > 1 and rows[1] == ("frozen", 1)
 
 
+def test_the_clip_loss_flags_define_the_run_and_resume_refuses_a_change(tiny_dataset, tmp_path):
+    """--local-loss and --gather-with-grad change open_clip's ClipLoss under torchrun (test_distributed.py's
+    local-scope run); here they are recorded as part of what defines the run."""
+    train(tiny_dataset, tmp_path, "local", "--local-loss", "--gather-with-grad")
+    config = ledger.Run(tmp_path, "local").record()["config"]
+    assert config["local_loss"] is True and config["gather_with_grad"] is True
+    result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--strategy", "dissect-warmup", "--epochs", "3",
+                                      "--warmup-epochs", "1", "--batch-size", "20", "--ledger", str(tmp_path),
+                                      "--run", "local", "--workers", "0", "--quiet", "--local-loss", "--resume"])
+    assert result.exit_code == 2 and "--gather-with-grad True -> False" in result.output, result.output
+
+
 def test_score_mode_train_scores_with_the_model_in_train_mode(tiny_dataset, tmp_path):
     modes = {}
     for mode in ("eval", "train"):
