@@ -18,6 +18,8 @@ surviving (goal: N of N, 0, 0, 0), and the planted damage `dissect check` found.
 if a trial differs, a child survives or a stopped run did not end as it should.
 """
 import argparse
+import contextlib
+import io
 import json
 import os
 import random
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 from dissect import ledger
+from dissect.cli.main import cli
 from dissect.engine.data import synthetic
 
 COMPARED = {
@@ -40,9 +43,35 @@ COMPARED = {
 
 
 def train_command(data, ledger_dir, run, epochs, *extra, workers=0):
-    return [sys.executable, "-m", "dissect.cli", "train", str(data), "--strategy", "dissect-momentum",
+    return ["train", str(data), "--strategy", "dissect-momentum",
             "--ratio", "0.3", "--epochs", str(epochs), "--batch-size", "20", "--warmup-epochs", "1",
             "--no-cache", "--workers", str(workers), "--ledger", str(ledger_dir), "--run", run, "--quiet", *extra]
+
+
+def in_a_process(command: list[str]) -> list[str]:
+    return [sys.executable, "-m", "dissect.cli", *command]
+
+
+def in_this_process(command: list[str]) -> tuple[int, str]:
+    """`dissect COMMAND` called here: its exit status and the last line it printed."""
+    printed = io.StringIO()
+    status = 0
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        try:
+            cli.main(command, prog_name="dissect", standalone_mode=False)
+        except SystemExit as e:
+            status = e.code or 0
+        except Exception as e:   # click's own usage errors, which dissect's handler leaves to click
+            status, printed = 2, io.StringIO(str(e))
+    return status, (printed.getvalue().strip().splitlines() or [""])[-1]
+
+
+def alive_after(pids: list[int], seconds: float) -> int:
+    """How many of PIDS are still alive SECONDS from now (sooner, 0, once none is)."""
+    deadline = time.perf_counter() + seconds
+    while any(map(alive, pids)) and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    return sum(map(alive, pids))
 
 
 def appears(path_glob_root: Path, pattern: str) -> bool:
@@ -95,10 +124,9 @@ def end_when(proc, ledger_dir: Path, run: str, moment: str, epoch: int, delay: f
     else:
         proc.send_signal(signal.SIGTERM if moment == "SIGTERM" else signal.SIGKILL)
     proc.wait()
-    time.sleep(2)
     what = f"{'sent' if moment.startswith('SIG') else 'killed at a'} {moment}" + \
-           ("" if moment.startswith("SIG") else " moment") + f" {time.perf_counter() - start - 2:.2f} s in"
-    return what, sum(alive(c) for c in children)
+           ("" if moment.startswith("SIG") else " moment") + f" {time.perf_counter() - start:.2f} s in"
+    return what, alive_after(children, 2)
 
 
 def stopped_as_it_should(proc, moment: str, ledger_dir: Path, run: str) -> str | None:
@@ -176,7 +204,7 @@ def main():
                              shard_size=50)
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     t0 = time.perf_counter()
-    subprocess.run(train_command(data, ledger_dir, "reference", args.epochs), check=True, env=env,
+    subprocess.run(in_a_process(train_command(data, ledger_dir, "reference", args.epochs)), check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     reference_wall = time.perf_counter() - t0
     print(f"reference run: {reference_wall:.1f} s")
@@ -188,8 +216,8 @@ def main():
         epoch = rng.randrange(args.epochs)
         delay = rng.uniform(0.5, 0.9 * reference_wall) if moment == "random" else \
             rng.uniform(0, 0.4 * reference_wall) if moment.startswith("SIG") else rng.uniform(0, 0.02)
-        proc = subprocess.Popen(train_command(data, ledger_dir, run, args.epochs, workers=2 * (trial % 2)), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        command = train_command(data, ledger_dir, run, args.epochs, workers=2 * (trial % 2))
+        proc = subprocess.Popen(in_a_process(command), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         when, surviving = end_when(proc, ledger_dir, run, moment, epoch, delay, deadline=4 * reference_wall)
         survivors += surviving
@@ -198,10 +226,9 @@ def main():
             wrong_ends.append(f"{run}: {wrong}")
         debris = left_behind(ledger_dir, run)
         ended = (ledger.Run(ledger_dir, run).record() or {}).get("status", "no record")
-        resumed = subprocess.run(train_command(data, ledger_dir, run, args.epochs, "--resume"), env=env,
-                                 capture_output=True, text=True)
-        if resumed.returncode != 0:
-            print(f"{run}: resume failed: {resumed.stderr.strip().splitlines()[-1]}")
+        status, last = in_this_process(train_command(data, ledger_dir, run, args.epochs, "--resume"))
+        if status != 0:
+            print(f"{run}: resume failed (exit {status}): {last}")
             results.append((False, 0, 0))
             continue
         total, lost, extra = compare(ledger_dir, run, "reference")
