@@ -33,12 +33,19 @@ RULES = {"random": {"dataset": "d"}, "oracle-clipscore": {"oracle": "o"}, "oracl
 REFUSED_RULES = {"random": "hash()"}
 
 
+# A JVM that starts and compiles cheaply (the client compiler, one GC thread): the test queries are
+# many and small, and the JIT's and GC's threads would otherwise take the other test worker's core.
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
 @pytest.fixture(scope="module")
 def spark():
     from pyspark.sql import SparkSession
 
     session = (SparkSession.builder.master("local[1]").appName("dissect-tests")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
+               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+               .config("spark.driver.extraJavaOptions", QUICK_JVM)
+               .getOrCreate())
     session.sparkContext.setLogLevel("FATAL")
     yield session
     session.stop()
@@ -136,6 +143,7 @@ def test_a_session_dissect_starts_runs_local_quietly_with_half_the_memory_and_no
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_SUBMIT_ARGS", "SPARK_REMOTE", "MASTER",
                                                              "SPARK_CONF_DIR", "SPARK_HOME")}
+    env["SPARK_SUBMIT_OPTS"] = QUICK_JVM   # the driver's JVM options, which dissect's session leaves alone
     script = ("from dissect.ledger import spark\n"
               "s = spark.session()\n"
               f"print(spark.query({str(hand_ledger)!r}, 'SELECT count(*) FROM runs')[1][0][0])\n"
