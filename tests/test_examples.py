@@ -31,7 +31,7 @@ def run_script(script, *args, **env):
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart")
-    return out, run_script("quickstart/run.sh", out, N="200", EPOCHS="4")
+    return out, run_script("quickstart/run.sh", out, N="200", EPOCHS="2")
 
 
 def test_quickstart_trains_reports_and_answers_its_three_questions(quickstart):
@@ -61,7 +61,7 @@ def test_the_sql_cookbook_runs_on_a_ledger(quickstart, name, params, columns):
     lines = result.output.strip().splitlines()
     assert lines[0] == columns
     if name == "sample_history":
-        assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2", "3"]   # one row per epoch
+        assert [line.split(",")[0] for line in lines[1:]] == ["0", "1"]   # one row per epoch
     if name == "ids_to_drop":
         assert len(lines) - 1 == pytest.approx(0.2 * 200, abs=2)
     if name == "delta_vs_small_loss":
@@ -131,11 +131,12 @@ def test_karpathy_ingest_refuses_what_it_cannot_use(tmp_path):
 
 
 def test_the_cc3m_recipe_runs_end_to_end_in_smoke_mode(tmp_path):
-    # two of the recipe's three strategies: each is a torchrun of three processes, and the loop is the same
-    printed = run_script("cc3m/run.sh", tmp_path, SMOKE="1", STRATEGIES="dissect-warmup full")
+    # one of the recipe's three strategies: each is a torchrun of three processes, and the loop is the same
+    # (other strategies under torchrun: test_distributed.py)
+    printed = run_script("cc3m/run.sh", tmp_path, SMOKE="1", STRATEGIES="dissect-warmup")
     assert "Table 1" in printed and "coco" in printed and "flickr" in printed
     _, runs = ledger.query(tmp_path / "ledger", "SELECT name, world_size, status FROM runs ORDER BY name")
-    assert runs == [("dissect-warmup", 2, "completed"), ("full", 2, "completed")]
+    assert runs == [("dissect-warmup", 2, "completed")]
     _, oracle = ledger.query(tmp_path / "ledger", "SELECT count(*) FROM oracle WHERE name = 'oracle'")
     assert oracle == [(48,)]
     assert (tmp_path / "report" / "index.html").exists()
