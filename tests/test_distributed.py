@@ -110,7 +110,7 @@ def test_picks_travel_only_between_ranks_that_need_them(global_run):
 
 
 def test_local_scope_picks_within_each_rank(global_run):
-    """Run l trained after run g in the same processes: the process group was set up again for it."""
+    """Run l trained after run g in the same processes and process group, which train() left standing."""
     ledger_dir = global_run / "ledger"
     rows = duckdb.sql(f"""
         SELECT epoch, step, regexp_extract(filename, 'part-([0-9]+)-', 1) AS rank, count(*) AS n,

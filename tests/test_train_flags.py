@@ -14,10 +14,13 @@ from dissect.engine import train as engine_train
 TESTS = Path(__file__).parent
 
 
+def train_args(data, ledger_dir, run, *extra):
+    return ["train", str(data), "--strategy", "dissect-warmup", "--epochs", "3", "--warmup-epochs", "1",
+            "--batch-size", "20", "--ledger", str(ledger_dir), "--run", run, "--workers", "0", "--quiet", *extra]
+
+
 def train(data, ledger_dir, run, *extra):
-    result = CliRunner().invoke(cli, ["train", str(data), "--strategy", "dissect-warmup", "--epochs", "3",
-                                      "--warmup-epochs", "1", "--batch-size", "20", "--ledger", str(ledger_dir),
-                                      "--run", run, "--workers", "0", "--quiet", *extra])
+    result = CliRunner().invoke(cli, train_args(data, ledger_dir, run, *extra))
     assert result.exit_code == 0, result.output
     return result
 
@@ -65,9 +68,7 @@ def test_the_clip_loss_flags_define_the_run_and_resume_refuses_a_change(tiny_dat
     train(tiny_dataset, tmp_path, "local", "--local-loss", "--gather-with-grad")
     config = ledger.Run(tmp_path, "local").record()["config"]
     assert config["local_loss"] is True and config["gather_with_grad"] is True
-    result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--strategy", "dissect-warmup", "--epochs", "3",
-                                      "--warmup-epochs", "1", "--batch-size", "20", "--ledger", str(tmp_path),
-                                      "--run", "local", "--workers", "0", "--quiet", "--local-loss", "--resume"])
+    result = CliRunner().invoke(cli, train_args(tiny_dataset, tmp_path, "local", "--local-loss", "--resume"))
     assert result.exit_code == 2 and "--gather-with-grad True -> False" in result.output, result.output
 
 
