@@ -168,12 +168,14 @@ def report(ledger_dir: Path, setting: str, dataset: str, seeds, epochs: int, ben
     print_rankings(ledger_dir, rankings, "curation.sql", dataset,
                    f"{setting}: precision of the kept set and AUROC of each rule's ranking (mean ± std, seeds)")
     columns, rows = ledger.query(ledger_dir, (HERE / "curation_by_epoch.sql").read_text(),
-                                 variables={"proxy_runs": f"{setting}-proxy-s%", "hist_epoch": max(0, (epochs - 1) // 4)})
+                                 variables={"proxy_runs": f"{setting}-proxy-s%", "hist_epoch": max(0, (epochs - 1) // 4),
+                                            "seeds": list(seeds)})
     print_table(columns, rows, title=f"{setting}: AUROC of the oracle-free rules had the proxy stopped at each epoch")
     metric = "zeroshot_top1" if benchmark == "fashion-mnist" else "rsum4"
     columns, rows = ledger.query(ledger_dir, (HERE / "curation_results.sql").read_text(),
                                  variables={"setting_runs": f"{setting}-%", "metric": metric,
-                                            "proxy_runs": f"{setting}-proxy-s%", "oracle_runs": f"{setting}-oracle-s%"})
+                                            "proxy_runs": f"{setting}-proxy-s%", "oracle_runs": f"{setting}-oracle-s%",
+                                            "seeds": list(seeds)})
     print_table(columns, rows, title=f"{setting}: final {metric} and cost (samples, proxy and oracle included) "
                               "against full training")
 

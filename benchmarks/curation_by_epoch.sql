@@ -1,8 +1,12 @@
 -- When does a run's history know most? For the proxy runs whose names match `proxy_runs`, the AUROC
 -- (clean vs noisy by the ground truth) of each oracle-free rule as if the run had stopped at
 -- epoch e: final-clipscore (the score at e), mean-clipscore (the mean centred score up to e)
--- and delta (the centred score at `hist_epoch`, minus that at e), mean over seeds.
-WITH centred_scores AS (SELECT * FROM centred_truth(getvariable('proxy_runs'))),
+-- and delta (the centred score at `hist_epoch`, minus that at e), mean over the runs of the
+-- seeds listed in `seeds` (the ledger may hold more).
+WITH centred_scores AS (
+    SELECT c.* FROM centred_truth(getvariable('proxy_runs')) c JOIN runs r ON r.name = c.run
+    WHERE list_contains(getvariable('seeds'), r.seed)
+),
 keys AS (
     SELECT run, epoch, is_clean,
            c AS final_clipscore,

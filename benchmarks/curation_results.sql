@@ -6,7 +6,8 @@
 -- what its rule needed: the epochs of its proxy run that the rule read (history rules), or the
 -- oracle's training and scoring (oracle rules); a cheaper proxy model's samples count as many as
 -- tiny's (docs/curation.md gives their compute).
--- Variables: setting_runs, the setting's run names (LIKE); metric; proxy_runs, oracle_runs (LIKE).
+-- Variables: setting_runs, the setting's run names (LIKE); metric; proxy_runs, oracle_runs (LIKE);
+-- seeds, the seeds reported (a list: the ledger may hold more).
 WITH cost_by_epoch AS (
     SELECT s.run, s.epoch,
            sum(s.n_selected) AS backward,
@@ -50,6 +51,7 @@ per_run AS (
     JOIN oracle o ON o.seed = r.seed
     LEFT JOIN curated_from h ON h.run = r.name
     WHERE r.name LIKE getvariable('setting_runs') AND r.name NOT LIKE getvariable('oracle_runs') AND r.status = 'completed'
+      AND list_contains(getvariable('seeds'), r.seed)
 )
 SELECT model, method, ratio, pool, nullif(proxy, '') AS proxy, proxy_until, epochs,
        printf('%.1f ± %.1f', avg(value), coalesce(stddev_samp(value), 0)) AS final_metric,
