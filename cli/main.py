@@ -661,7 +661,10 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
     --keep 0.5 subset trained for the proxy's steps (twice the epochs) passed it (65.3). On the
     emoji benchmark (real art and text, three seeds) a cheaper proxy did as well: a tiny run read
     to 4 of its 10 epochs, --by mean-clipscore --until-epoch 3 --keep 0.5, matched full data
-    (18.8 against 17.2 R@Sum) with half its steps at 0.9 of one training in all."""
+    (18.8 against 17.2 R@Sum) with half its steps at 0.9 of one training in all. Where full data
+    memorises (500 pairs, 30 epochs, three seeds), stop the proxy before it does: a tiny run read
+    to 12 of its 30 epochs, --by final-clipscore --until-epoch 11 --keep 0.5, beat full data
+    (48.7 against 37.7) at 0.9 of one training in all."""
     subset = curation.curate(ledger_dir, rule, keep=keep, keep_n=keep_n, run=run, oracle=oracle, dataset=dataset,
                              seed=seed, hist_epoch=hist_epoch, until_epoch=until_epoch, engine=engine)
     source = None
