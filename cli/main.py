@@ -652,7 +652,7 @@ def curate(ledger_dir, rule, keep, keep_n, out, run, oracle, dataset, seed, hist
 
     What won here (docs/curation.md, shuffled captions): a full run of the cheap dissect-micro
     model as the proxy, --by final-clipscore --keep 0.5 on its ledger, and the main model
-    trained with --subset for the usual epochs beat full data (115.5 against 100.1 R@Sum) with
+    trained with --subset for the usual epochs beat full data (113.8 against 100.1 R@Sum) with
     half its training steps, 0.94 of one training's compute in all; `dissect demo` runs it.
     Where it lost: captions only partly wrong (one attribute changed), where full data (165.0,
     three seeds) beat every coreset of the history's (at most 147.0 at keep 0.5): curate mismatched pairs,
