@@ -189,14 +189,16 @@ def entries(root) -> tuple[list[Entry], list[Damage]]:
     return found, unreadable
 
 
-def committed(root) -> tuple[dict[str, list[Path]], list[Damage], dict[str, set[str] | None]]:
+def committed(root) -> tuple[dict[str, list[Path]], list[Damage], dict[str, set[str] | None], dict[str, bool]]:
     """Every committed part by table, the damage a look at the files shows (records that
     cannot be read, parts missing or of another size than committed; damaged parts are
-    left out of the lists), and the columns each table's parts hold (None where a commit
-    record does not say: the parts' footers do)."""
+    left out of the lists), the columns each table's parts hold (None where a commit
+    record does not say: the parts' footers do), and whether the records say that every
+    part of the table holds the same columns in the same order."""
     root = Path(root)
     by_table: dict[str, list[Path]] = {t: [] for t in TABLES}
     columns: dict[str, set[str] | None] = {t: set() for t in TABLES}
+    layouts: dict[str, set[tuple[str, ...] | None]] = {t: set() for t in TABLES}
     found, damage = entries(root)
     for entry in found:
         if entry.damage is not None:
@@ -204,6 +206,8 @@ def committed(root) -> tuple[dict[str, list[Path]], list[Damage], dict[str, set[
             continue
         table = entry.rel.split("/", 1)[0]
         by_table[table].append(root / entry.rel)
+        layouts[table].add(None if entry.columns is None else tuple(entry.columns))
         if columns[table] is not None:
             columns[table] = None if entry.columns is None else columns[table] | set(entry.columns)
-    return by_table, damage, columns
+    uniform = {t: len(held) == 1 and None not in held for t, held in layouts.items()}
+    return by_table, damage, columns, uniform

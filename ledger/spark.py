@@ -271,7 +271,7 @@ def register(spark, root, tables=TABLES, *, skip_damaged: bool = False) -> None:
         runs = con.sql(sql_text("spark_runs.sql")).to_arrow_table()
     finally:
         con.close()
-    parts, _, _ = commits.committed(root)
+    parts, *_ = commits.committed(root)
     for table in (TABLES[name] for name in tables):
         derived = {name: expression for name, _, expression, _ in table.derived}
         stored = [(col, typ) for col, typ in duckdb_columns(table) if col not in derived]

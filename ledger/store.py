@@ -75,7 +75,7 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True,
     root = check_root(root)
     if must_exist and not root.is_dir():
         raise LedgerError(f"no ledger at {root}: pass --ledger with the folder `dissect train` wrote")
-    parts, damage, recorded = commits.committed(root)
+    parts, damage, recorded, uniform = commits.committed(root)
     if damage and not skip_damaged:
         more = f" and {len(damage) - 1} more" if len(damage) > 1 else ""
         raise LedgerError(f"damaged ledger: {damage[0].line()}{more}; `dissect check --ledger {root}` lists "
@@ -96,6 +96,8 @@ def connect(root: str | os.PathLike, *, must_exist: bool = True,
                                   for col, typ in columns),
                 files=", ".join(f"'{_quote(str(p))}'" for p in parts[table.name]),
                 hive_types=", ".join(f"'{col}': {typ}" for col, typ in table.partitions),
+                # matching by name reads every part's footer each time a query names the view
+                union_by_name="false" if uniform[table.name] else "true",
             )
         else:
             sql = sql_text("empty_view.sql").format(name=table.name, typed_nulls=_typed_nulls(columns))

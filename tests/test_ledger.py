@@ -104,3 +104,29 @@ def test_a_part_written_before_a_column_existed_reads_it_as_null(tmp_path):
     commits.commit(tmp_path, "samples/dataset=d", [part], meta={"fingerprint": "f" * 64})
     assert ledger.query(tmp_path, "SELECT dataset, sample_id, uid, image_path, url FROM samples")[1] == [
         ("d", 0, None, None, None)]
+
+
+def test_parts_of_two_layouts_read_by_name_and_one_layout_without(tmp_path):
+    from dissect.ledger import commits
+
+    with ledger.LedgerWriter(tmp_path) as writer:
+        writer.add("scores", {"run": "r1", "epoch": 0}, score_rows([0, 1, 2], 0, 0))
+        writer.flush()
+
+    def view_sql():
+        con = ledger.connect(tmp_path)
+        try:
+            return con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'scores'").fetchone()[0]
+        finally:
+            con.close()
+
+    # one layout: matching columns by name would read every part's footer at each query
+    assert "union_by_name = false" in view_sql()
+    older = {k: v for k, v in score_rows([5, 6], 1, 1).items() if k != "correct"}   # before `correct`
+    part = tmp_path / "scores" / "run=r1" / "epoch=1" / "part-0.parquet"
+    part.parent.mkdir(parents=True)
+    pq.write_table(pa.table(older), part)
+    commits.commit(tmp_path, "scores/run=r1/epoch=1", [part])
+    assert "union_by_name = true" in view_sql()
+    assert ledger.query(tmp_path, "SELECT epoch, sample_id, correct FROM scores ORDER BY sample_id")[1] == [
+        (0, 0, True), (0, 1, True), (0, 2, True), (1, 5, None), (1, 6, None)]
