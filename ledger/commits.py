@@ -197,8 +197,7 @@ def committed(root) -> tuple[dict[str, list[Path]], list[Damage], dict[str, set[
     part of the table holds the same columns in the same order."""
     root = Path(root)
     by_table: dict[str, list[Path]] = {t: [] for t in TABLES}
-    columns: dict[str, set[str] | None] = {t: set() for t in TABLES}
-    layouts: dict[str, set[tuple[str, ...] | None]] = {t: set() for t in TABLES}
+    layouts: dict[str, set[tuple[str, ...] | None]] = {t: set() for t in TABLES}   # None: not recorded
     found, damage = entries(root)
     for entry in found:
         if entry.damage is not None:
@@ -207,7 +206,6 @@ def committed(root) -> tuple[dict[str, list[Path]], list[Damage], dict[str, set[
         table = entry.rel.split("/", 1)[0]
         by_table[table].append(root / entry.rel)
         layouts[table].add(None if entry.columns is None else tuple(entry.columns))
-        if columns[table] is not None:
-            columns[table] = None if entry.columns is None else columns[table] | set(entry.columns)
+    columns = {t: None if None in held else set().union(*held) for t, held in layouts.items()}
     uniform = {t: len(held) == 1 and None not in held for t, held in layouts.items()}
     return by_table, damage, columns, uniform
